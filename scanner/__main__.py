@@ -1,0 +1,5 @@
+"""``python -m scanner`` behaves exactly like the ``scanner`` console script."""
+
+from .cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,268 @@
+"""Pure tables: from what the kernel or the resolver said to a category and a hint.
+
+Everything that interprets an errno, an ICMP (type, code) or a c-ares status lives
+here, as data, so the mapping can be read in one place and tested as a table. No I/O.
+"""
+
+from __future__ import annotations
+
+import errno as E
+from collections.abc import Iterable, Mapping, Sequence
+
+from .models import AddressFamily, Category, ConnectOutcome, Expect, IcmpDetail
+
+C = Category
+
+#: errno from connect()/SO_ERROR when the error queue has nothing better to say.
+ERRNO_CATEGORY: Mapping[int, Category] = {
+    0: C.OPEN,
+    E.ECONNREFUSED: C.REFUSED,
+    E.ECONNRESET: C.REFUSED,
+    E.ETIMEDOUT: C.TIMEOUT,
+    E.EHOSTUNREACH: C.HOST_UNREACHABLE,
+    E.EHOSTDOWN: C.HOST_UNREACHABLE,
+    E.ENETUNREACH: C.NETWORK_UNREACHABLE,
+    E.ENETDOWN: C.NETWORK_UNREACHABLE,
+    E.EPERM: C.BLOCKED_LOCALLY,
+    E.EACCES: C.BLOCKED_LOCALLY,
+    # Local shortages: they say nothing about the target.
+    E.EMFILE: C.INCONCLUSIVE,
+    E.ENFILE: C.INCONCLUSIVE,
+    E.EADDRNOTAVAIL: C.INCONCLUSIVE,
+    E.EADDRINUSE: C.INCONCLUSIVE,
+    E.ENOBUFS: C.INCONCLUSIVE,
+    E.ENOMEM: C.INCONCLUSIVE,
+    E.EAGAIN: C.INCONCLUSIVE,
+}
+
+#: ICMPv4 destination-unreachable (type 3) codes, RFC 792 / RFC 1812.
+ICMP4_UNREACH: Mapping[int, Category] = {
+    0: C.NETWORK_UNREACHABLE,  # net unreachable
+    1: C.HOST_UNREACHABLE,  # host unreachable (ARP failed at the last router)
+    2: C.REJECTED,  # protocol unreachable
+    3: C.REJECTED,  # port unreachable: a filter, TCP itself would answer RST
+    5: C.NETWORK_UNREACHABLE,  # source route failed
+    6: C.NETWORK_UNREACHABLE,  # destination network unknown
+    7: C.HOST_UNREACHABLE,  # destination host unknown
+    8: C.REJECTED,  # source host isolated
+    9: C.REJECTED,  # network administratively prohibited
+    10: C.REJECTED,  # host administratively prohibited
+    11: C.NETWORK_UNREACHABLE,  # network unreachable for TOS
+    12: C.HOST_UNREACHABLE,  # host unreachable for TOS
+    13: C.REJECTED,  # communication administratively prohibited (filter)
+    14: C.REJECTED,  # host precedence violation
+    15: C.REJECTED,  # precedence cutoff in effect
+}
+
+#: ICMPv6 destination-unreachable (type 1) codes, RFC 4443.
+ICMP6_UNREACH: Mapping[int, Category] = {
+    0: C.NETWORK_UNREACHABLE,  # no route to destination
+    1: C.REJECTED,  # communication administratively prohibited
+    2: C.NETWORK_UNREACHABLE,  # beyond scope of source address
+    3: C.HOST_UNREACHABLE,  # address unreachable (NDP failed)
+    4: C.REJECTED,  # port unreachable
+    5: C.REJECTED,  # source address failed ingress/egress policy
+    6: C.REJECTED,  # reject route to destination
+}
+
+ICMP4_DEST_UNREACH, ICMP4_TIME_EXCEEDED = 3, 11
+ICMP6_DEST_UNREACH, ICMP6_TIME_EXCEEDED = 1, 3
+
+HINTS: Mapping[Category, str] = {
+    C.OPEN: "",
+    C.REFUSED: "the host answered with a TCP reset: nothing listens on port {port} "
+    "(service down, wrong port, or bound to another address)",
+    C.REJECTED: "a firewall at {icmp_from} rejects the traffic (ICMP {icmp}); "
+    "check its rules for port {port}",
+    C.TIMEOUT: "no answer within {timeout:g}s: a firewall silently drops the packets, "
+    "or the host is down",
+    C.HOST_UNREACHABLE: "the host is down or not on that network (ARP/NDP got no answer)"
+    "{from_clause}",
+    C.NETWORK_UNREACHABLE: "no route to that network{from_clause}; check routing and VPN",
+    C.BLOCKED_LOCALLY: "this machine's own firewall or policy blocks the connection "
+    "({errno}); check local nftables/iptables OUTPUT rules",
+    C.INCONCLUSIVE: "this machine ran out of something ({errno}); says nothing about the "
+    "target: lower --concurrency or raise limits and run again",
+    C.DNS_NXDOMAIN: "the name does not exist: check for a typo or a missing DNS record",
+    C.DNS_NO_ADDRESS: "the name exists but has no {rr} record: check the DNS records "
+    "(or the family setting)",
+    C.DNS_SERVFAIL: "the DNS server could not answer (broken upstream or DNSSEC)",
+    C.DNS_REFUSED: "the DNS server refuses to answer this client: check its ACLs "
+    "and which nameserver is configured",
+    C.DNS_TIMEOUT: "no DNS answer in time: the nameserver is unreachable or drops queries",
+    C.DNS_ERROR: "the resolver failed: {detail}",
+    C.SLOW: "handshake took {latency_ms:.0f} ms, over the {budget_ms} ms budget: "
+    "overloaded service or long path",
+    C.OUT_OF_SCOPE: "address outside scope.allow, no packet sent: DNS points somewhere "
+    "unexpected",
+}
+
+
+def classify_icmp(icmp: IcmpDetail) -> Category | None:
+    """Category for an ICMP error, or None for types we do not interpret."""
+    if icmp.family == "ipv4":
+        if icmp.type == ICMP4_DEST_UNREACH:
+            return ICMP4_UNREACH.get(icmp.code)
+        if icmp.type == ICMP4_TIME_EXCEEDED:
+            return C.NETWORK_UNREACHABLE  # TTL ran out on the way: a routing loop
+        return None
+    if icmp.type == ICMP6_DEST_UNREACH:
+        return ICMP6_UNREACH.get(icmp.code)
+    if icmp.type == ICMP6_TIME_EXCEEDED:
+        return C.NETWORK_UNREACHABLE
+    return None
+
+
+def classify_errno(err: int) -> Category:
+    """Category for a connect() errno; unknown errnos are our problem, not the target's."""
+    return ERRNO_CATEGORY.get(err, C.INCONCLUSIVE)
+
+
+def classify_connect(outcome: ConnectOutcome, local_addresses: Iterable[str] = ()) -> Category:
+    """Category of one handshake attempt.
+
+    The ICMP detail wins over the errno because the errno alone cannot tell a TCP
+    reset from an ICMP port-unreachable (both are ECONNREFUSED). A reject that this
+    host sent to itself is its own OUTPUT firewall: ``blocked_locally``.
+    """
+    if outcome.errno == 0 and not outcome.timed_out:
+        return C.OPEN
+    if outcome.icmp is not None:
+        category = classify_icmp(outcome.icmp)
+        if category is not None:
+            if category is C.REJECTED and outcome.icmp.sender in set(local_addresses):
+                return C.BLOCKED_LOCALLY
+            return category
+    if outcome.timed_out:
+        return C.TIMEOUT
+    return classify_errno(outcome.errno)
+
+
+#: c-ares status codes (pycares.errno / ares.h) to DNS categories.
+ARES_CATEGORY: Mapping[int, Category] = {
+    0: C.RESOLVED,  # ARES_SUCCESS
+    1: C.DNS_NO_ADDRESS,  # ARES_ENODATA: NOERROR, but no record of that type
+    3: C.DNS_SERVFAIL,  # ARES_ESERVFAIL
+    4: C.DNS_NXDOMAIN,  # ARES_ENOTFOUND: NXDOMAIN (or not in hosts/any search domain)
+    6: C.DNS_REFUSED,  # ARES_EREFUSED
+    11: C.DNS_TIMEOUT,  # ARES_ECONNREFUSED: nameserver port closed; no answer came
+    12: C.DNS_TIMEOUT,  # ARES_ETIMEOUT
+}
+
+
+def classify_ares(status: int) -> Category:
+    """Category for one c-ares lookup status."""
+    return ARES_CATEGORY.get(status, C.DNS_ERROR)
+
+
+#: When A and AAAA fail differently, the name's verdict is the most actionable one:
+#: a server failure hides whether the record exists, so it outranks "no such record".
+_DNS_PRECEDENCE: Sequence[Category] = (
+    C.DNS_TIMEOUT,
+    C.DNS_SERVFAIL,
+    C.DNS_REFUSED,
+    C.DNS_ERROR,
+    C.DNS_NO_ADDRESS,
+    C.DNS_NXDOMAIN,
+)
+
+
+def combine_dns(per_family: Sequence[tuple[AddressFamily, Category]]) -> Category:
+    """One verdict for a name from the outcome of each family queried.
+
+    Any address at all means the name resolved, as getaddrinfo() would say. If none
+    resolved, NXDOMAIN only when every query said so; NODATA from one family means
+    the name exists, so that becomes ``dns_no_address``.
+    """
+    categories = [category for _, category in per_family]
+    if not categories:
+        return C.DNS_ERROR
+    if C.RESOLVED in categories:
+        return C.RESOLVED
+    if all(c is C.DNS_NXDOMAIN for c in categories):
+        return C.DNS_NXDOMAIN
+    for candidate in _DNS_PRECEDENCE:
+        if candidate in categories:
+            return candidate
+    return C.DNS_ERROR
+
+
+def meets_expectation(expect: Expect, category: Category) -> bool:
+    """Whether one address's outcome satisfies the target's expectation.
+
+    ``closed`` is met by any handshake failure, but never by a DNS failure, a local
+    shortage (which proves nothing) or an address we refused to touch.
+    """
+    if expect == "open":
+        return category is C.OPEN
+    return category not in (C.OPEN, C.SLOW, C.INCONCLUSIVE, C.OUT_OF_SCOPE) and not category.is_dns
+
+
+def roll_up(expect: Expect, categories: Sequence[Category]) -> tuple[bool, Category]:
+    """A target's (ok, category) from its addresses' categories, in probe order.
+
+    The category is ``open`` when every address is open, otherwise that of the first
+    address that broke the expectation; a local shortage on any address makes the
+    target inconclusive rather than failed, because it proves nothing.
+    """
+    if not categories:
+        return False, C.DNS_NO_ADDRESS
+    broken = [c for c in categories if not meets_expectation(expect, c)]
+    if not broken:
+        if all(c is C.OPEN for c in categories):
+            return True, C.OPEN
+        return True, categories[0]
+    if C.INCONCLUSIVE in broken and all(
+        c is C.INCONCLUSIVE or meets_expectation(expect, c) for c in categories
+    ):
+        return False, C.INCONCLUSIVE
+    decisive = next(c for c in broken if c is not C.INCONCLUSIVE)
+    return False, decisive
+
+
+def icmp_name(icmp: IcmpDetail) -> str:
+    """A readable name for an ICMP error, e.g. ``port-unreachable (3/3)``."""
+    names4 = {0: "net-unreachable", 1: "host-unreachable", 2: "prot-unreachable",
+              3: "port-unreachable", 9: "net-prohibited", 10: "host-prohibited",
+              13: "admin-prohibited"}
+    names6 = {0: "no-route", 1: "admin-prohibited", 2: "beyond-scope", 3: "addr-unreachable",
+              4: "port-unreachable", 5: "policy-fail", 6: "reject-route"}
+    unreach = ICMP4_DEST_UNREACH if icmp.family == "ipv4" else ICMP6_DEST_UNREACH
+    table = names4 if icmp.family == "ipv4" else names6
+    label = table.get(icmp.code, "unreachable") if icmp.type == unreach else "time-exceeded"
+    return f"{label} {icmp.type}/{icmp.code}"
+
+
+def hint_for(
+    category: Category,
+    *,
+    port: int | None = None,
+    timeout: float = 0.0,
+    icmp: IcmpDetail | None = None,
+    errno_name: str | None = None,
+    detail: str | None = None,
+    family: str = "any",
+    latency_ms: float | None = None,
+    budget_ms: int | None = None,
+    target_address: str | None = None,
+) -> str | None:
+    """The sentence that tells a person what to check next; None for ``open``."""
+    if category in (C.OPEN, C.RESOLVED):
+        return None
+    sender = icmp.sender if icmp else None
+    if category is C.REJECTED and sender is not None and sender == target_address:
+        return (f"the target host itself rejects port {port} (ICMP {icmp_name(icmp)}"  # type: ignore[arg-type]
+                "): a host firewall, not a missing listener")
+    rr = {"ipv4": "A", "ipv6": "AAAA"}.get(family, "A or AAAA")
+    return HINTS[category].format(
+        port=port,
+        timeout=timeout,
+        icmp_from=sender or "an unknown address",
+        icmp=icmp_name(icmp) if icmp else "unreachable",
+        from_clause=f" (ICMP from {sender})" if sender else "",
+        errno=errno_name or "unknown error",
+        detail=detail or "unknown error",
+        rr=rr,
+        latency_ms=latency_ms or 0.0,
+        budget_ms=budget_ms,
+    )

@@ -1,0 +1,293 @@
+"""Concurrency: resolve each name once, fan handshakes out to a bounded pool, roll up.
+
+The engine owns timing, limits, retries and deadlines (as blackbox_exporter's handler
+does); :mod:`scanner.probe` only dials and :mod:`scanner.classify` only interprets.
+Results flow to a :class:`ScanObserver` as they happen, so output streams.
+"""
+
+from __future__ import annotations
+
+import math
+import resource
+import signal
+import time
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import anyio
+from anyio.abc import ObjectReceiveStream, ObjectSendStream
+
+from .classify import classify_connect, hint_for, roll_up
+from .models import (
+    TRANSIENT,
+    AddressFamily,
+    Category,
+    DnsResult,
+    Family,
+    Inventory,
+    ProbeResult,
+    ScanSummary,
+    Target,
+    TargetResult,
+)
+from .probe import connect_once
+from .resolve import Resolver, backoff_delay, literal_family
+
+DEFAULT_CONCURRENCY = 1024
+#: descriptors kept free for stdout, DNS sockets, report files and the event loop
+FD_RESERVE = 64
+
+
+class ScanObserver(Protocol):
+    """Receives results as they happen (JSON writer, console, collectors)."""
+
+    def on_start(self, targets: int, inventories: tuple[str, ...], concurrency: int) -> None: ...
+    def on_dns(self, result: DnsResult) -> None: ...
+    def on_probe(self, result: ProbeResult) -> None: ...
+    def on_target(self, result: TargetResult) -> None: ...
+    def on_finish(self, summary: ScanSummary) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class ScanOptions:
+    concurrency: int | None = None  # None: DEFAULT_CONCURRENCY, capped by the fd limit
+    max_duration: float | None = None
+    handle_signals: bool = True
+
+
+def raise_fd_limit() -> int:
+    """Raise the soft RLIMIT_NOFILE to the hard limit; return the new soft limit."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY:
+        hard = max(soft, 1 << 20)
+    if soft < hard:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+            soft = hard
+        except (ValueError, OSError):
+            pass
+    return soft
+
+
+def effective_concurrency(requested: int | None, fd_limit: int) -> int:
+    """Probes in flight: as asked (or the default), never more than free descriptors."""
+    wanted = requested if requested and requested > 0 else DEFAULT_CONCURRENCY
+    return max(1, min(wanted, fd_limit - FD_RESERVE))
+
+
+@dataclass
+class _Pending:
+    target: Target
+    addresses: tuple[str, ...]
+    probes: list[ProbeResult | None]
+    dns: DnsResult | None = None
+    done: int = 0
+
+
+_Job = tuple[int, int, str, AddressFamily]  # (target index, address slot, address, family)
+
+
+@dataclass
+class _Scan:
+    inventory: Inventory
+    observer: ScanObserver
+    concurrency: int
+    results: dict[int, TargetResult] = field(default_factory=dict)
+    pending: dict[int, _Pending] = field(default_factory=dict)
+
+    # --- stages -----------------------------------------------------------------
+
+    async def pipeline(self) -> None:
+        send, receive = anyio.create_memory_object_stream[_Job](self.concurrency)
+        async with anyio.create_task_group() as workers:
+            for _ in range(self.concurrency):
+                workers.start_soon(self._worker, receive.clone())
+            receive.close()
+            async with send:
+                await self._feed(send)
+
+    async def _feed(self, send: ObjectSendStream[_Job]) -> None:
+        """Literal targets go straight to the pool; names go through the resolver first.
+
+        Targets are grouped by (name, family) before any lookup starts, so each name is
+        resolved once and every target sharing it is fed when the answer arrives.
+        """
+        by_name: dict[tuple[str, Family], list[int]] = {}
+        literals: list[tuple[int, AddressFamily]] = []
+        for index, target in enumerate(self.inventory.targets):
+            family = literal_family(target.host)
+            if family is None:
+                by_name.setdefault((target.host, target.family), []).append(index)
+            else:
+                literals.append((index, family))
+        resolver = Resolver(self.inventory.resolver)
+        try:
+            async with anyio.create_task_group() as lookups:
+                for key, indices in by_name.items():
+                    lookups.start_soon(self._resolve_and_feed, resolver, key, indices, send)
+                for index, family in literals:
+                    target = self.inventory.targets[index]
+                    self.pending[index] = _Pending(target, (target.host,), [None])
+                    await send.send((index, 0, target.host, family))
+        finally:
+            with anyio.CancelScope(shield=True):
+                await resolver.aclose()
+
+    async def _resolve_and_feed(self, resolver: Resolver, key: tuple[str, Family],
+                                indices: list[int], send: ObjectSendStream[_Job]) -> None:
+        host, family = key
+        retries = max(self.inventory.targets[i].retries for i in indices)
+        dns = await resolver.resolve(host, family, retries)
+        self.observer.on_dns(dns)
+        for index in indices:
+            target = self.inventory.targets[index]
+            if dns.category is not Category.RESOLVED:
+                self._finish_target(index, _Pending(target, (), [], dns))
+                continue
+            self.pending[index] = _Pending(target, dns.addresses, [None] * len(dns.addresses),
+                                           dns)
+            for slot, address in enumerate(dns.addresses):
+                await send.send((index, slot, address, literal_family(address) or "ipv4"))
+
+    async def _worker(self, receive: ObjectReceiveStream[_Job]) -> None:
+        async with receive:
+            async for index, slot, address, family in receive:
+                pending = self.pending[index]
+                result = await probe_address(pending.target, address, family)
+                self.observer.on_probe(result)
+                pending.probes[slot] = result
+                pending.done += 1
+                if pending.done == len(pending.addresses):
+                    self._finish_target(index, pending)
+
+    # --- roll-up ----------------------------------------------------------------
+
+    def _finish_target(self, index: int, pending: _Pending) -> None:
+        self.pending.pop(index, None)
+        result = target_verdict(pending.target, pending.dns, pending.addresses,
+                                [p for p in pending.probes if p is not None])
+        self.results[index] = result
+        self.observer.on_target(result)
+
+    def finish_unfinished(self, reason: str) -> None:
+        """Targets cut short by a signal or the deadline end as inconclusive."""
+        for index, target in enumerate(self.inventory.targets):
+            if index in self.results:
+                continue
+            pending = self.pending.get(index)
+            result = TargetResult(
+                target=target, ok=False, category=Category.INCONCLUSIVE,
+                addresses=pending.addresses if pending else (),
+                hint=f"not finished: the scan was stopped ({reason})",
+                probes=tuple(p for p in pending.probes if p is not None) if pending else (),
+                dns=pending.dns if pending else None)
+            self.results[index] = result
+            self.observer.on_target(result)
+
+
+async def probe_address(target: Target, address: str, family: AddressFamily) -> ProbeResult:
+    """Probe one address of a target, retrying transient outcomes with backoff."""
+    attempts = 0
+    while True:
+        attempts += 1
+        outcome, local = await connect_once(address, target.port, family, target.timeout)
+        category = classify_connect(outcome, (local,) if local else ())
+        if category not in TRANSIENT or attempts > target.retries:
+            break
+        await anyio.sleep(backoff_delay(attempts))
+    errno_name = None if outcome.errno == 0 else _errno_name(outcome.errno)
+    return ProbeResult(
+        target=target, address=address, family=family, category=category,
+        latency_ms=outcome.latency_ms, attempts=attempts, errno=errno_name, icmp=outcome.icmp,
+        hint=hint_for(category, port=target.port, timeout=target.timeout, icmp=outcome.icmp,
+                      errno_name=errno_name, target_address=address),
+    )
+
+
+def target_verdict(target: Target, dns: DnsResult | None, addresses: Sequence[str],
+                   probes: Sequence[ProbeResult]) -> TargetResult:
+    """Roll a target's DNS outcome and per-address probes up into one verdict."""
+    if dns is not None and dns.category is not Category.RESOLVED:
+        return TargetResult(target=target, ok=False, category=dns.category, addresses=(),
+                            hint=hint_for(dns.category, family=target.family,
+                                          detail=dns.detail),
+                            dns=dns)
+    ok, category = roll_up(target.expect, [p.category for p in probes])
+    hint: str | None = None
+    if not ok:
+        decisive = next((p for p in probes if p.category is category), None)
+        if target.expect == "closed" and category is Category.OPEN:
+            hint = (f"port {target.port} accepts connections but must be closed: the "
+                    "firewall rule that should block it is missing")
+        else:
+            hint = decisive.hint if decisive else None
+    return TargetResult(target=target, ok=ok, category=category, addresses=tuple(addresses),
+                        hint=hint, probes=tuple(probes), dns=dns)
+
+
+def _errno_name(number: int) -> str:
+    import errno as errno_module
+
+    return errno_module.errorcode.get(number, f"E{number}")
+
+
+def summarize(results: Sequence[TargetResult], duration_s: float,
+              interrupted_by: str | None) -> ScanSummary:
+    ok = sum(1 for r in results if r.ok)
+    inconclusive = sum(1 for r in results if r.inconclusive)
+    failed = len(results) - ok - inconclusive
+    # "inconclusive" is both a category and a verdict; for targets they coincide.
+    counts: Counter[str] = Counter(r.category.value for r in results)
+    counts.update({"ok": ok, "failed": failed})
+    counts["inconclusive"] = inconclusive
+    return ScanSummary(total=len(results), ok=ok, failed=failed, inconclusive=inconclusive,
+                       counts=tuple(sorted(counts.items())), duration_s=duration_s,
+                       interrupted=interrupted_by is not None, interrupted_by=interrupted_by)
+
+
+async def run_scan(inventory: Inventory, observer: ScanObserver,
+                   options: ScanOptions = ScanOptions()) -> tuple[ScanSummary,
+                                                                    list[TargetResult]]:
+    """Scan every target of ``inventory``; results stream to ``observer``."""
+    fd_limit = raise_fd_limit()
+    concurrency = effective_concurrency(options.concurrency, fd_limit)
+    concurrency = min(concurrency, max(1, _address_estimate(inventory)))
+    scan = _Scan(inventory, observer, concurrency)
+    observer.on_start(len(inventory.targets), inventory.paths, concurrency)
+    started = time.perf_counter()
+    interrupted_by: str | None = None
+    scope = anyio.CancelScope(
+        deadline=anyio.current_time() + options.max_duration if options.max_duration
+        else math.inf)
+
+    async def watch_signals() -> None:
+        nonlocal interrupted_by
+        with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+            async for signum in signals:
+                interrupted_by = signal.Signals(signum).name
+                scope.cancel()
+                return
+
+    async with anyio.create_task_group() as outer:
+        if options.handle_signals:
+            outer.start_soon(watch_signals)
+        with scope:
+            await scan.pipeline()
+        outer.cancel_scope.cancel()
+    if scope.cancelled_caught and interrupted_by is None:
+        interrupted_by = "deadline"
+    if interrupted_by is not None:
+        reason = ("--max-duration reached" if interrupted_by == "deadline"
+                  else f"{interrupted_by} received")
+        scan.finish_unfinished(reason)
+    ordered = [scan.results[i] for i in sorted(scan.results)]
+    summary = summarize(ordered, time.perf_counter() - started, interrupted_by)
+    observer.on_finish(summary)
+    return summary, ordered
+
+
+def _address_estimate(inventory: Inventory) -> int:
+    """An upper bound on useful workers: two addresses per target at most, mostly."""
+    return 2 * len(inventory.targets)

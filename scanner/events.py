@@ -1,0 +1,159 @@
+"""Event shapes (SPEC §3) and the structlog pipeline that writes them as JSON lines.
+
+The shapes are plain functions from result values to dicts, so the JSON report and
+tests use exactly what the stream carries. The pipeline is structlog's processor
+chain: add timestamp → add level → put ``event`` first → render JSON (orjson) →
+write one line per event to stdout.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Mapping, MutableMapping
+from typing import IO, Any
+
+import orjson
+import structlog
+
+from .models import Category, DnsResult, ProbeResult, ScanSummary, TargetResult
+
+SCHEMA_VERSION = 1
+EventDict = dict[str, Any]
+
+
+def scan_started(targets: int, inventories: tuple[str, ...], concurrency: int) -> EventDict:
+    return {"schema_version": SCHEMA_VERSION, "targets": targets,
+            "inventories": list(inventories), "concurrency": concurrency}
+
+
+def dns_result(result: DnsResult) -> EventDict:
+    return {
+        "host": result.host,
+        "addresses": list(result.addresses),
+        "category": result.category.value,
+        "latency_ms": round(result.latency_ms, 3),
+        "nameserver": result.nameserver,
+        "family": result.family,
+        "families": {af: category.value for af, category in result.per_family},
+        "attempts": result.attempts,
+        "detail": result.detail,
+    }
+
+
+def probe_result(result: ProbeResult) -> EventDict:
+    icmp = result.icmp
+    return {
+        "target": result.target.name,
+        "host": result.target.host,
+        "port": result.target.port,
+        "address": result.address,
+        "family": result.family,
+        "category": result.category.value,
+        "latency_ms": None if result.latency_ms is None else round(result.latency_ms, 3),
+        "attempts": result.attempts,
+        "errno": result.errno,
+        "icmp_type": icmp.type if icmp else None,
+        "icmp_code": icmp.code if icmp else None,
+        "icmp_from": icmp.sender if icmp else None,
+        "hint": result.hint,
+    }
+
+
+def target_result(result: TargetResult) -> EventDict:
+    return {
+        "target": result.target.name,
+        "host": result.target.host,
+        "port": result.target.port,
+        "expect": result.target.expect,
+        "ok": result.ok,
+        "category": result.category.value,
+        "addresses": list(result.addresses),
+        "hint": result.hint,
+        "tags": list(result.target.tags),
+    }
+
+
+def scan_finished(summary: ScanSummary) -> EventDict:
+    return {
+        "counts": dict(summary.counts),
+        "duration_s": round(summary.duration_s, 3),
+        "ok": summary.failed == 0 and summary.inconclusive == 0 and not summary.interrupted,
+        "interrupted": summary.interrupted,
+        "interrupted_by": summary.interrupted_by,
+    }
+
+
+def level_of(category: Category, ok: bool = True) -> str:
+    if ok and category in (Category.OPEN, Category.RESOLVED):
+        return "info"
+    if category is Category.INCONCLUSIVE:
+        return "warning"
+    return "info" if ok else "error"
+
+
+def _event_first(_logger: Any, _method: str, event_dict: MutableMapping[str, Any]
+                 ) -> Mapping[str, Any]:
+    """Key order ``event, timestamp, level, ...`` so a person can scan the stream."""
+    ordered = {"event": event_dict.pop("event"), "timestamp": event_dict.pop("timestamp"),
+               "level": event_dict.pop("level")}
+    ordered.update(event_dict)
+    return ordered
+
+
+def _dumps(value: Any, **_kw: Any) -> bytes:
+    return orjson.dumps(value) + b"\n"
+
+
+class _LineLogger:
+    """Writes each rendered event as one line and flushes, so consumers see it at once."""
+
+    def __init__(self, stream: IO[bytes]) -> None:
+        self._stream = stream
+
+    def msg(self, message: bytes) -> None:
+        self._stream.write(message)
+        self._stream.flush()
+
+    info = warning = error = debug = msg
+
+
+def make_json_logger(stream: IO[bytes] | None = None) -> Any:
+    """A structlog logger that renders JSON lines to ``stream`` (default: stdout)."""
+    out = stream if stream is not None else sys.stdout.buffer
+    return structlog.wrap_logger(
+        _LineLogger(out),
+        processors=[
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            _event_first,
+            structlog.processors.JSONRenderer(serializer=_dumps),
+        ],
+        cache_logger_on_first_use=True,
+    )
+
+
+class JsonEventWriter:
+    """Observer that streams every scan event as a JSON line (``--format json``)."""
+
+    def __init__(self, stream: IO[bytes] | None = None) -> None:
+        self._log = make_json_logger(stream)
+
+    def _emit(self, name: str, level: str, fields: EventDict) -> None:
+        getattr(self._log, level)(name, level=level, **fields)
+
+    def on_start(self, targets: int, inventories: tuple[str, ...], concurrency: int) -> None:
+        self._emit("scan.started", "info", scan_started(targets, inventories, concurrency))
+
+    def on_dns(self, result: DnsResult) -> None:
+        self._emit("dns.result", "info" if result.category is Category.RESOLVED else "warning",
+                   dns_result(result))
+
+    def on_probe(self, result: ProbeResult) -> None:
+        self._emit("probe.result", "info" if result.category is Category.OPEN else "warning",
+                   probe_result(result))
+
+    def on_target(self, result: TargetResult) -> None:
+        self._emit("target.result", level_of(result.category, result.ok), target_result(result))
+
+    def on_finish(self, summary: ScanSummary) -> None:
+        level = "info" if summary.failed == 0 and summary.inconclusive == 0 else "error"
+        self._emit("scan.finished", level, scan_finished(summary))

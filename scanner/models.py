@@ -1,0 +1,184 @@
+"""Frozen data shared by every stage: targets in, results out.
+
+Stages hand each other these values and nothing else, so each stage can be tested
+alone and results can be serialised without knowing where they came from.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Literal
+
+Expect = Literal["open", "closed"]
+Family = Literal["any", "ipv4", "ipv6"]
+AddressFamily = Literal["ipv4", "ipv6"]
+
+
+class Category(str, Enum):
+    """Every outcome a target or an address can have (SPEC §4)."""
+
+    OPEN = "open"
+    REFUSED = "refused"
+    REJECTED = "rejected"
+    TIMEOUT = "timeout"
+    HOST_UNREACHABLE = "host_unreachable"
+    NETWORK_UNREACHABLE = "network_unreachable"
+    BLOCKED_LOCALLY = "blocked_locally"
+    INCONCLUSIVE = "inconclusive"
+    DNS_NXDOMAIN = "dns_nxdomain"
+    DNS_NO_ADDRESS = "dns_no_address"
+    DNS_SERVFAIL = "dns_servfail"
+    DNS_REFUSED = "dns_refused"
+    DNS_TIMEOUT = "dns_timeout"
+    DNS_ERROR = "dns_error"
+    SLOW = "slow"
+    OUT_OF_SCOPE = "out_of_scope"
+    # Not a failure: the name resolved. Only ever seen in dns.result events.
+    RESOLVED = "resolved"
+
+    def __str__(self) -> str:
+        return self.value
+
+    @property
+    def is_dns(self) -> bool:
+        return self.value.startswith("dns_")
+
+
+#: Categories worth another attempt: the answer may differ a moment later.
+TRANSIENT = frozenset({Category.TIMEOUT, Category.DNS_TIMEOUT, Category.DNS_SERVFAIL})
+
+
+@dataclass(frozen=True, slots=True)
+class SourceLocation:
+    """Where in which inventory file a target was written (1-based)."""
+
+    path: str
+    line: int
+    column: int
+
+    def __str__(self) -> str:
+        return f"{self.path}:{self.line}:{self.column}"
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """One endpoint to check: a host (name or IP literal) and one port."""
+
+    name: str
+    host: str
+    port: int
+    expect: Expect = "open"
+    timeout: float = 3.0
+    retries: int = 1
+    family: Family = "any"
+    tags: tuple[str, ...] = ()
+    source: SourceLocation | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ResolverConfig:
+    """How names are looked up; empty nameservers means the system's resolv.conf."""
+
+    nameservers: tuple[str, ...] = ()
+    timeout: float = 2.0
+    tries: int = 2
+
+
+@dataclass(frozen=True, slots=True)
+class Inventory:
+    """A validated inventory (one or more files merged)."""
+
+    paths: tuple[str, ...]
+    targets: tuple[Target, ...]
+    resolver: ResolverConfig = field(default_factory=ResolverConfig)
+
+
+@dataclass(frozen=True, slots=True)
+class IcmpDetail:
+    """An ICMP error the kernel queued for the socket (struct sock_extended_err).
+
+    ``sender`` is the address that sent the ICMP (SO_EE_OFFENDER): the target itself,
+    a router or firewall on the way, or this host.
+    """
+
+    type: int
+    code: int
+    sender: str | None
+    family: AddressFamily
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectOutcome:
+    """What one TCP handshake attempt did, before any interpretation.
+
+    ``errno`` is 0 when the handshake completed; ``timed_out`` when our deadline
+    passed first. ``icmp`` is what the error queue held after a failure.
+    """
+
+    errno: int
+    timed_out: bool
+    latency_ms: float
+    icmp: IcmpDetail | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DnsResult:
+    """The outcome of resolving one name for one family setting."""
+
+    host: str
+    family: Family
+    category: Category
+    addresses: tuple[str, ...]
+    latency_ms: float
+    nameserver: str | None
+    #: per address family: "resolved" or a dns_* category value
+    per_family: tuple[tuple[AddressFamily, Category], ...] = ()
+    detail: str | None = None
+    attempts: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class ProbeResult:
+    """The classified outcome of probing one address of one target (after retries)."""
+
+    target: Target
+    address: str
+    family: AddressFamily
+    category: Category
+    latency_ms: float | None
+    attempts: int
+    errno: str | None
+    icmp: IcmpDetail | None
+    hint: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class TargetResult:
+    """The verdict on one target: all its addresses rolled up against its expectation."""
+
+    target: Target
+    ok: bool
+    category: Category
+    addresses: tuple[str, ...]
+    hint: str | None
+    probes: tuple[ProbeResult, ...] = ()
+    dns: DnsResult | None = None
+
+    @property
+    def inconclusive(self) -> bool:
+        return not self.ok and self.category is Category.INCONCLUSIVE
+
+
+@dataclass(frozen=True, slots=True)
+class ScanSummary:
+    """The verdict of a whole scan."""
+
+    total: int
+    ok: int
+    failed: int
+    inconclusive: int
+    counts: tuple[tuple[str, int], ...]
+    duration_s: float
+    interrupted: bool
+    interrupted_by: str | None = None  # "SIGINT", "SIGTERM" or "deadline"

@@ -1,0 +1,127 @@
+"""Console rendering for a person: one line per failed target, a summary table, progress.
+
+Colour only when the stream is a TTY and ``NO_COLOR`` is unset (https://no-color.org).
+Progress goes to stderr, and only on a TTY, so piping the output stays clean.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import TextIO
+
+from ..models import Category, DnsResult, ProbeResult, ScanSummary, TargetResult
+
+_RESET = "\x1b[0m"
+_STYLE = {"ok": "\x1b[32m", "fail": "\x1b[31m", "warn": "\x1b[33m", "dim": "\x1b[2m",
+          "bold": "\x1b[1m"}
+_CONTROL = {c: "?" for c in range(32) if c not in (9,)} | {127: "?"}
+
+
+def use_colour(stream: TextIO) -> bool:
+    return stream.isatty() and "NO_COLOR" not in os.environ
+
+
+def clean(text: str) -> str:
+    """Strip control characters so a hostile name cannot drive the terminal."""
+    return text.translate(_CONTROL)
+
+
+class ConsoleReport:
+    """Observer that prints failed targets as they are decided, then a summary."""
+
+    def __init__(self, out: TextIO, err: TextIO, *, colour: bool | None = None,
+                 progress: bool | None = None, show_ok: bool = False) -> None:
+        self.out, self.err = out, err
+        self.colour = use_colour(out) if colour is None else colour
+        self.progress = err.isatty() if progress is None else progress
+        self.show_ok = show_ok
+        self.total = 0
+        self.done = 0
+        self._last_progress = 0.0
+        self._started = time.monotonic()
+
+    def _paint(self, style: str, text: str) -> str:
+        return f"{_STYLE[style]}{text}{_RESET}" if self.colour else text
+
+    def on_start(self, targets: int, inventories: tuple[str, ...], concurrency: int) -> None:
+        self.total = targets
+        names = ", ".join(clean(p) for p in inventories)
+        self.out.write(self._paint("bold", f"scanner: {targets} targets from {names}, "
+                                           f"{concurrency} probes in flight at most") + "\n")
+        self.out.flush()
+
+    def on_dns(self, result: DnsResult) -> None:
+        pass
+
+    def on_probe(self, result: ProbeResult) -> None:
+        pass
+
+    def on_target(self, result: TargetResult) -> None:
+        self.done += 1
+        if not result.ok or self.show_ok:
+            self._clear_progress()
+            self.out.write(self.format_target(result) + "\n")
+            self.out.flush()
+        self._show_progress()
+
+    def format_target(self, result: TargetResult) -> str:
+        if result.ok:
+            mark, style = "ok  ", "ok"
+        elif result.inconclusive:
+            mark, style = "??  ", "warn"
+        else:
+            mark, style = "FAIL", "fail"
+        target = result.target
+        where = f"{target.host}:{target.port}" if ":" not in target.host else \
+            f"[{target.host}]:{target.port}"
+        line = (f"{self._paint(style, mark)} {clean(target.name)}  "
+                f"{self._paint(style, result.category.value)}  {clean(where)}")
+        if target.expect == "closed":
+            line += self._paint("dim", " (expect closed)")
+        details = []
+        for probe in result.probes:
+            if probe.category is not Category.OPEN or not result.ok:
+                extra = f" icmp from {probe.icmp.sender}" if probe.icmp and probe.icmp.sender \
+                    else ""
+                tries = f", {probe.attempts} attempts" if probe.attempts > 1 else ""
+                details.append(f"{probe.address}: {probe.category.value}{extra}{tries}")
+        if details and not result.ok:
+            line += "\n      " + self._paint("dim", "; ".join(details))
+        if result.hint and not result.ok:
+            line += "\n      → " + clean(result.hint)
+        return line
+
+    def _clear_progress(self) -> None:
+        if self.progress and self._last_progress:
+            self.err.write("\r\x1b[K")
+
+    def _show_progress(self) -> None:
+        now = time.monotonic()
+        if not self.progress or now - self._last_progress < 0.2 or self.total < 50:
+            return
+        self._last_progress = now
+        rate = self.done / max(now - self._started, 1e-6)
+        self.err.write(f"\r\x1b[K{self.done}/{self.total} targets ({rate:.0f}/s)")
+        self.err.flush()
+
+    def on_finish(self, summary: ScanSummary) -> None:
+        self._clear_progress()
+        counts = dict(summary.counts)
+        rows = [(k, v) for k, v in counts.items() if k not in ("ok", "failed", "inconclusive")
+                or k == "inconclusive"]
+        rows = [(k, v) for k, v in rows if v]
+        if rows:
+            width = max(len(k) for k, _ in rows)
+            self.out.write("\n" + self._paint("bold", f"{'category':<{width}}  targets") + "\n")
+            for key, value in sorted(rows, key=lambda kv: (-kv[1], kv[0])):
+                style = "ok" if key == "open" else "warn" if key == "inconclusive" else "fail"
+                self.out.write(f"{self._paint(style, f'{key:<{width}}')}  {value:>7}\n")
+        verdict_style = "ok" if summary.failed == 0 and summary.inconclusive == 0 else \
+            "fail" if summary.failed else "warn"
+        verdict = (f"{summary.total} targets: {summary.ok} ok, {summary.failed} failed, "
+                   f"{summary.inconclusive} inconclusive in {summary.duration_s:.2f} s")
+        if summary.interrupted:
+            verdict += f" (interrupted: {summary.interrupted_by})"
+        self.out.write("\n" + self._paint(verdict_style, verdict) + "\n")
+        self.out.flush()

@@ -1,0 +1,124 @@
+"""A small authoritative DNS server on UDP, scripted per name, for tests and the demo.
+
+Why our own and not dnsmasq: every DNS failure the scanner must tell apart (NXDOMAIN,
+NODATA, SERVFAIL, REFUSED, silence) and the cases where A and AAAA answer differently
+need a server that misbehaves on purpose, per name and per record type. Packets are
+parsed and built with dnslib, so what goes over the wire is real DNS.
+
+A zone maps a lower-case name (no trailing dot) to a behaviour::
+
+    {"ok.test": {"A": ["127.0.0.1"], "AAAA": ["::1"]},
+     "v6only.test": {"AAAA": ["::1"]},              # A query -> NOERROR, no data
+     "alias.test": {"CNAME": "ok.test"},            # chain resolved inside the zone
+     "broken.test": {"rcode": "SERVFAIL"},          # every type
+     "half.test": {"A": ["127.0.0.1"], "AAAA": "SERVFAIL"},  # per-type rcode
+     "silent.test": {"rcode": "DROP"}}               # never answers
+
+Names not in the zone get NXDOMAIN. Run as a process::
+
+    python -m scanner.testing.dns_server --zone zone.json --host 127.0.0.1 --port 0
+
+It prints ``listening HOST PORT`` on stdout once the socket is bound.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from collections.abc import Mapping
+from typing import Any, cast
+
+from dnslib import AAAA, CNAME, QTYPE, RCODE, RR, A, DNSRecord
+
+Zone = Mapping[str, Mapping[str, Any]]
+
+_MAX_CNAME_CHAIN = 16
+
+
+def _rcode(name: str) -> int:
+    return int(getattr(RCODE, name))
+
+
+def answer(query: DNSRecord, zone: Zone, ttl: int = 5) -> DNSRecord | None:
+    """Build the reply to one query, or None to stay silent."""
+    reply = query.reply()
+    qname = str(query.q.qname).rstrip(".").lower()
+    qtype = QTYPE[query.q.qtype]
+    name = qname
+    for _ in range(_MAX_CNAME_CHAIN):
+        entry = zone.get(name)
+        if entry is None:
+            reply.header.rcode = RCODE.NXDOMAIN
+            return reply
+        rcode = entry.get("rcode")
+        per_type = entry.get(qtype)
+        if isinstance(per_type, str):
+            rcode = per_type
+        if rcode == "DROP":
+            return None
+        if rcode is not None:
+            reply.header.rcode = _rcode(rcode)
+            return reply
+        target = entry.get("CNAME")
+        if target is not None and qtype != "CNAME":
+            reply.add_answer(RR(name + ".", QTYPE.CNAME, rdata=CNAME(target + "."), ttl=ttl))
+            name = str(target).rstrip(".").lower()
+            continue
+        for value in per_type or ():
+            rdata = A(value) if qtype == "A" else AAAA(value) if qtype == "AAAA" else None
+            if rdata is not None:
+                reply.add_answer(RR(name + ".", query.q.qtype, rdata=rdata, ttl=ttl))
+        return reply
+    reply.header.rcode = RCODE.SERVFAIL
+    return reply
+
+
+class _Protocol(asyncio.DatagramProtocol):
+    def __init__(self, zone: Zone) -> None:
+        self.zone = zone
+        self.transport: asyncio.DatagramTransport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.DatagramTransport, transport)
+
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        try:
+            query = DNSRecord.parse(data)
+        except Exception:  # noqa: BLE001 - garbage on the wire is dropped, as a server would
+            return
+        reply = answer(query, self.zone)
+        if reply is not None and self.transport is not None:
+            self.transport.sendto(reply.pack(), addr)
+
+
+async def serve(zone: Zone, host: str, port: int) -> None:
+    loop = asyncio.get_running_loop()
+    transport, _ = await loop.create_datagram_endpoint(
+        lambda: _Protocol(zone), local_addr=(host, port)
+    )
+    sockname = transport.get_extra_info("sockname")
+    print(f"listening {sockname[0]} {sockname[1]}", flush=True)
+    try:
+        await asyncio.Event().wait()
+    finally:
+        transport.close()
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--zone", required=True, help="JSON file with the zone, or - for stdin")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=0)
+    args = parser.parse_args(argv)
+    text = sys.stdin.read() if args.zone == "-" else open(args.zone, encoding="utf-8").read()
+    zone = {k.lower().rstrip("."): v for k, v in json.loads(text).items()}
+    try:
+        asyncio.run(serve(zone, args.host, args.port))
+    except KeyboardInterrupt:
+        pass
+
+
+if __name__ == "__main__":
+    main()
