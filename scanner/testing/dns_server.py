@@ -28,7 +28,7 @@ import asyncio
 import json
 import sys
 from collections.abc import Mapping
-from typing import Any, cast
+from typing import IO, Any, cast
 
 from dnslib import AAAA, CNAME, QTYPE, RCODE, RR, A, DNSRecord
 
@@ -76,8 +76,9 @@ def answer(query: DNSRecord, zone: Zone, ttl: int = 5) -> DNSRecord | None:
 
 
 class _Protocol(asyncio.DatagramProtocol):
-    def __init__(self, zone: Zone) -> None:
+    def __init__(self, zone: Zone, log: IO[str] | None = None) -> None:
         self.zone = zone
+        self.log = log
         self.transport: asyncio.DatagramTransport | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -88,16 +89,27 @@ class _Protocol(asyncio.DatagramProtocol):
             query = DNSRecord.parse(data)
         except Exception:  # noqa: BLE001 - garbage on the wire is dropped, as a server would
             return
+        if self.log is not None:  # one line per query: tests count lookups with it
+            self.log.write(f"{str(query.q.qname).rstrip('.').lower()} {QTYPE[query.q.qtype]}\n")
+            self.log.flush()
         reply = answer(query, self.zone)
         if reply is not None and self.transport is not None:
             self.transport.sendto(reply.pack(), addr)
 
 
-async def serve(zone: Zone, host: str, port: int) -> None:
+async def start_server(zone: Zone, host: str = "127.0.0.1", port: int = 0,
+                       log: IO[str] | None = None) -> tuple[asyncio.DatagramTransport, int]:
+    """Serve ``zone`` in the running event loop; returns the transport and the bound port."""
     loop = asyncio.get_running_loop()
+    normalised = {k.lower().rstrip("."): v for k, v in zone.items()}
     transport, _ = await loop.create_datagram_endpoint(
-        lambda: _Protocol(zone), local_addr=(host, port)
+        lambda: _Protocol(normalised, log), local_addr=(host, port)
     )
+    return transport, int(transport.get_extra_info("sockname")[1])
+
+
+async def serve(zone: Zone, host: str, port: int, log: IO[str] | None = None) -> None:
+    transport, _port = await start_server(zone, host, port, log)
     sockname = transport.get_extra_info("sockname")
     print(f"listening {sockname[0]} {sockname[1]}", flush=True)
     try:
@@ -111,11 +123,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--zone", required=True, help="JSON file with the zone, or - for stdin")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--query-log", default=None, help="append 'name TYPE' per query here")
     args = parser.parse_args(argv)
     text = sys.stdin.read() if args.zone == "-" else open(args.zone, encoding="utf-8").read()
     zone = {k.lower().rstrip("."): v for k, v in json.loads(text).items()}
     try:
-        asyncio.run(serve(zone, args.host, args.port))
+        log = open(args.query_log, "a", encoding="utf-8") if args.query_log else None
+        asyncio.run(serve(zone, args.host, args.port, log))
     except KeyboardInterrupt:
         pass
 
