@@ -18,6 +18,7 @@ import tempfile
 from collections.abc import Iterator
 from typing import Any
 
+from .engine import BaseObserver
 from .models import Category, TargetResult
 
 DEMO_INVENTORY = """\
@@ -127,7 +128,7 @@ def loopback_fixtures() -> Iterator[dict[str, int]]:
             sock.close()
 
 
-class _Check:
+class _Check(BaseObserver):
     """Observer that remembers the target verdicts to compare with :data:`EXPECTED`."""
 
     def __init__(self) -> None:
@@ -141,19 +142,12 @@ def run_demo(fmt: str) -> int:
     import anyio
 
     from .cli import make_observer
-    from .engine import ScanOptions, run_scan
+    from .engine import FanOut, ScanOptions, run_scan
     from .inventory import load_inventories
     from .testing.dns_server import start_server
 
-    observer = make_observer(fmt, show_ok=True)
     check = _Check()
-    original_on_target = observer.on_target
-
-    def on_target(result: TargetResult) -> None:
-        check.on_target(result)
-        original_on_target(result)
-
-    observer.on_target = on_target  # type: ignore[method-assign]
+    observer = FanOut(check, make_observer(fmt, show_ok=True))
 
     async def scan(ports: dict[str, int]) -> None:
         transport, dns_port = await start_server(DEMO_ZONE)
@@ -170,11 +164,12 @@ def run_demo(fmt: str) -> int:
 
     with loopback_fixtures() as ports:
         anyio.run(scan, ports)
-    wrong = [f"{name}: got {check.results[name].category.value if name in check.results else 'nothing'}"
-             f", built for {category.value}"
-             for name, (category, ok) in EXPECTED.items()
-             if name not in check.results or check.results[name].category is not category
-             or check.results[name].ok is not ok]
+    wrong = []
+    for name, (category, ok) in EXPECTED.items():
+        got = check.results.get(name)
+        if got is None or got.category is not category or got.ok is not ok:
+            seen = f"{got.category.value} (ok={got.ok})" if got else "nothing"
+            wrong.append(f"{name}: got {seen}, built for {category.value} (ok={ok})")
     stream = sys.stderr
     if wrong:
         print("scanner demo: some targets did not behave as built:", file=stream)

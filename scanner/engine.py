@@ -50,6 +50,52 @@ class ScanObserver(Protocol):
     def on_finish(self, summary: ScanSummary) -> None: ...
 
 
+class BaseObserver:
+    """An observer that ignores everything; subclass and override what you need."""
+
+    def on_start(self, targets: int, inventories: tuple[str, ...], concurrency: int) -> None:
+        pass
+
+    def on_dns(self, result: DnsResult) -> None:
+        pass
+
+    def on_probe(self, result: ProbeResult) -> None:
+        pass
+
+    def on_target(self, result: TargetResult) -> None:
+        pass
+
+    def on_finish(self, summary: ScanSummary) -> None:
+        pass
+
+
+class FanOut:
+    """Hands every event to several observers, in order (e.g. JSON stream + report)."""
+
+    def __init__(self, *observers: ScanObserver) -> None:
+        self.observers = observers
+
+    def on_start(self, targets: int, inventories: tuple[str, ...], concurrency: int) -> None:
+        for observer in self.observers:
+            observer.on_start(targets, inventories, concurrency)
+
+    def on_dns(self, result: DnsResult) -> None:
+        for observer in self.observers:
+            observer.on_dns(result)
+
+    def on_probe(self, result: ProbeResult) -> None:
+        for observer in self.observers:
+            observer.on_probe(result)
+
+    def on_target(self, result: TargetResult) -> None:
+        for observer in self.observers:
+            observer.on_target(result)
+
+    def on_finish(self, summary: ScanSummary) -> None:
+        for observer in self.observers:
+            observer.on_finish(summary)
+
+
 @dataclass(frozen=True, slots=True)
 class ScanOptions:
     concurrency: int | None = None  # None: DEFAULT_CONCURRENCY, capped by the fd limit

@@ -7,7 +7,7 @@ alone and results can be serialised without knowing where they came from.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 from typing import Literal
 
 Expect = Literal["open", "closed"]
@@ -15,7 +15,7 @@ Family = Literal["any", "ipv4", "ipv6"]
 AddressFamily = Literal["ipv4", "ipv6"]
 
 
-class Category(str, Enum):
+class Category(StrEnum):
     """Every outcome a target or an address can have (SPEC §4)."""
 
     OPEN = "open"

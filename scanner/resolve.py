@@ -84,7 +84,7 @@ class Resolver:
         self._hosts_path = hosts_file_path()
         self._hosts_names = hosts_file_names(self._hosts_path)
         self._deadline = config.timeout * config.tries + 0.5
-        servers = [s for s in self._dns._channel.servers]  # noqa: SLF001 - read only
+        servers = [s for s in self._dns._channel.servers]
         self.nameservers: tuple[str, ...] = tuple(str(s) for s in servers)
 
     async def aclose(self) -> None:
@@ -170,4 +170,4 @@ def backoff_delay(attempt: int, base: float = 0.2, cap: float = 5.0) -> float:
     retrying probes from marching in step.
     """
     delay = min(cap, base * (2 ** (attempt - 1)))
-    return delay / 2 + random.uniform(0, delay / 2)  # noqa: S311 - jitter, not crypto
+    return float(delay / 2 + random.uniform(0, delay / 2))  # noqa: S311 - jitter, not crypto

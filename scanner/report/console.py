@@ -10,7 +10,8 @@ import os
 import time
 from typing import TextIO
 
-from ..models import Category, DnsResult, ProbeResult, ScanSummary, TargetResult
+from ..engine import BaseObserver
+from ..models import Category, ScanSummary, TargetResult
 
 _RESET = "\x1b[0m"
 _STYLE = {"ok": "\x1b[32m", "fail": "\x1b[31m", "warn": "\x1b[33m", "dim": "\x1b[2m",
@@ -27,7 +28,7 @@ def clean(text: str) -> str:
     return text.translate(_CONTROL)
 
 
-class ConsoleReport:
+class ConsoleReport(BaseObserver):
     """Observer that prints failed targets as they are decided, then a summary."""
 
     def __init__(self, out: TextIO, err: TextIO, *, colour: bool | None = None,
@@ -50,12 +51,6 @@ class ConsoleReport:
         self.out.write(self._paint("bold", f"scanner: {targets} targets from {names}, "
                                            f"{concurrency} probes in flight at most") + "\n")
         self.out.flush()
-
-    def on_dns(self, result: DnsResult) -> None:
-        pass
-
-    def on_probe(self, result: ProbeResult) -> None:
-        pass
 
     def on_target(self, result: TargetResult) -> None:
         self.done += 1

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import sys
 from collections.abc import Mapping
@@ -125,13 +126,17 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--query-log", default=None, help="append 'name TYPE' per query here")
     args = parser.parse_args(argv)
-    text = sys.stdin.read() if args.zone == "-" else open(args.zone, encoding="utf-8").read()
+    if args.zone == "-":
+        text = sys.stdin.read()
+    else:
+        with open(args.zone, encoding="utf-8") as handle:
+            text = handle.read()
     zone = {k.lower().rstrip("."): v for k, v in json.loads(text).items()}
-    try:
-        log = open(args.query_log, "a", encoding="utf-8") if args.query_log else None
-        asyncio.run(serve(zone, args.host, args.port, log))
-    except KeyboardInterrupt:
-        pass
+    with contextlib.ExitStack() as stack:
+        log = (stack.enter_context(open(args.query_log, "a", encoding="utf-8"))
+               if args.query_log else None)
+        with contextlib.suppress(KeyboardInterrupt):
+            asyncio.run(serve(zone, args.host, args.port, log))
 
 
 if __name__ == "__main__":
