@@ -7,6 +7,7 @@ here, as data, so the mapping can be read in one place and tested as a table. No
 from __future__ import annotations
 
 import errno as E
+import ipaddress
 from collections.abc import Iterable, Mapping, Sequence
 
 from .models import AddressFamily, Category, ConnectOutcome, Expect, IcmpDetail
@@ -130,7 +131,8 @@ def classify_connect(outcome: ConnectOutcome, local_addresses: Iterable[str] = (
     if outcome.icmp is not None:
         category = classify_icmp(outcome.icmp)
         if category is not None:
-            if category is C.REJECTED and outcome.icmp.sender in set(local_addresses):
+            sender = outcome.icmp.sender
+            if category is C.REJECTED and any(_same_address(sender, a) for a in local_addresses):
                 return C.BLOCKED_LOCALLY
             return category
     if outcome.timed_out:
@@ -195,7 +197,13 @@ def meets_expectation(expect: Expect, category: Category) -> bool:
     """
     if expect == "open":
         return category is C.OPEN
-    return category not in (C.OPEN, C.SLOW, C.INCONCLUSIVE, C.OUT_OF_SCOPE) and not category.is_dns
+    return category not in _NOT_A_HANDSHAKE_FAILURE and not category.is_dns
+
+
+#: Outcomes that prove nothing about a port being closed (RESOLVED is a DNS outcome).
+_NOT_A_HANDSHAKE_FAILURE = frozenset(
+    {C.OPEN, C.SLOW, C.INCONCLUSIVE, C.OUT_OF_SCOPE, C.RESOLVED}
+)
 
 
 def roll_up(expect: Expect, categories: Sequence[Category]) -> tuple[bool, Category]:
@@ -227,10 +235,27 @@ def icmp_name(icmp: IcmpDetail) -> str:
               13: "admin-prohibited"}
     names6 = {0: "no-route", 1: "admin-prohibited", 2: "beyond-scope", 3: "addr-unreachable",
               4: "port-unreachable", 5: "policy-fail", 6: "reject-route"}
-    unreach = ICMP4_DEST_UNREACH if icmp.family == "ipv4" else ICMP6_DEST_UNREACH
-    table = names4 if icmp.family == "ipv4" else names6
-    label = table.get(icmp.code, "unreachable") if icmp.type == unreach else "time-exceeded"
+    v4 = icmp.family == "ipv4"
+    unreach = ICMP4_DEST_UNREACH if v4 else ICMP6_DEST_UNREACH
+    exceeded = ICMP4_TIME_EXCEEDED if v4 else ICMP6_TIME_EXCEEDED
+    table = names4 if v4 else names6
+    if icmp.type == unreach:
+        label = table.get(icmp.code, "unreachable")
+    elif icmp.type == exceeded:
+        label = "time-exceeded"
+    else:
+        label = "icmp"
     return f"{label} {icmp.type}/{icmp.code}"
+
+
+def _same_address(a: str | None, b: str | None) -> bool:
+    """Whether two address spellings name the same address (``2001:DB8::1`` = ``2001:db8::1``)."""
+    if a is None or b is None:
+        return False
+    try:
+        return ipaddress.ip_address(a) == ipaddress.ip_address(b)
+    except ValueError:
+        return a == b
 
 
 def hint_for(
@@ -250,8 +275,8 @@ def hint_for(
     if category in (C.OPEN, C.RESOLVED):
         return None
     sender = icmp.sender if icmp else None
-    if category is C.REJECTED and sender is not None and sender == target_address:
-        return (f"the target host itself rejects port {port} (ICMP {icmp_name(icmp)}"  # type: ignore[arg-type]
+    if category is C.REJECTED and icmp is not None and _same_address(sender, target_address):
+        return (f"the target host itself rejects port {port} (ICMP {icmp_name(icmp)}"
                 "): a host firewall, not a missing listener")
     rr = {"ipv4": "A", "ipv6": "AAAA"}.get(family, "A or AAAA")
     return HINTS[category].format(
