@@ -13,6 +13,7 @@ inside it and its ``/etc/netns/<name>`` directory. ``cleanup_stale`` removes wha
 from __future__ import annotations
 
 import atexit
+import contextlib
 import json
 import os
 import re
@@ -241,10 +242,8 @@ def cleanup_stale() -> list[str]:
         if pid != os.getpid() and _pid_alive(pid):
             continue
         for pid_text in _run(["ip", "netns", "pids", name], check=False).stdout.split():
-            try:
+            with contextlib.suppress(ProcessLookupError, ValueError):
                 os.kill(int(pid_text), signal.SIGKILL)
-            except (ProcessLookupError, ValueError):
-                pass
         _run(["ip", "netns", "del", name], check=False)
         shutil.rmtree(ETC_NETNS / name, ignore_errors=True)
         removed.append(name)
