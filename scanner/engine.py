@@ -118,9 +118,14 @@ def raise_fd_limit() -> int:
 
 
 def effective_concurrency(requested: int | None, fd_limit: int) -> int:
-    """Probes in flight: as asked (or the default), never more than free descriptors."""
+    """Probes in flight: as asked (or the default), never more than free descriptors.
+
+    A quarter of a small limit (at most :data:`FD_RESERVE`) stays free for stdout, DNS
+    sockets and report files, so ``ulimit -n 64`` still scans 48 at a time.
+    """
     wanted = requested if requested and requested > 0 else DEFAULT_CONCURRENCY
-    return max(1, min(wanted, fd_limit - FD_RESERVE))
+    reserve = min(FD_RESERVE, max(8, fd_limit // 4))
+    return max(1, min(wanted, fd_limit - reserve))
 
 
 @dataclass
@@ -233,13 +238,28 @@ class _Scan:
             self.observer.on_target(result)
 
 
+#: A local shortage (EMFILE, EADDRNOTAVAIL ...) usually passes once other probes close
+#: their sockets: try again this many times before calling the address inconclusive.
+LOCAL_RETRIES = 3
+
+
 async def probe_address(target: Target, address: str, family: AddressFamily) -> ProbeResult:
-    """Probe one address of a target, retrying transient outcomes with backoff."""
+    """Probe one address of a target, retrying transient outcomes with backoff.
+
+    ``attempts`` counts handshakes tried for transient categories (SPEC §4); retries
+    after our own shortage are extra and never turn into a verdict on the target.
+    """
     attempts = 0
+    shortages = 0
     while True:
         attempts += 1
         outcome, local = await connect_once(address, target.port, family, target.timeout)
         category = classify_connect(outcome, (local,) if local else ())
+        if category is Category.INCONCLUSIVE and shortages < LOCAL_RETRIES:
+            shortages += 1
+            attempts -= 1
+            await anyio.sleep(backoff_delay(shortages, base=0.05))
+            continue
         if category not in TRANSIENT or attempts > target.retries:
             break
         await anyio.sleep(backoff_delay(attempts))

@@ -359,3 +359,31 @@ def test_tty_gets_console_with_colour_unless_no_color(tmp_path: Path, listener: 
     assert code == 1
     assert "refused" in screen and '"event"' not in screen  # auto format: console on a TTY
     assert ("\x1b[31m" in screen) is (not no_color)
+
+
+def test_low_fd_limit_never_blames_targets(tmp_path: Path) -> None:
+    """ulimit -n 64, 5,000 targets, --concurrency 5000: concurrency adapts, verdicts stay true."""
+    import resource
+
+    server = Listener("0.0.0.0")
+    try:
+        refused_port = server.port + 1 if server.port < 65535 else server.port - 1
+        lines = [f"  - 127.{1 + i // 62500}.{(i // 250) % 250}.{i % 250 + 1}:"
+                 f"{server.port if i % 2 == 0 else refused_port}" for i in range(5000)]
+        inv = write_inventory(tmp_path / "big.yaml", "version: 1\ntargets:\n"
+                              + "\n".join(lines) + "\n")
+
+        def limit_fds() -> None:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (64, 64))
+
+        proc = subprocess.run([sys.executable, "-m", "scanner", "check", str(inv), "--format",
+                               "json", "--concurrency", "5000"], capture_output=True, text=True,
+                              env=scanner_env(), cwd=ROOT, timeout=120, preexec_fn=limit_fds,
+                              check=False)
+    finally:
+        server.close()
+    assert proc.returncode == 1, proc.stderr
+    events = parse_events(proc.stdout)
+    assert events[0]["concurrency"] <= 64
+    results = _by_event(events, "target.result")
+    assert Counter(r["category"] for r in results) == {"open": 2500, "refused": 2500}

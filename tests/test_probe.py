@@ -72,8 +72,8 @@ def test_out_of_descriptors_is_inconclusive(listener: Listener) -> None:
 
 
 @pytest.mark.parametrize(("requested", "limit", "expected"), [
-    (None, 100000, 1024), (None, 200, 136), (5000, 100000, 5000), (5000, 1024, 960),
-    (10, 40, 1),
+    (None, 100000, 1024), (None, 200, 150), (5000, 100000, 5000), (5000, 1024, 960),
+    (10, 40, 10), (None, 64, 48), (None, 16, 8), (None, 4, 1),
 ])
 def test_concurrency_is_capped_by_the_fd_limit(requested: int | None, limit: int,
                                                expected: int) -> None:
