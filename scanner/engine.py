@@ -12,7 +12,8 @@ import resource
 import signal
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -101,6 +102,55 @@ class ScanOptions:
     concurrency: int | None = None  # None: DEFAULT_CONCURRENCY, capped by the fd limit
     max_duration: float | None = None
     handle_signals: bool = True
+    rate: float | None = None  # handshake attempts per second, overall
+    per_address: int | None = None  # handshakes in flight to one address at most
+
+
+class RateLimiter:
+    """Spaces handshake attempts evenly: at most ``rate`` per second, no bursts.
+
+    Each caller reserves the next free slot on a shared timeline and sleeps until it,
+    so the limit holds however many workers ask at once.
+    """
+
+    def __init__(self, rate: float) -> None:
+        self.interval = 1.0 / rate
+        self._next = 0.0
+
+    async def wait(self) -> None:
+        now = anyio.current_time()
+        slot = max(now, self._next)
+        self._next = slot + self.interval
+        if slot > now:
+            await anyio.sleep(slot - now)
+
+
+class Gate:
+    """Everything a handshake must pass before it is sent: the rate and the per-address cap."""
+
+    def __init__(self, rate: float | None, per_address: int | None) -> None:
+        self._rate = RateLimiter(rate) if rate else None
+        self._per_address = per_address
+        self._busy: dict[str, anyio.Semaphore] = {}
+
+    @asynccontextmanager
+    async def admit(self, address: str) -> AsyncIterator[None]:
+        semaphore = None
+        if self._per_address:
+            semaphore = self._busy.get(address)
+            if semaphore is None:
+                semaphore = self._busy[address] = anyio.Semaphore(self._per_address)
+            await semaphore.acquire()
+        try:
+            if self._rate is not None:
+                await self._rate.wait()
+            yield
+        finally:
+            if semaphore is not None:
+                semaphore.release()
+
+
+OPEN_GATE = Gate(None, None)
 
 
 def raise_fd_limit() -> int:
@@ -145,6 +195,7 @@ class _Scan:
     inventory: Inventory
     observer: ScanObserver
     concurrency: int
+    gate: Gate = OPEN_GATE
     results: dict[int, TargetResult] = field(default_factory=dict)
     pending: dict[int, _Pending] = field(default_factory=dict)
 
@@ -206,7 +257,7 @@ class _Scan:
         async with receive:
             async for index, slot, address, family in receive:
                 pending = self.pending[index]
-                result = await probe_address(pending.target, address, family)
+                result = await probe_address(pending.target, address, family, self.gate)
                 self.observer.on_probe(result)
                 pending.probes[slot] = result
                 pending.done += 1
@@ -243,7 +294,8 @@ class _Scan:
 LOCAL_RETRIES = 3
 
 
-async def probe_address(target: Target, address: str, family: AddressFamily) -> ProbeResult:
+async def probe_address(target: Target, address: str, family: AddressFamily,
+                        gate: Gate = OPEN_GATE) -> ProbeResult:
     """Probe one address of a target, retrying transient outcomes with backoff.
 
     ``attempts`` counts handshakes tried for transient categories (SPEC §4); retries
@@ -253,7 +305,8 @@ async def probe_address(target: Target, address: str, family: AddressFamily) -> 
     shortages = 0
     while True:
         attempts += 1
-        outcome, local = await connect_once(address, target.port, family, target.timeout)
+        async with gate.admit(address):
+            outcome, local = await connect_once(address, target.port, family, target.timeout)
         category = classify_connect(outcome, (local,) if local else ())
         if category is Category.INCONCLUSIVE and shortages < LOCAL_RETRIES:
             shortages += 1
@@ -320,7 +373,7 @@ async def run_scan(inventory: Inventory, observer: ScanObserver,
     fd_limit = raise_fd_limit()
     concurrency = effective_concurrency(options.concurrency, fd_limit)
     concurrency = min(concurrency, max(1, _address_estimate(inventory)))
-    scan = _Scan(inventory, observer, concurrency)
+    scan = _Scan(inventory, observer, concurrency, Gate(options.rate, options.per_address))
     observer.on_start(len(inventory.targets), inventory.paths, concurrency)
     started = time.perf_counter()
     interrupted_by: str | None = None

@@ -96,3 +96,89 @@ def test_classify_connect_uses_the_error_queue_first() -> None:
     port_unreachable = ConnectOutcome(111, False, 1.0, IcmpDetail(3, 3, "198.18.2.1", "ipv4"))
     assert classify_connect(rst) is Category.REFUSED
     assert classify_connect(port_unreachable) is Category.REJECTED
+
+
+async def test_rate_limit_is_seen_at_the_listener() -> None:
+    """--rate 50: the listener's accept times, not our own clock, show the spacing."""
+    import socket
+    import threading
+    import time
+
+    import anyio
+
+    from scanner.engine import Gate
+
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(100)
+    server.settimeout(0.1)
+    port = server.getsockname()[1]
+    accepted: list[float] = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        while not stop.is_set():
+            try:
+                conn, _ = server.accept()
+            except OSError:
+                continue
+            accepted.append(time.monotonic())
+            conn.close()
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    gate = Gate(rate=50, per_address=None)
+    target = Target(name="r", host="127.0.0.1", port=port, timeout=1, retries=0)
+    try:
+        async with anyio.create_task_group() as group:
+            for _ in range(25):
+                group.start_soon(probe_address, target, "127.0.0.1", "ipv4", gate)
+        await anyio.sleep(0.2)
+    finally:
+        stop.set()
+        thread.join()
+        server.close()
+    assert len(accepted) == 25
+    # 25 handshakes at 50/s: 24 gaps of 20 ms (accept adds jitter, allow 10 %)
+    assert accepted[-1] - accepted[0] >= 24 * 0.02 * 0.9
+
+
+async def test_per_address_cap_bounds_connections_in_flight() -> None:
+    """The gate never lets more than 3 handshakes to one address be in flight at once."""
+    import socket
+
+    import anyio
+
+    from scanner.engine import Gate
+
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(100)
+    port = server.getsockname()[1]
+    gate = Gate(rate=None, per_address=3)
+    target = Target(name="p", host="127.0.0.1", port=port, timeout=1, retries=0)
+    in_flight = 0
+    peak = 0
+    original = gate.admit
+
+    from contextlib import asynccontextmanager
+
+    @asynccontextmanager
+    async def counting(address: str):  # type: ignore[no-untyped-def]
+        nonlocal in_flight, peak
+        async with original(address):
+            in_flight += 1
+            peak = max(peak, in_flight)
+            try:
+                yield
+            finally:
+                in_flight -= 1
+
+    gate.admit = counting  # type: ignore[method-assign]
+    try:
+        async with anyio.create_task_group() as group:
+            for _ in range(12):
+                group.start_soon(probe_address, target, "127.0.0.1", "ipv4", gate)
+    finally:
+        server.close()
+    assert peak == 3
