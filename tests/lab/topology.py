@@ -26,7 +26,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -171,7 +171,7 @@ def _scenarios(family: str) -> list[Scenario]:
                  what="listener on 80/443/8080"),
         Scenario(f"closed-{v}", family, SERVER[family], CLOSED_PORT, "refused", "ECONNREFUSED",
                  where="server", what="nothing listening: the server's kernel sends RST"),
-        Scenario(f"anyip-{v}", family, a(77, 128) if family == "ipv4" else _v6(0x77, 0x80), 80,
+        Scenario(f"anyip-{v}", family, a(77, 128) if family == "ipv4" else _v6(77, 0x80), 80,
                  "open", None, where="server", what="AnyIP benchmark range (local route on lo)"),
         Scenario(f"slow-{v}", family, a(SLOW_HOST), 80, "slow", None, where="router2",
                  what="first SYN of each connection dropped; retransmission 1 s later passes",
@@ -526,3 +526,49 @@ class Lab:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+# ---- by hand ----------------------------------------------------------------------------------
+def observed_table(lab: Lab) -> str:
+    """Probe every scenario and render expected vs observed as a Markdown table."""
+    results = lab.probe([(s.address, s.port, s.timeout_s) for s in SCENARIOS])
+    lines = ["| scenario | destination | category | errno | ICMP type/code | ICMP from | "
+             "seconds | matches |", "|---|---|---|---|---|---|---|---|"]
+    for s, r in zip(SCENARIOS, results, strict=True):
+        icmp = next((e for e in r["errqueue"] if e["origin"] in ("icmp", "icmp6")), None)
+        seen = (r["errno"], *((icmp["icmp_type"], icmp["icmp_code"], icmp["from"])
+                              if icmp else (None, None, None)))
+        match = seen == (s.errno, s.icmp_type, s.icmp_code, s.icmp_from)
+        code = f"{seen[1]}/{seen[2]}" if icmp else "—"
+        sender = f"{seen[3]} ({s.icmp_from_role})" if icmp else "—"
+        lines.append(f"| {s.name} | {s.endpoint} | {s.category} | {r['errno'] or '—'} | {code} "
+                     f"| {sender} | {r['elapsed_s']:.3f} | {'yes' if match else 'NO'} |")
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """``python -m tests.lab.topology [--hold]``: build, print the observed table, tear down.
+
+    With ``--hold`` the lab stays up until Ctrl-C, for poking at it by hand
+    (``ip netns exec <client> ...``, ``ip netns exec <router1> nft list ruleset``).
+    """
+    import argparse
+    import signal
+
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("--hold", action="store_true", help="keep the lab up until Ctrl-C")
+    args = parser.parse_args(argv)
+    with Lab() as lab:
+        print(f"built in {lab.build_s:.2f}s: " + " ".join(ns.name for ns in lab.namespaces))
+        started = time.monotonic()
+        print(observed_table(lab))
+        print(f"probed {len(SCENARIOS)} scenarios in {time.monotonic() - started:.2f}s")
+        if args.hold:
+            print("lab is up; Ctrl-C to tear down", flush=True)
+            signal.signal(signal.SIGTERM, signal.default_int_handler)
+            with suppress(KeyboardInterrupt):
+                signal.pause()
+
+
+if __name__ == "__main__":
+    main()
