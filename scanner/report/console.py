@@ -39,6 +39,7 @@ class ConsoleReport(BaseObserver):
         self.show_ok = show_ok
         self.total = 0
         self.done = 0
+        self.failed_by_category: dict[str, int] = {}
         self._last_progress = 0.0
         self._started = time.monotonic()
 
@@ -54,6 +55,9 @@ class ConsoleReport(BaseObserver):
 
     def on_target(self, result: TargetResult) -> None:
         self.done += 1
+        if not result.ok:
+            key = result.category.value
+            self.failed_by_category[key] = self.failed_by_category.get(key, 0) + 1
         if not result.ok or self.show_ok:
             self._clear_progress()
             self.out.write(self.format_target(result) + "\n")
@@ -103,15 +107,16 @@ class ConsoleReport(BaseObserver):
     def on_finish(self, summary: ScanSummary) -> None:
         self._clear_progress()
         counts = dict(summary.counts)
-        rows = [(k, v) for k, v in counts.items() if k not in ("ok", "failed", "inconclusive")
-                or k == "inconclusive"]
-        rows = [(k, v) for k, v in rows if v]
+        rows = [(k, v) for k, v in counts.items() if v and k not in ("ok", "failed")]
         if rows:
-            width = max(len(k) for k, _ in rows)
-            self.out.write("\n" + self._paint("bold", f"{'category':<{width}}  targets") + "\n")
+            width = max(len("category"), *(len(k) for k, _ in rows))
+            self.out.write("\n" + self._paint("bold", f"{'category':<{width}}  targets  "
+                                                       "failed") + "\n")
             for key, value in sorted(rows, key=lambda kv: (-kv[1], kv[0])):
-                style = "ok" if key == "open" else "warn" if key == "inconclusive" else "fail"
-                self.out.write(f"{self._paint(style, f'{key:<{width}}')}  {value:>7}\n")
+                failed = self.failed_by_category.get(key, 0)
+                style = "warn" if key == "inconclusive" else "fail" if failed else "ok"
+                self.out.write(f"{self._paint(style, f'{key:<{width}}')}  {value:>7}  "
+                               f"{failed:>6}\n")
         verdict_style = "ok" if summary.failed == 0 and summary.inconclusive == 0 else \
             "fail" if summary.failed else "warn"
         verdict = (f"{summary.total} targets: {summary.ok} ok, {summary.failed} failed, "
