@@ -147,10 +147,15 @@ class Netns:
 
     def write_etc(self, filename: str, text: str) -> Path:
         """Create /etc/netns/<name>/<filename>: ``ip netns exec`` bind-mounts it over /etc."""
-        directory = ETC_NETNS / self.name
-        directory.mkdir(parents=True, exist_ok=True)
-        path = directory / filename
-        path.write_text(text, encoding="utf-8")
+        path = ETC_NETNS / self.name / filename
+        for attempt in range(3):  # another run may rmdir an empty /etc/netns meanwhile
+            path.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                path.write_text(text, encoding="utf-8")
+                break
+            except FileNotFoundError:
+                if attempt == 2:
+                    raise
         self.etc_files.append(path)
         return path
 
@@ -161,7 +166,7 @@ class Netns:
             _kill(proc)
         self.procs.clear()
         _run(["ip", "netns", "del", self.name], check=False)
-        shutil.rmtree(ETC_NETNS / self.name, ignore_errors=True)
+        _remove_etc(self.name)
         with _lock:
             _live.pop(self.name, None)
 
@@ -245,9 +250,16 @@ def cleanup_stale() -> list[str]:
             with contextlib.suppress(ProcessLookupError, ValueError):
                 os.kill(int(pid_text), signal.SIGKILL)
         _run(["ip", "netns", "del", name], check=False)
-        shutil.rmtree(ETC_NETNS / name, ignore_errors=True)
+        _remove_etc(name)
         removed.append(name)
     return removed
+
+
+def _remove_etc(name: str) -> None:
+    """Remove /etc/netns/<name>, and /etc/netns itself once empty (it was ours to create)."""
+    shutil.rmtree(ETC_NETNS / name, ignore_errors=True)
+    with contextlib.suppress(OSError):
+        ETC_NETNS.rmdir()  # fails harmlessly while other namespaces still have files there
 
 
 def _pid_alive(pid: int) -> bool:
