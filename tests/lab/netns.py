@@ -39,10 +39,16 @@ class NetnsError(RuntimeError):
 
 
 def _run(
-    argv: Sequence[str], *, input: str | None = None, timeout: float = 20.0, check: bool = True
+    argv: Sequence[str],
+    *,
+    input: str | None = None,
+    timeout: float = 20.0,
+    check: bool = True,
+    cwd: str | os.PathLike[str] | None = None,
 ) -> subprocess.CompletedProcess[str]:
     proc = subprocess.run(
-        list(argv), input=input, capture_output=True, text=True, timeout=timeout, check=False
+        list(argv), input=input, capture_output=True, text=True, timeout=timeout, check=False,
+        cwd=cwd,
     )
     if check and proc.returncode != 0:
         raise NetnsError(
@@ -99,13 +105,18 @@ class Netns:
         input: str | None = None,
         timeout: float = 20.0,
         check: bool = True,
+        cwd: str | os.PathLike[str] | None = None,
     ) -> subprocess.CompletedProcess[str]:
         """Run a command inside the namespace and wait for it."""
-        return _run(self.exec_argv(argv), input=input, timeout=timeout, check=check)
+        return _run(self.exec_argv(argv), input=input, timeout=timeout, check=check, cwd=cwd)
 
     def ip(self, *commands: str) -> None:
         """Run ``ip`` commands in the namespace (one ``ip -batch`` for all, which is fast)."""
         _run(["ip", "-n", self.name, "-batch", "-"], input="\n".join(commands) + "\n")
+
+    def add_addresses(self, dev: str, *cidrs: str) -> None:
+        """Add addresses; IPv6 ones with ``nodad`` so they are usable at once (no DAD wait)."""
+        self.ip(*(f"addr add {c} dev {dev}{' nodad' if ':' in c else ''}" for c in cidrs))
 
     def sysctl(self, settings: dict[str, str | int]) -> None:
         """Set sysctls by writing /proc/sys inside the namespace (no shell, one process)."""

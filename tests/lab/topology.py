@@ -486,6 +486,14 @@ class Lab:
     def run_in_client(self, argv: Sequence[str], **kwargs: Any) -> Any:
         return self.client.run(argv, **kwargs)
 
+    def scanner(self, *args: str, timeout: float = 120.0) -> Any:
+        """``python -m scanner ARGS`` as the lab's client (its resolv.conf, hosts, routes).
+
+        Never raises on a non-zero exit: the exit code is part of what tests check.
+        """
+        return self.client.run([sys.executable, "-m", "scanner", *args], check=False,
+                               timeout=timeout, cwd=REPO_ROOT)
+
     def probe(
         self, jobs: Sequence[tuple[str, int, float] | tuple[str, int, float, int | None]]
     ) -> list[dict[str, Any]]:
