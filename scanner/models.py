@@ -74,6 +74,8 @@ class Target:
     family: Family = "any"
     tags: tuple[str, ...] = ()
     source: SourceLocation | None = None
+    #: a completed handshake slower than this fails the target as ``slow``
+    max_latency_ms: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
