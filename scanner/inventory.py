@@ -14,11 +14,14 @@ import ipaddress
 import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import yaml
 
 from .models import Expect, Family, Inventory, ResolverConfig, SourceLocation, Target
+
+if TYPE_CHECKING:  # the C parser's marks are their own class
+    from yaml._yaml import Mark as _CMark
 
 try:  # the C loader is several times faster; fall back silently when absent
     from yaml import CSafeLoader as _Loader
@@ -34,6 +37,14 @@ _RESOLVER_KEYS = ("nameservers", "timeout", "tries")
 _TARGET_KEYS = ("name", "host", "port", "ports", "expect", "timeout", "retries", "family",
                 "tags", "max_latency_ms")
 _LATER = "is not supported by this version of scanner yet"
+#: An inventory is 4 levels deep; far deeper input is hostile (libyaml's composer
+#: recurses and crashes the interpreter at around 100,000 levels).
+MAX_DEPTH = 64
+#: What YAML forbids in a stream (PyYAML's Reader.NON_PRINTABLE); found before parsing so
+#: the message can say where.
+_NON_PRINTABLE = re.compile("[^\x09\x0A\x0D\x20-\x7E\x85\xA0-\uD7FF\uE000-\uFFFD"
+                            "\U00010000-\U0010FFFF]")
+_STANDARD_TAG = "tag:yaml.org,2002:"
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,15 +78,29 @@ class _Defaults:
 class _FileLoader:
     path: str
     problems: list[Problem] = field(default_factory=list)
+    #: every target name this file claims, with where, even for targets that are invalid
+    #: for another reason: a duplicate name is worth reporting in the same run.
+    names: list[tuple[str, SourceLocation]] = field(default_factory=list)
+    #: scalar nodes already reported as unreadable; no second problem for them
+    _unreadable: set[int] = field(default_factory=set)
+    _constructor: yaml.constructor.SafeConstructor = field(
+        default_factory=yaml.constructor.SafeConstructor)
 
-    def where(self, node: yaml.Node | yaml.Mark | None) -> SourceLocation:
+    def where(self, node: yaml.Node | yaml.Mark | _CMark | None) -> SourceLocation:
         mark = node.start_mark if isinstance(node, yaml.Node) else node
         if mark is None:
             return SourceLocation(self.path, 1, 1)
         return SourceLocation(self.path, mark.line + 1, mark.column + 1)
 
-    def problem(self, node: yaml.Node | yaml.Mark | None, message: str) -> None:
+    def problem(self, node: yaml.Node | yaml.Mark | _CMark | None, message: str) -> None:
+        if isinstance(node, yaml.Node) and id(node) in self._unreadable:
+            return
         self.problems.append(Problem(self.where(node), message))
+
+    def problem_at(self, text: str, offset: int, message: str) -> None:
+        line = text.count("\n", 0, offset) + 1
+        column = offset - (text.rfind("\n", 0, offset) + 1) + 1
+        self.problems.append(Problem(SourceLocation(self.path, line, column), message))
 
     # --- YAML layer -------------------------------------------------------------
 
@@ -88,26 +113,23 @@ class _FileLoader:
             self.problems.append(Problem(SourceLocation(self.path, line, column),
                                          "not valid UTF-8"))
             return None
-        if "\x00" in text:
-            offset = text.index("\x00")
-            line = text.count("\n", 0, offset) + 1
-            column = offset - (text.rfind("\n", 0, offset) + 1) + 1
-            self.problems.append(Problem(SourceLocation(self.path, line, column),
-                                         "NUL byte in inventory"))
+        bad = _NON_PRINTABLE.search(text)
+        if bad is not None:
+            char = bad.group()
+            self.problem_at(text, bad.start(), "NUL byte in inventory" if char == "\x00" else
+                            f"control character U+{ord(char):04X} is not allowed in YAML")
             return None
         try:
-            aliases = [event for event in yaml.parse(text, Loader=_Loader)
-                       if isinstance(event, yaml.AliasEvent)]
-            if aliases:
-                for event in aliases:
-                    self.problem(event.start_mark,
-                                 f"YAML alias *{event.anchor} is not allowed: write the "
-                                 "value out")
+            if not self.events_are_safe(text):
                 return None
             node = yaml.compose(text, Loader=_Loader)
         except yaml.MarkedYAMLError as exc:
-            mark = exc.problem_mark or exc.context_mark
-            self.problem(mark, f"YAML syntax error: {exc.problem or exc.context}")
+            self.problem(exc.problem_mark or exc.context_mark, _syntax_message(exc))
+            return None
+        except yaml.reader.ReaderError as exc:
+            # libyaml counts in UTF-8 bytes; turn that into a character offset
+            offset = len(text.encode("utf-8")[: exc.position].decode("utf-8", "ignore"))
+            self.problem_at(text, offset, f"YAML error: {exc.reason}")
             return None
         except yaml.YAMLError as exc:
             self.problem(None, f"YAML error: {exc}")
@@ -116,12 +138,53 @@ class _FileLoader:
             self.problem(None, "the inventory is empty")
         return node
 
+    def events_are_safe(self, text: str) -> bool:
+        """Refuse aliases and absurd nesting from the event stream, before any node exists.
+
+        Aliases are refused rather than expanded, so "billion laughs" costs nothing.
+        """
+        safe = True
+        depth = 0
+        for event in yaml.parse(text, Loader=_Loader):
+            if isinstance(event, yaml.AliasEvent):
+                self.problem(event.start_mark, f"YAML alias *{event.anchor} is not allowed: "
+                             "write the value out")
+                safe = False
+            elif isinstance(event, yaml.CollectionStartEvent):
+                depth += 1
+                if depth > MAX_DEPTH:
+                    self.problem(event.start_mark, f"nested more than {MAX_DEPTH} levels deep")
+                    return False
+            elif isinstance(event, yaml.CollectionEndEvent):
+                depth -= 1
+        return safe
+
     def scalar(self, node: yaml.Node) -> Any:
+        """The Python value of a scalar node; a non-scalar node is returned as is.
+
+        A value its tag cannot describe (``!!int x``, ``!custom 80``) is reported here,
+        once, and comes back as :data:`_UNREADABLE`; callers then stay quiet about it.
+        """
         if not isinstance(node, yaml.ScalarNode):
             return node  # callers treat non-scalars as a type error
         if node.tag.endswith(":timestamp") or node.tag.endswith(":binary"):
             return node.value  # keep as text; no key of ours wants these types
-        return yaml.constructor.SafeConstructor().construct_object(node)
+        if id(node) in self._unreadable:
+            return _UNREADABLE
+        try:
+            return self._constructor.construct_object(node)
+        except (yaml.YAMLError, ValueError, KeyError, TypeError, OverflowError) as exc:
+            tag = (f"!!{node.tag[len(_STANDARD_TAG):]}" if node.tag.startswith(_STANDARD_TAG)
+                   else node.tag)
+            if isinstance(exc, yaml.constructor.ConstructorError):  # no such tag for us
+                message = f"YAML tag {tag!r} is not supported"
+            else:
+                message = f"{node.value!r} cannot be read as {tag}"
+            self.problem(node, message)
+            self._unreadable.add(id(node))
+            return _UNREADABLE
+        finally:
+            self._constructor.constructed_objects.clear()
 
     def mapping(self, node: yaml.Node, what: str, allowed: Sequence[str]
                 ) -> dict[str, tuple[yaml.Node, yaml.Node]]:
@@ -138,12 +201,12 @@ class _FileLoader:
             if key not in allowed:
                 close = difflib.get_close_matches(key, allowed, n=1)
                 suggestion = f" (did you mean '{close[0]}'?)" if close else ""
-                self.problem(key_node, f"unknown key '{key}' in {what}{suggestion}; "
+                self.problem(key_node, f"unknown key {key!r} in {what}{suggestion}; "
                              f"allowed: {', '.join(allowed)}")
                 continue
             if key in out:
                 first = self.where(out[key][0])
-                self.problem(key_node, f"duplicate key '{key}' in {what} (first at line "
+                self.problem(key_node, f"duplicate key {key!r} in {what} (first at line "
                              f"{first.line})")
                 continue
             out[key] = (key_node, value_node)
@@ -174,8 +237,8 @@ class _FileLoader:
     def choice(self, node: yaml.Node, what: str, choices: Sequence[str]) -> str | None:
         value = self.scalar(node)
         if not isinstance(value, str) or value not in choices:
-            shown = value if isinstance(value, str | int | float | bool) else _kind(node)
-            self.problem(node, f"{what} must be one of {' | '.join(choices)}, not {shown!r}")
+            shown = repr(value) if isinstance(value, str | int | float | bool) else _kind(node)
+            self.problem(node, f"{what} must be one of {' | '.join(choices)}, not {shown}")
             return None
         return value
 
@@ -192,7 +255,12 @@ class _FileLoader:
     def host(self, node: yaml.Node, value: str) -> str | None:
         """An IP literal or a valid host name (IDNA names become their A-label form)."""
         if "/" in value:
-            self.problem(node, f"CIDR hosts ({value!r}) {_LATER}")
+            try:
+                ipaddress.ip_network(value, strict=False)
+            except ValueError:
+                self.problem(node, f"{value!r} is not a valid host name or IP address")
+            else:
+                self.problem(node, f"CIDR hosts ({value!r}) {_LATER}")
             return None
         candidate = value[1:-1] if value.startswith("[") and value.endswith("]") else value
         try:
@@ -208,8 +276,13 @@ class _FileLoader:
         except UnicodeError:
             self.problem(node, f"{value!r} is not a valid international host name")
             return None
-        if len(ascii_name) > 253 or not all(_LABEL.match(lab) for lab in ascii_name.split(".")):
+        labels = ascii_name.split(".")
+        if len(ascii_name) > 253 or not all(_LABEL.match(lab) for lab in labels):
             self.problem(node, f"{value!r} is not a valid host name or IP address")
+            return None
+        if labels[-1].isdigit():  # "010.0.0.1", "999.1.1.1", "10.1": a mistyped address
+            self.problem(node, f"{value!r} is not a valid IP address (nor a host name: "
+                         "the last label of a name is never all digits)")
             return None
         return ascii_name.lower()
 
@@ -279,7 +352,10 @@ class _FileLoader:
         try:
             address = ipaddress.ip_address(host)
         except ValueError:
-            self.problem(node, f"nameserver {value!r} must be an IP address, not a name")
+            if all(_LABEL.match(label) for label in host.rstrip(".").split(".")):
+                self.problem(node, f"nameserver {value!r} must be an IP address, not a name")
+            else:
+                self.problem(node, f"{value!r} is not an address or address:port")
             return None
         if not 1 <= port <= MAX_PORT:
             self.problem(node, f"nameserver port must be between 1 and {MAX_PORT}")
@@ -307,15 +383,23 @@ class _FileLoader:
                 return []
             parsed = split_host_port(value)
             if parsed is None:
-                self.problem(node, f"{value!r} is not host:port (write IPv6 as "
-                             "\"[2001:db8::1]:22\")")
+                if re.fullmatch(r".*:\d+\s*-\s*\d+", value.strip()):
+                    self.problem(node, f"port ranges ({value!r}) {_LATER}")
+                else:
+                    self.problem(node, f"{value!r} is not host:port (write IPv6 as "
+                                 "\"[2001:db8::1]:22\")")
                 return []
             raw_host, port = parsed
+            if value.strip().startswith("["):  # keep the brackets: only IPv6 may wear them
+                raw_host = f"[{raw_host}]"
             host = self.host(node, raw_host)
             if not 1 <= port <= MAX_PORT:
                 self.problem(node, f"port must be between 1 and {MAX_PORT}, not {port}")
                 return []
             if host is None:
+                return []
+            self.names.append((display(host, port), source))
+            if not self.family_fits(node, host, defaults.family):
                 return []
             return [Target(name=display(host, port), host=host, port=port,
                            expect=defaults.expect, timeout=defaults.timeout,
@@ -329,7 +413,7 @@ class _FileLoader:
         settings = _Defaults(defaults.timeout, defaults.retries, defaults.expect,
                              defaults.family)
         self._apply_common(keys, settings, "target")
-        host: str | None = None
+        host = None
         if "host" not in keys:
             self.problem(node, "target has no host")
         elif (raw := self.text(keys["host"][1], "host")) is not None:
@@ -346,8 +430,12 @@ class _FileLoader:
                 self.problem(seq, "ports must be a non-empty list of ports")
             else:
                 for item in seq.value:
-                    if (p := self.port(item, "each port")) is not None:
-                        ports.append(p)
+                    if (p := self.port(item, "each port")) is None:
+                        continue
+                    if p in ports:
+                        self.problem(item, f"port {p} is listed twice")
+                        continue
+                    ports.append(p)
         else:
             self.problem(node, "target has no port (give port: N or ports: [N, M])")
         name: str | None = None
@@ -356,14 +444,19 @@ class _FileLoader:
         tags: tuple[str, ...] = ()
         if "tags" in keys:
             tags = self.tags(keys["tags"][1])
+        many = "ports" in keys
+        # The names this target takes, even if it is invalid otherwise (not when the
+        # name itself is invalid: its default would be a guess).
+        if name is not None:
+            self.names.extend(((f"{name}:{p}" if many else name), source)
+                              for p in (ports if many else [0]))
+        elif host is not None and "name" not in keys:
+            self.names.extend((display(host, p), source) for p in ports)
+        if host is not None and not self.family_fits(keys.get("family", keys["host"])[1],
+                                                     host, settings.family):
+            return []
         if host is None or not ports:
             return []
-        literal = _literal_version(host)
-        if literal and settings.family != "any" and f"ipv{literal}" != settings.family:
-            self.problem(keys.get("family", keys["host"])[1],
-                         f"{host} is an IPv{literal} address but family is {settings.family}")
-            return []
-        many = "ports" in keys
         targets = []
         for port in ports:
             base = name if name is not None else display(host, port)
@@ -373,6 +466,14 @@ class _FileLoader:
                                   retries=settings.retries, family=settings.family,
                                   tags=tags, source=source))
         return targets
+
+    def family_fits(self, node: yaml.Node, host: str, family: Family) -> bool:
+        """An IP literal must match the family setting; it can never resolve otherwise."""
+        literal = _literal_version(host)
+        if literal and family not in ("any", f"ipv{literal}"):
+            self.problem(node, f"{host} is an IPv{literal} address but family is {family}")
+            return False
+        return True
 
     def tags(self, node: yaml.Node) -> tuple[str, ...]:
         if not isinstance(node, yaml.SequenceNode):
@@ -395,7 +496,7 @@ class _FileLoader:
         if root is None:
             return [], None
         keys = self.mapping(root, "the inventory", _TOP_KEYS)
-        if not keys:
+        if not isinstance(root, yaml.MappingNode):
             return [], None
         if "version" not in keys:
             self.problem(root, f"missing 'version: {SCHEMA_VERSION}' at the top")
@@ -430,14 +531,31 @@ def split_host_port(value: str, default_port: int | None = None) -> tuple[str, i
     host, sep, port_text = value.rpartition(":")
     if not sep:
         return (value, default_port) if default_port is not None and value else None
-    if not host or not port_text.isdigit() or len(port_text) > 5:
+    if not host or not port_text.isascii() or not port_text.isdigit() or len(port_text) > 5:
         return None
     return host, int(port_text)
+
+
+_UNREADABLE: Any = type("_Unreadable", (), {"__repr__": lambda self: "<unreadable>"})()
 
 
 def display(host: str, port: int) -> str:
     """The conventional ``host:port`` spelling (brackets around IPv6)."""
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def _syntax_message(exc: yaml.MarkedYAMLError) -> str:
+    """PyYAML's problem, with its context ("while parsing a flow sequence") and where that began.
+
+    The problem mark alone often points at the end of the file; the context mark says
+    where the unfinished construct started.
+    """
+    problem = (exc.problem or exc.context or "invalid YAML").removeprefix("but ")
+    message = f"YAML syntax error: {problem}"
+    context, mark = exc.context, exc.context_mark
+    if exc.problem and context and mark is not None:
+        message += f" ({context}, from line {mark.line + 1} column {mark.column + 1})"
+    return message
 
 
 def _literal_version(host: str) -> int | None:
@@ -464,6 +582,7 @@ def load_inventories(paths: Iterable[str],
     reader = read or _read_file
     problems: list[Problem] = []
     targets: list[Target] = []
+    names: list[tuple[str, SourceLocation]] = []
     resolver: ResolverConfig | None = None
     resolver_from = ""
     path_list = list(paths)
@@ -478,22 +597,26 @@ def load_inventories(paths: Iterable[str],
         file_targets, file_resolver = loader.load(data)
         problems.extend(loader.problems)
         targets.extend(file_targets)
+        names.extend(loader.names)
         if file_resolver is not None:
             if resolver is not None and file_resolver != resolver:
                 problems.append(Problem(SourceLocation(path, 1, 1),
                                         f"resolver settings differ from those in "
                                         f"{resolver_from}; give them in one inventory"))
             resolver, resolver_from = file_resolver, path
-    seen: dict[str, Target] = {}
-    for target in targets:
-        first = seen.get(target.name)
+    seen: dict[str, SourceLocation] = {}
+    for name, source in names:
+        first = seen.get(name)
         if first is not None:
-            assert target.source is not None and first.source is not None
-            problems.append(Problem(target.source, f"duplicate target name {target.name!r} "
-                                    f"(first at {first.source})"))
+            problems.append(Problem(source, f"duplicate target name {name!r} "
+                                    f"(first at {first})"))
         else:
-            seen[target.name] = target
+            seen[name] = source
     if problems:
+        # file by file in the order given, then top to bottom
+        order = {path: index for index, path in enumerate(path_list)}
+        problems.sort(key=lambda p: (order.get(p.location.path, len(order)),
+                                     p.location.line, p.location.column))
         raise InventoryError(problems)
     return Inventory(paths=tuple(path_list), targets=tuple(targets),
                      resolver=resolver or ResolverConfig())
