@@ -10,11 +10,14 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 if TYPE_CHECKING:
+    from .baseline import Baseline
     from .engine import ScanObserver
-    from .models import Inventory, ScanSummary
+    from .models import Inventory, ScanSummary, TargetResult
+    from .report.json_report import Report
+    from .shard import Shard
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INCONCLUSIVE = 0, 1, 2, 3
 EXIT_SIGNAL = {"SIGINT": 130, "SIGTERM": 143}
@@ -52,6 +55,15 @@ def build_parser() -> argparse.ArgumentParser:
                        help="global deadline; unfinished targets end as inconclusive")
     check.add_argument("--show-ok", action="store_true",
                        help="console format: list targets that passed too")
+    check.add_argument("--shard", type=_shard, default=None, metavar="I/N",
+                       help="check only slice I of N (1-based, stable hash of the target name)")
+    _add_artefact_options(check)
+
+    merge = sub.add_parser("merge", help="one verdict from the --report files of several shards",
+                           description="Join the --report documents of several shards (or "
+                                       "scans) into one verdict; exits like check.")
+    merge.add_argument("reports", nargs="+", metavar="REPORT")
+    _add_artefact_options(merge)
 
     validate = sub.add_parser("validate", help="parse and validate only; probe nothing")
     validate.add_argument("inventories", nargs="+", metavar="INVENTORY")
@@ -59,6 +71,30 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="self-contained showcase on loopback, no setup")
     demo.add_argument("--format", "-f", choices=("auto", "console", "json"), default="auto")
     return parser
+
+
+def _add_artefact_options(command: argparse.ArgumentParser) -> None:
+    command.add_argument("--junit", default=None, metavar="PATH", help="write JUnit XML")
+    command.add_argument("--markdown", default=None, metavar="PATH",
+                         help="write a Markdown summary (default with GITHUB_STEP_SUMMARY "
+                              "set: append to that file)")
+    command.add_argument("--report", default=None, metavar="PATH",
+                         help="write the whole result as one JSON document")
+    command.add_argument("--baseline", default=None, metavar="REPORT",
+                         help="compare with an earlier --report: new failures, fixed, "
+                              "changed category")
+    command.add_argument("--fail-on", choices=("any", "new"), default="any",
+                         help="any (default): exit 1 on any failure; new: only on failures "
+                              "that are new since --baseline")
+
+
+def _shard(text: str) -> Shard:
+    from .shard import parse_shard
+
+    try:
+        return parse_shard(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
 
 
 def _positive_int(text: str) -> int:
@@ -90,6 +126,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         from .demo import run_demo
 
         return run_demo(_resolve_format(args.format))
+    if args.command == "merge":
+        return cmd_merge(args)
     return cmd_check(args)
 
 
@@ -148,17 +186,29 @@ def exit_code(summary: ScanSummary) -> int:
     return EXIT_OK
 
 
-def make_observer(fmt: str, show_ok: bool = False) -> ScanObserver:
+def make_observer(fmt: str, show_ok: bool = False,
+                  baseline: Baseline | None = None) -> ScanObserver:
     if fmt == "json":
         from .events import JsonEventWriter
 
-        return JsonEventWriter()
+        if baseline is None:
+            return JsonEventWriter()
+
+        def change_of(result: TargetResult) -> str | None:
+            return baseline.change(result.target.name, result.ok, result.category.value)
+
+        return JsonEventWriter(change_of=change_of)
     from .report.console import ConsoleReport
 
     return ConsoleReport(sys.stdout, sys.stderr, show_ok=show_ok)
 
 
 def cmd_check(args: argparse.Namespace) -> int:
+    if not _artefact_args_ok(args):
+        return EXIT_USAGE
+    baseline = _load_baseline(args.baseline)
+    if baseline is False:
+        return EXIT_USAGE
     inventory = _load(args.inventories)
     if inventory is None:
         return EXIT_USAGE
@@ -167,15 +217,152 @@ def cmd_check(args: argparse.Namespace) -> int:
         print(f"scanner: no target carries any of the tags {args.tags!r}; nothing to check",
               file=sys.stderr)
         return EXIT_USAGE
+    if args.shard is not None:
+        inventory = _shard_inventory(inventory, args.shard)
     import anyio
 
     from .engine import ScanOptions, run_scan
 
-    observer = make_observer(_resolve_format(args.format), args.show_ok)
+    observer = make_observer(_resolve_format(args.format), args.show_ok, baseline)
     options = ScanOptions(concurrency=args.concurrency, max_duration=args.max_duration)
-    summary, _results = anyio.run(run_scan, inventory, observer, options,
-                                  backend_options=_backend_options())
+    started = _utc_now()
+    summary, results = anyio.run(run_scan, inventory, observer, options,
+                                 backend_options=_backend_options())
+    if _wants_report(args):
+        from .report.json_report import build_report
+
+        changes = ({r.target.name: baseline.change(r.target.name, r.ok, r.category.value)
+                    for r in results} if baseline else None)
+        report = build_report(results, summary, inventories=inventory.paths, started=started,
+                              finished=_utc_now(),
+                              shard=str(args.shard) if args.shard else None,
+                              baseline=baseline.path if baseline else None, changes=changes)
+        if not _write_artefacts(report, args):
+            return EXIT_USAGE
+        if args.fail_on == "new" and summary.interrupted_by not in EXIT_SIGNAL:
+            return report_exit_code(report, "new")
     return exit_code(summary)
+
+
+def _shard_inventory(inventory: Inventory, shard: Shard) -> Inventory:
+    """Only the targets of ``shard``; an empty shard is fine (a small inventory, many shards)."""
+    from dataclasses import replace
+
+    from .shard import select
+
+    return replace(inventory, targets=tuple(select(inventory.targets, shard)))
+
+
+def _utc_now() -> str:
+    from .report.json_report import utc_now
+
+    return utc_now()
+
+
+def _wants_report(args: argparse.Namespace) -> bool:
+    return bool(args.junit or args.markdown or args.report or args.fail_on == "new"
+                or os.environ.get("GITHUB_STEP_SUMMARY"))
+
+
+def _artefact_args_ok(args: argparse.Namespace) -> bool:
+    """Usage errors found before anything is probed: exit 2, as for a bad inventory."""
+    if args.fail_on == "new" and not args.baseline:
+        print("scanner: --fail-on new needs --baseline REPORT (new compared with what?)",
+              file=sys.stderr)
+        return False
+    for option in ("junit", "markdown", "report"):
+        path = getattr(args, option)
+        if path is None:
+            continue
+        parent = os.path.dirname(os.path.abspath(path))
+        if not os.path.isdir(parent):
+            print(f"scanner: --{option} {path}: directory {parent} does not exist",
+                  file=sys.stderr)
+            return False
+    return True
+
+
+def _load_baseline(path: str | None) -> Baseline | Literal[False] | None:
+    """The baseline, None without --baseline, False (after a message) when unreadable."""
+    if path is None:
+        return None
+    from .baseline import Baseline
+    from .report.json_report import ReportError
+
+    try:
+        return Baseline.load(path)
+    except ReportError as exc:
+        print(f"scanner: --baseline {exc}", file=sys.stderr)
+        return False
+
+
+def _write_artefacts(report: Report, args: argparse.Namespace) -> bool:
+    """Write every artefact asked for; the Markdown goes to GitHub's step summary by default."""
+    markdown, append = args.markdown, False
+    if markdown is None and os.environ.get("GITHUB_STEP_SUMMARY"):
+        markdown, append = os.environ["GITHUB_STEP_SUMMARY"], True
+    try:
+        if args.report:
+            from .report.json_report import write_report
+
+            write_report(report, args.report)
+        if args.junit:
+            from .report.junit import write_junit
+
+            write_junit(report, args.junit)
+        if markdown:
+            from .report.markdown import write_markdown
+
+            write_markdown(report, markdown, append=append)
+    except OSError as exc:
+        print(f"scanner: cannot write {exc.filename}: {exc.strerror}", file=sys.stderr)
+        return False
+    return True
+
+
+def report_exit_code(report: Report, fail_on: str = "any") -> int:
+    """The verdict of a report document (``merge``, and ``check --fail-on new``).
+
+    With ``new``, only failures that are new since the baseline fail the gate; known
+    failures pass it. Inconclusive targets still mean "not checked" (exit 3).
+    """
+    counts = report["summary"]["counts"]
+    if fail_on == "new":
+        failed = any(e.get("change") == "new_failure" for e in report["targets"])
+    else:
+        failed = counts.get("failed", 0) > 0
+    if failed:
+        return EXIT_FAILED
+    if counts.get("inconclusive", 0):
+        return EXIT_INCONCLUSIVE
+    return EXIT_OK
+
+
+def cmd_merge(args: argparse.Namespace) -> int:
+    """One verdict (and one set of artefacts) from the reports of several shards."""
+    if not _artefact_args_ok(args):
+        return EXIT_USAGE
+    from .report.json_report import ReportError, load_report, merge_reports
+
+    baseline = _load_baseline(args.baseline)
+    if baseline is False:
+        return EXIT_USAGE
+    try:
+        report = merge_reports([(path, load_report(path)) for path in args.reports])
+    except ReportError as exc:
+        print(f"scanner: merge: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    if baseline:
+        report["baseline"] = baseline.path
+        for entry in report["targets"]:
+            entry["change"] = baseline.change_of_entry(entry)
+    if not _write_artefacts(report, args):
+        return EXIT_USAGE
+    counts = report["summary"]["counts"]
+    print(f"scanner: merged {len(args.reports)} reports: {len(report['targets'])} targets, "
+          f"{counts.get('ok', 0)} ok, {counts.get('failed', 0)} failed, "
+          f"{counts.get('inconclusive', 0)} inconclusive", file=sys.stderr)
+    return report_exit_code(report, args.fail_on)
 
 
 def _backend_options() -> dict[str, object]:

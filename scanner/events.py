@@ -9,7 +9,7 @@ write one line per event to stdout.
 from __future__ import annotations
 
 import sys
-from collections.abc import Mapping, MutableMapping
+from collections.abc import Callable, Mapping, MutableMapping
 from typing import IO, Any
 
 import orjson
@@ -59,7 +59,8 @@ def probe_result(result: ProbeResult) -> EventDict:
     }
 
 
-def target_result(result: TargetResult) -> EventDict:
+def target_result(result: TargetResult, change: str | None = None) -> EventDict:
+    """``change`` is what ``--baseline`` found (new_failure, fixed, ...); null without it."""
     return {
         "target": result.target.name,
         "host": result.target.host,
@@ -70,6 +71,7 @@ def target_result(result: TargetResult) -> EventDict:
         "addresses": list(result.addresses),
         "hint": result.hint,
         "tags": list(result.target.tags),
+        "change": change,
     }
 
 
@@ -134,8 +136,10 @@ def make_json_logger(stream: IO[bytes] | None = None) -> Any:
 class JsonEventWriter:
     """Observer that streams every scan event as a JSON line (``--format json``)."""
 
-    def __init__(self, stream: IO[bytes] | None = None) -> None:
+    def __init__(self, stream: IO[bytes] | None = None,
+                 change_of: Callable[[TargetResult], str | None] | None = None) -> None:
         self._log = make_json_logger(stream)
+        self._change_of = change_of
 
     def _emit(self, name: str, level: str, fields: EventDict) -> None:
         getattr(self._log, level)(name, level=level, **fields)
@@ -152,7 +156,9 @@ class JsonEventWriter:
                    probe_result(result))
 
     def on_target(self, result: TargetResult) -> None:
-        self._emit("target.result", level_of(result.category, result.ok), target_result(result))
+        change = self._change_of(result) if self._change_of is not None else None
+        self._emit("target.result", level_of(result.category, result.ok),
+                   target_result(result, change))
 
     def on_finish(self, summary: ScanSummary) -> None:
         level = "info" if summary.failed == 0 and summary.inconclusive == 0 else "error"

@@ -50,7 +50,7 @@ EVENT_KEYS: dict[str, set[str]] = {
     "probe.result": {"target", "host", "port", "address", "family", "category", "latency_ms",
                      "attempts", "errno", "icmp_type", "icmp_code", "icmp_from", "hint"},
     "target.result": {"target", "host", "port", "expect", "ok", "category", "addresses",
-                      "hint", "tags"},
+                      "hint", "tags", "change"},
     "scan.finished": {"counts", "duration_s", "ok", "interrupted"},
 }
 
