@@ -502,7 +502,7 @@ class _FileLoader:
             self.problem(root, f"missing 'version: {SCHEMA_VERSION}' at the top")
         else:
             version = self.scalar(keys["version"][1])
-            if version != SCHEMA_VERSION or isinstance(version, bool):
+            if type(version) is not int or version != SCHEMA_VERSION:  # not True, not 1.0
                 self.problem(keys["version"][1], f"unsupported inventory version {version!r}; "
                              f"this scanner reads version {SCHEMA_VERSION}")
         if "scope" in keys:
