@@ -81,7 +81,7 @@ HINTS: Mapping[Category, str] = {
     "{from_clause}",
     C.NETWORK_UNREACHABLE: "no route to that network{from_clause}; check routing and VPN",
     C.BLOCKED_LOCALLY: "this machine's own firewall or policy blocks the connection "
-    "({errno}); check local nftables/iptables OUTPUT rules",
+    "({local_cause}); check local nftables/iptables OUTPUT rules and prohibit routes",
     C.INCONCLUSIVE: "this machine ran out of something ({errno}); says nothing about the "
     "target: lower --concurrency or raise limits and run again",
     C.DNS_NXDOMAIN: "the name does not exist: check for a typo or a missing DNS record",
@@ -92,7 +92,7 @@ HINTS: Mapping[Category, str] = {
     "and which nameserver is configured",
     C.DNS_TIMEOUT: "no DNS answer in time: the nameserver is unreachable or drops queries",
     C.DNS_ERROR: "the resolver failed: {detail}",
-    C.SLOW: "handshake took {latency_ms:.0f} ms, over the {budget_ms} ms budget: "
+    C.SLOW: "handshake took {latency_ms:.0f} ms, over the {budget_ms:g} ms budget: "
     "overloaded service or long path",
     C.OUT_OF_SCOPE: "address outside scope.allow, no packet sent: DNS points somewhere "
     "unexpected",
@@ -119,12 +119,18 @@ def classify_errno(err: int) -> Category:
     return ERRNO_CATEGORY.get(err, C.INCONCLUSIVE)
 
 
-def classify_connect(outcome: ConnectOutcome, local_addresses: Iterable[str] = ()) -> Category:
+def classify_connect(outcome: ConnectOutcome, local_addresses: Iterable[str] = (),
+                     target_address: str | None = None) -> Category:
     """Category of one handshake attempt.
 
     The ICMP detail wins over the errno because the errno alone cannot tell a TCP
-    reset from an ICMP port-unreachable (both are ECONNREFUSED). A reject that this
-    host sent to itself is its own OUTPUT firewall: ``blocked_locally``.
+    reset from an ICMP port-unreachable (both are ECONNREFUSED), and IPv6
+    admin-prohibited arrives as EACCES, which alone would look like a local block.
+    Who sent the ICMP matters as much as what it says:
+
+    * a reject this host sent to itself is its own OUTPUT firewall: ``blocked_locally``;
+    * a host- or net-unreachable sent *by the target's own address* cannot mean the
+      host is down (it answered): a filter on the target rejects, so ``rejected``.
     """
     if outcome.errno == 0 and not outcome.timed_out:
         return C.OPEN
@@ -134,10 +140,22 @@ def classify_connect(outcome: ConnectOutcome, local_addresses: Iterable[str] = (
             sender = outcome.icmp.sender
             if category is C.REJECTED and any(_same_address(sender, a) for a in local_addresses):
                 return C.BLOCKED_LOCALLY
+            if category in (C.HOST_UNREACHABLE, C.NETWORK_UNREACHABLE) and _same_address(
+                    sender, target_address):
+                return C.REJECTED
             return category
     if outcome.timed_out:
         return C.TIMEOUT
     return classify_errno(outcome.errno)
+
+
+def classify_latency(category: Category, latency_ms: float | None,
+                     budget_ms: float | None) -> Category:
+    """``slow`` for a completed handshake over its latency budget; otherwise unchanged."""
+    if category is C.OPEN and budget_ms is not None and latency_ms is not None \
+            and latency_ms > budget_ms:
+        return C.SLOW
+    return category
 
 
 #: c-ares status codes (pycares.errno / ares.h) to DNS categories.
@@ -268,7 +286,7 @@ def hint_for(
     detail: str | None = None,
     family: str = "any",
     latency_ms: float | None = None,
-    budget_ms: int | None = None,
+    budget_ms: float | None = None,
     target_address: str | None = None,
 ) -> str | None:
     """The sentence that tells a person what to check next; None for ``open``."""
@@ -279,7 +297,10 @@ def hint_for(
         return (f"the target host itself rejects port {port} (ICMP {icmp_name(icmp)}"
                 "): a host firewall, not a missing listener")
     rr = {"ipv4": "A", "ipv6": "AAAA"}.get(family, "A or AAAA")
+    local_cause = (f"ICMP {icmp_name(icmp)} sent by this host's own address {sender}"
+                   if icmp is not None and sender else errno_name or "unknown error")
     return HINTS[category].format(
+        local_cause=local_cause,
         port=port,
         timeout=timeout,
         icmp_from=sender or "an unknown address",
@@ -289,5 +310,5 @@ def hint_for(
         detail=detail or "unknown error",
         rr=rr,
         latency_ms=latency_ms or 0.0,
-        budget_ms=budget_ms,
+        budget_ms=budget_ms or 0.0,
     )

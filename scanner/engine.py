@@ -20,7 +20,7 @@ from typing import Protocol
 import anyio
 from anyio.abc import ObjectReceiveStream, ObjectSendStream
 
-from .classify import classify_connect, hint_for, roll_up
+from .classify import classify_connect, classify_latency, hint_for, roll_up
 from .models import (
     TRANSIENT,
     AddressFamily,
@@ -307,7 +307,9 @@ async def probe_address(target: Target, address: str, family: AddressFamily,
         attempts += 1
         async with gate.admit(address):
             outcome, local = await connect_once(address, target.port, family, target.timeout)
-        category = classify_connect(outcome, (local,) if local else ())
+        category = classify_latency(
+            classify_connect(outcome, (local,) if local else (), address),
+            outcome.latency_ms, target.max_latency_ms)
         if category is Category.INCONCLUSIVE and shortages < LOCAL_RETRIES:
             shortages += 1
             attempts -= 1
@@ -321,7 +323,8 @@ async def probe_address(target: Target, address: str, family: AddressFamily,
         target=target, address=address, family=family, category=category,
         latency_ms=outcome.latency_ms, attempts=attempts, errno=errno_name, icmp=outcome.icmp,
         hint=hint_for(category, port=target.port, timeout=target.timeout, icmp=outcome.icmp,
-                      errno_name=errno_name, target_address=address),
+                      errno_name=errno_name, target_address=address,
+                      latency_ms=outcome.latency_ms, budget_ms=target.max_latency_ms),
     )
 
 

@@ -72,6 +72,7 @@ class _Defaults:
     retries: int = 1
     expect: Expect = "open"
     family: Family = "any"
+    max_latency_ms: float | None = None
 
 
 @dataclass
@@ -317,7 +318,16 @@ class _FileLoader:
                                                   ("any", "ipv4", "ipv6"))):
             into.family = cast(Family, f)
         if "max_latency_ms" in keys:
-            self.problem(keys["max_latency_ms"][0], f"max_latency_ms {_LATER}")
+            node = keys["max_latency_ms"][1]
+            value = self.scalar(node)
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                self.problem(node, f"{what}.max_latency_ms must be a number of milliseconds, "
+                             f"not {_kind(node)}")
+            elif not 0 < value <= 600_000:
+                self.problem(node, f"{what}.max_latency_ms must be > 0 and at most 600000, "
+                             f"not {value}")
+            else:
+                into.max_latency_ms = float(value)
 
     def resolver(self, node: yaml.Node) -> ResolverConfig:
         keys = self.mapping(node, "resolver", _RESOLVER_KEYS)
@@ -403,7 +413,8 @@ class _FileLoader:
                 return []
             return [Target(name=display(host, port), host=host, port=port,
                            expect=defaults.expect, timeout=defaults.timeout,
-                           retries=defaults.retries, family=defaults.family, source=source)]
+                           retries=defaults.retries, family=defaults.family, source=source,
+                           max_latency_ms=defaults.max_latency_ms)]
         keys = self.mapping(node, "target", _TARGET_KEYS)
         if not keys and isinstance(node, yaml.MappingNode):
             self.problem(node, "a target needs at least host and port")
@@ -411,7 +422,7 @@ class _FileLoader:
         if not keys:
             return []
         settings = _Defaults(defaults.timeout, defaults.retries, defaults.expect,
-                             defaults.family)
+                             defaults.family, defaults.max_latency_ms)
         self._apply_common(keys, settings, "target")
         host = None
         if "host" not in keys:
@@ -464,7 +475,8 @@ class _FileLoader:
             targets.append(Target(name=target_name, host=host, port=port,
                                   expect=settings.expect, timeout=settings.timeout,
                                   retries=settings.retries, family=settings.family,
-                                  tags=tags, source=source))
+                                  tags=tags, source=source,
+                                  max_latency_ms=settings.max_latency_ms))
         return targets
 
     def family_fits(self, node: yaml.Node, host: str, family: Family) -> bool:

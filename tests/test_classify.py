@@ -416,3 +416,58 @@ def test_reject_from_target_itself_is_told_apart(icmp: IcmpDetail, target_addres
 )
 def test_icmp_name(icmp: IcmpDetail, name: str) -> None:
     assert icmp_name(icmp) == name
+
+
+# --- who sent the ICMP, and latency budgets -------------------------------------------
+
+_T4, _R4 = "198.18.3.13", "198.18.2.2"
+_T6, _R6 = "2001:db8:3::13", "2001:db8:2::2"
+
+
+@pytest.mark.parametrize(("icmp", "target", "category"), [
+    pytest.param(IcmpDetail(3, 1, _T4, "ipv4"), _T4, C.REJECTED, id="v4-host-unreach-from-target"),
+    pytest.param(IcmpDetail(3, 0, _T4, "ipv4"), _T4, C.REJECTED, id="v4-net-unreach-from-target"),
+    pytest.param(IcmpDetail(3, 1, _R4, "ipv4"), _T4, C.HOST_UNREACHABLE,
+                 id="v4-host-unreach-from-router"),
+    pytest.param(IcmpDetail(3, 0, _R4, "ipv4"), _T4, C.NETWORK_UNREACHABLE,
+                 id="v4-net-unreach-from-router"),
+    pytest.param(IcmpDetail(1, 3, _T6, "ipv6"), _T6, C.REJECTED, id="v6-addr-unreach-from-target"),
+    pytest.param(IcmpDetail(1, 0, "2001:DB8:3::13", "ipv6"), _T6, C.REJECTED,
+                 id="v6-no-route-from-target-other-spelling"),
+    pytest.param(IcmpDetail(1, 3, _R6, "ipv6"), _T6, C.HOST_UNREACHABLE,
+                 id="v6-addr-unreach-from-router"),
+    pytest.param(IcmpDetail(1, 4, _T6, "ipv6"), _T6, C.REJECTED, id="v6-port-unreach-target"),
+    pytest.param(IcmpDetail(3, 1, _R4, "ipv4"), None, C.HOST_UNREACHABLE, id="target-unknown"),
+])
+def test_unreachable_sent_by_the_target_itself_is_a_reject(
+        icmp: IcmpDetail, target: str | None, category: Category) -> None:
+    outcome = ConnectOutcome(113, False, 1.0, icmp)
+    assert classify_connect(outcome, ("198.18.1.2",), target) is category
+
+
+@pytest.mark.parametrize(("category", "latency", "budget", "expected"), [
+    (C.OPEN, 300.0, 250.0, C.SLOW),
+    (C.OPEN, 250.0, 250.0, C.OPEN),
+    (C.OPEN, 10.0, 250.0, C.OPEN),
+    (C.OPEN, 900.0, None, C.OPEN),
+    (C.REFUSED, 900.0, 250.0, C.REFUSED),
+    (C.TIMEOUT, 3000.0, 250.0, C.TIMEOUT),
+    (C.OPEN, None, 250.0, C.OPEN),
+])
+def test_classify_latency(category: Category, latency: float | None, budget: float | None,
+                          expected: Category) -> None:
+    from scanner.classify import classify_latency
+
+    assert classify_latency(category, latency, budget) is expected
+
+
+def test_slow_hint_names_latency_and_budget() -> None:
+    hint = hint_for(C.SLOW, latency_ms=1012.4, budget_ms=500.0)
+    assert hint is not None and "1012 ms" in hint and "500 ms budget" in hint
+
+
+def test_blocked_locally_hint_names_the_icmp_from_this_host() -> None:
+    icmp = IcmpDetail(3, 13, "198.18.1.2", "ipv4")
+    hint = hint_for(C.BLOCKED_LOCALLY, icmp=icmp, errno_name="EHOSTUNREACH")
+    assert hint is not None and "198.18.1.2" in hint and "admin-prohibited" in hint
+    assert "EACCES" in str(hint_for(C.BLOCKED_LOCALLY, errno_name="EACCES"))
