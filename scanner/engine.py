@@ -35,6 +35,7 @@ from .models import (
 )
 from .probe import connect_once
 from .resolve import Resolver, backoff_delay, literal_family
+from .scope import ScopeGuard
 
 DEFAULT_CONCURRENCY = 1024
 #: descriptors kept free for stdout, DNS sockets, report files and the event loop
@@ -104,6 +105,7 @@ class ScanOptions:
     handle_signals: bool = True
     rate: float | None = None  # handshake attempts per second, overall
     per_address: int | None = None  # handshakes in flight to one address at most
+    allow: tuple[str, ...] = ()  # --allow CIDRs, added to the inventory's scope.allow
 
 
 class RateLimiter:
@@ -196,6 +198,7 @@ class _Scan:
     observer: ScanObserver
     concurrency: int
     gate: Gate = OPEN_GATE
+    scope: ScopeGuard | None = None
     results: dict[int, TargetResult] = field(default_factory=dict)
     pending: dict[int, _Pending] = field(default_factory=dict)
 
@@ -257,7 +260,10 @@ class _Scan:
         async with receive:
             async for index, slot, address, family in receive:
                 pending = self.pending[index]
-                result = await probe_address(pending.target, address, family, self.gate)
+                if self.scope is not None and not self.scope.allows(address):
+                    result = out_of_scope(pending.target, address, family, self.scope)
+                else:
+                    result = await probe_address(pending.target, address, family, self.gate)
                 self.observer.on_probe(result)
                 pending.probes[slot] = result
                 pending.done += 1
@@ -328,6 +334,15 @@ async def probe_address(target: Target, address: str, family: AddressFamily,
     )
 
 
+def out_of_scope(target: Target, address: str, family: AddressFamily,
+                 scope: ScopeGuard) -> ProbeResult:
+    """The result for an address the scope guard keeps us away from: no packet was sent."""
+    hint = hint_for(Category.OUT_OF_SCOPE)
+    return ProbeResult(target=target, address=address, family=family,
+                       category=Category.OUT_OF_SCOPE, latency_ms=None, attempts=0, errno=None,
+                       icmp=None, hint=f"{hint} (allowed: {scope})")
+
+
 def target_verdict(target: Target, dns: DnsResult | None, addresses: Sequence[str],
                    probes: Sequence[ProbeResult]) -> TargetResult:
     """Roll a target's DNS outcome and per-address probes up into one verdict."""
@@ -376,7 +391,10 @@ async def run_scan(inventory: Inventory, observer: ScanObserver,
     fd_limit = raise_fd_limit()
     concurrency = effective_concurrency(options.concurrency, fd_limit)
     concurrency = min(concurrency, max(1, _address_estimate(inventory)))
-    scan = _Scan(inventory, observer, concurrency, Gate(options.rate, options.per_address))
+    networks = (*(inventory.scope or ()), *options.allow)
+    guard = ScopeGuard(networks) if inventory.scope is not None or options.allow else None
+    scan = _Scan(inventory, observer, concurrency, Gate(options.rate, options.per_address),
+                 guard)
     observer.on_start(len(inventory.targets), inventory.paths, concurrency)
     started = time.perf_counter()
     interrupted_by: str | None = None

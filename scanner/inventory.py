@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, cast
 import yaml
 
 from .models import Expect, Family, Inventory, ResolverConfig, SourceLocation, Target
+from .scope import parse_network
 
 if TYPE_CHECKING:  # the C parser's marks are their own class
     from yaml._yaml import Mark as _CMark
@@ -82,6 +83,8 @@ class _FileLoader:
     #: every target name this file claims, with where, even for targets that are invalid
     #: for another reason: a duplicate name is worth reporting in the same run.
     names: list[tuple[str, SourceLocation]] = field(default_factory=list)
+    #: networks from this file's ``scope.allow``; None when it has no scope section
+    scope: list[str] | None = None
     #: scalar nodes already reported as unreadable; no second problem for them
     _unreadable: set[int] = field(default_factory=set)
     _constructor: yaml.constructor.SafeConstructor = field(
@@ -329,6 +332,29 @@ class _FileLoader:
             else:
                 into.max_latency_ms = float(value)
 
+    def scope_section(self, node: yaml.Node) -> list[str]:
+        """``scope: {allow: [CIDR, ...]}``: the networks probes may reach."""
+        keys = self.mapping(node, "scope", ("allow",))
+        if "allow" not in keys:
+            if isinstance(node, yaml.MappingNode):
+                self.problem(node, "scope needs 'allow: [CIDR, ...]'")
+            return []
+        seq = keys["allow"][1]
+        if not isinstance(seq, yaml.SequenceNode) or not seq.value:
+            self.problem(seq, "scope.allow must be a non-empty list of CIDR networks")
+            return []
+        networks = []
+        for item in seq.value:
+            value = self.scalar(item)
+            if not isinstance(value, str):
+                self.problem(item, f"a scope network must be a string, not {_kind(item)}")
+                continue
+            try:
+                networks.append(str(parse_network(value)))
+            except ValueError as exc:
+                self.problem(item, str(exc))
+        return networks
+
     def resolver(self, node: yaml.Node) -> ResolverConfig:
         keys = self.mapping(node, "resolver", _RESOLVER_KEYS)
         nameservers: list[str] = []
@@ -518,7 +544,7 @@ class _FileLoader:
                 self.problem(keys["version"][1], f"unsupported inventory version {version!r}; "
                              f"this scanner reads version {SCHEMA_VERSION}")
         if "scope" in keys:
-            self.problem(keys["scope"][0], f"scope {_LATER}")
+            self.scope = self.scope_section(keys["scope"][1])
         defaults = self.defaults(keys["defaults"][1]) if "defaults" in keys else _Defaults()
         resolver = self.resolver(keys["resolver"][1]) if "resolver" in keys else None
         if "targets" not in keys:
@@ -597,6 +623,7 @@ def load_inventories(paths: Iterable[str],
     names: list[tuple[str, SourceLocation]] = []
     resolver: ResolverConfig | None = None
     resolver_from = ""
+    scope: list[str] | None = None
     path_list = list(paths)
     for path in path_list:
         loader = _FileLoader(path)
@@ -610,6 +637,8 @@ def load_inventories(paths: Iterable[str],
         problems.extend(loader.problems)
         targets.extend(file_targets)
         names.extend(loader.names)
+        if loader.scope is not None:  # any file with a scope guards every target
+            scope = (scope or []) + [n for n in loader.scope if n not in (scope or [])]
         if file_resolver is not None:
             if resolver is not None and file_resolver != resolver:
                 problems.append(Problem(SourceLocation(path, 1, 1),
@@ -631,7 +660,8 @@ def load_inventories(paths: Iterable[str],
                                      p.location.line, p.location.column))
         raise InventoryError(problems)
     return Inventory(paths=tuple(path_list), targets=tuple(targets),
-                     resolver=resolver or ResolverConfig())
+                     resolver=resolver or ResolverConfig(),
+                     scope=tuple(scope) if scope is not None else None)
 
 
 def _read_file(path: str) -> bytes:

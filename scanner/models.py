@@ -94,6 +94,8 @@ class Inventory:
     paths: tuple[str, ...]
     targets: tuple[Target, ...]
     resolver: ResolverConfig = field(default_factory=ResolverConfig)
+    #: CIDR networks probes may reach (scope.allow); None: no guard
+    scope: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True, slots=True)

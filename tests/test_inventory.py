@@ -375,9 +375,17 @@ INVALID = [
                  [(3, 12, f"CIDR hosts ('2001:db8::/64') {LATER}")], id="cidr-host-v6"),
     pytest.param(doc(*TARGET, "  - 198.51.100.0/28:80"),
                  [(3, 5, f"CIDR hosts ('198.51.100.0/28') {LATER}")], id="cidr-shorthand"),
-    pytest.param(doc("version: 1", "scope:", "  allow: [192.0.2.0/24]", *TARGET[1:],
+    pytest.param(doc("version: 1", "scope:", "  allow: [192.0.2.7/24, nonsense, 7]",
+                     *TARGET[1:], "  - a.example:1"),
+                 [(3, 11, "has host bits set (did you mean 192.0.2.0/24?)"),
+                  (3, 25, "'nonsense' is not an address or CIDR network"),
+                  (3, 35, "a scope network must be a string")], id="scope-bad-networks"),
+    pytest.param(doc("version: 1", "scope:", "  allo: [192.0.2.0/24]", *TARGET[1:],
                      "  - a.example:1"),
-                 [(2, 1, f"scope {LATER}")], id="scope"),
+                 [(3, 3, "scope needs 'allow"), (3, 3, "unknown key 'allo' in scope")],
+                 id="scope-typo"),
+    pytest.param(doc("version: 1", "scope: {allow: []}", *TARGET[1:], "  - a.example:1"),
+                 [(2, 16, "scope.allow must be a non-empty list")], id="scope-empty"),
     pytest.param(doc(*TARGET, "  - {host: a.example, port: 1, max_latency_ms: 0}"),
                  [(3, 48, "target.max_latency_ms must be > 0")], id="max-latency-zero"),
     pytest.param(doc(*TARGET, "  - {host: a.example, port: 1, max_latency_ms: fast}"),
@@ -681,3 +689,16 @@ def test_display(host: str, port: int, expected: str) -> None:
 
 def test_source_location_str() -> None:
     assert str(SourceLocation("inv.yaml", 3, 5)) == "inv.yaml:3:5"
+
+
+def test_scope_is_merged_across_files(tmp_path: Path) -> None:
+    one = tmp_path / "one.yaml"
+    two = tmp_path / "two.yaml"
+    three = tmp_path / "three.yaml"
+    one.write_text("version: 1\nscope: {allow: [192.0.2.0/24, \"2001:db8::/32\"]}\n"
+                   "targets: [a.example:1]\n")
+    two.write_text("version: 1\nscope: {allow: [198.51.100.1]}\ntargets: [b.example:1]\n")
+    three.write_text("version: 1\ntargets: [c.example:1]\n")
+    assert load_inventories([str(three)]).scope is None
+    merged = load_inventories([str(one), str(two), str(three)])
+    assert merged.scope == ("192.0.2.0/24", "2001:db8::/32", "198.51.100.1/32")
