@@ -160,6 +160,7 @@ def merge_reports(reports: Sequence[tuple[str, Report]]) -> Report:
     """
     if not reports:
         raise ReportError("no reports to merge")
+    _check_shards(reports)
     seen: dict[str, str] = {}
     targets: list[TargetEntry] = []
     inventories: list[str] = []
@@ -172,7 +173,6 @@ def merge_reports(reports: Sequence[tuple[str, Report]]) -> Report:
             seen[name] = path
             targets.append(entry)
         inventories.extend(p for p in report["inventories"] if p not in inventories)
-    _check_shards(reports)
     summaries = [r["summary"] for _, r in reports]
     interrupted_by = next((s.get("interrupted_by") for s in summaries
                            if s.get("interrupted_by")), None)

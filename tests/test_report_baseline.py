@@ -1,0 +1,112 @@
+"""--baseline and --fail-on: what changed since an earlier --report, from real scans."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from scanner.baseline import Baseline
+
+from .conftest import Listener, parse_events, run_scanner, write_inventory
+from .test_report_helpers import assert_valid, schema_validator
+
+
+def _inv(path: Path, ports: dict[str, int], timeout: float = 1.0) -> Path:
+    lines = "\n".join(f"  - {{name: {name}, host: 127.0.0.1, port: {port}}}"
+                      for name, port in ports.items())
+    return write_inventory(path, f"version: 1\ndefaults: {{timeout: {timeout}, retries: 0}}\n"
+                                 f"targets:\n{lines}\n")
+
+
+@pytest.fixture
+def baseline(tmp_path: Path, listener: Listener, closed_port: int) -> Path:
+    """Then: breaks and moves failed (refused), stays-ok and gets-fixed... see names."""
+    inv = _inv(tmp_path / "before.yaml", {
+        "breaks": listener.port, "gets-fixed": closed_port, "moves": closed_port,
+        "still-broken": closed_port, "still-ok": listener.port})
+    path = tmp_path / "baseline.json"
+    proc = run_scanner("check", str(inv), "--format", "json", "--report", str(path))
+    assert proc.returncode == 1, proc.stderr
+    return path
+
+
+def test_changes_in_events_report_markdown(tmp_path: Path, baseline: Path, listener: Listener,
+                                           closed_port: int, full_port: int) -> None:
+    inv = _inv(tmp_path / "after.yaml", {
+        "breaks": closed_port, "gets-fixed": listener.port, "moves": full_port,
+        "still-broken": closed_port, "still-ok": listener.port, "brand-new": closed_port},
+        timeout=0.3)
+    report_path, markdown = tmp_path / "after.json", tmp_path / "summary.md"
+    proc = run_scanner("check", str(inv), "--format", "json", "--baseline", str(baseline),
+                       "--report", str(report_path), "--markdown", str(markdown))
+    assert proc.returncode == 1, proc.stderr
+    expected = {"breaks": "new_failure", "gets-fixed": "fixed", "moves": "category_changed",
+                "still-broken": None, "still-ok": None, "brand-new": "new_failure"}
+    events = parse_events(proc.stdout)
+    validator = schema_validator("events")
+    for event in events:
+        assert_valid(validator, event)
+    assert {e["target"]: e["change"] for e in events
+            if e["event"] == "target.result"} == expected
+    report = json.loads(report_path.read_text())
+    assert_valid(schema_validator("report"), report)
+    assert report["baseline"] == str(baseline)
+    assert {t["target"]: t["change"] for t in report["targets"]} == expected
+    text = markdown.read_text()
+    new = text.split("### New failures (2)", 1)[1].split("###", 1)[0]
+    assert "| breaks | refused |" in new and "| brand-new | refused |" in new
+    assert "| gets-fixed | open |" in text.split("### Fixed (1)", 1)[1].split("###", 1)[0]
+    assert "| moves | timeout |" in text.split("### Changed category (1)", 1)[1]
+
+
+def test_fail_on_new_passes_known_failures(tmp_path: Path, baseline: Path,
+                                          listener: Listener, closed_port: int) -> None:
+    same = _inv(tmp_path / "same.yaml", {
+        "breaks": listener.port, "gets-fixed": closed_port, "still-ok": listener.port})
+    common = ("check", str(same), "--format", "json", "--baseline", str(baseline))
+    assert run_scanner(*common).returncode == 1  # default --fail-on any
+    assert run_scanner(*common, "--fail-on", "new").returncode == 0
+    worse = _inv(tmp_path / "worse.yaml", {"still-ok": closed_port})
+    proc = run_scanner("check", str(worse), "--format", "json", "--baseline", str(baseline),
+                       "--fail-on", "new")
+    assert proc.returncode == 1
+
+
+def test_baseline_usage_errors_probe_nothing(tmp_path: Path, closed_port: int) -> None:
+    inv = _inv(tmp_path / "inv.yaml", {"a": closed_port})
+    garbage = tmp_path / "garbage.json"
+    garbage.write_text("{not json")
+    wrong = tmp_path / "wrong.json"
+    wrong.write_text(json.dumps({"schema_version": 1, "targets": "nope"}))
+    for args, message in (
+            (("--fail-on", "new"), "--fail-on new needs --baseline"),
+            (("--baseline", str(tmp_path / "missing.json")), "cannot read"),
+            (("--baseline", str(garbage)), "not JSON"),
+            (("--baseline", str(wrong)), "lacks"),
+    ):
+        proc = run_scanner("check", str(inv), "--format", "json", *args)
+        assert proc.returncode == 2, args
+        assert proc.stdout == ""
+        assert message in proc.stderr
+
+
+@pytest.mark.parametrize(("then", "now", "change"), [
+    (None, ("refused", False), "new_failure"),
+    (None, ("open", True), None),
+    (("open", True), ("refused", False), "new_failure"),
+    (("inconclusive", False), ("refused", False), "new_failure"),
+    (("refused", False), ("open", True), "fixed"),
+    (("refused", False), ("timeout", False), "category_changed"),
+    (("refused", False), ("refused", False), None),
+    (("refused", False), ("inconclusive", False), None),
+    (("open", True), ("inconclusive", False), None),
+    (("refused", True), ("timeout", True), None),  # expect: closed, still closed
+    (("open", False), ("open", True), "fixed"),
+])
+def test_change_table(then: tuple[str, bool] | None, now: tuple[str, bool],
+                      change: str | None) -> None:
+    targets = [] if then is None else [{"target": "t", "ok": then[1], "category": then[0]}]
+    baseline = Baseline({"targets": targets}, "b.json")
+    assert baseline.change("t", now[1], now[0]) == change
