@@ -53,6 +53,14 @@ def build_parser() -> argparse.ArgumentParser:
                        help="only targets carrying one of these tags")
     check.add_argument("--max-duration", type=_positive_float, default=None, metavar="S",
                        help="global deadline; unfinished targets end as inconclusive")
+    check.add_argument("--allow", action="append", default=[], metavar="CIDR",
+                       type=_network,
+                       help="scope guard (repeatable): only these networks get packets, "
+                            "added to the inventory's scope.allow")
+    check.add_argument("--rate", type=_positive_float, default=None, metavar="N",
+                       help="at most N handshake attempts per second overall")
+    check.add_argument("--per-host", type=_positive_int, default=None, metavar="N",
+                       help="at most N handshakes in flight to one address")
     check.add_argument("--show-ok", action="store_true",
                        help="console format: list targets that passed too")
     check.add_argument("--shard", type=_shard, default=None, metavar="I/N",
@@ -93,6 +101,15 @@ def _shard(text: str) -> Shard:
 
     try:
         return parse_shard(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
+
+
+def _network(text: str) -> str:
+    from .scope import parse_network
+
+    try:
+        return str(parse_network(text))
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from exc
 
@@ -224,7 +241,8 @@ def cmd_check(args: argparse.Namespace) -> int:
     from .engine import ScanOptions, run_scan
 
     observer = make_observer(_resolve_format(args.format), args.show_ok, baseline)
-    options = ScanOptions(concurrency=args.concurrency, max_duration=args.max_duration)
+    options = ScanOptions(concurrency=args.concurrency, max_duration=args.max_duration,
+                          allow=tuple(args.allow), rate=args.rate, per_address=args.per_host)
     started = _utc_now()
     summary, results = anyio.run(run_scan, inventory, observer, options,
                                  backend_options=_backend_options())
