@@ -158,6 +158,42 @@ class ProbeResult:
 
 
 @dataclass(frozen=True, slots=True)
+class Hop:
+    """What one TTL-limited handshake (hop limit ``ttl``) brought back.
+
+    ``address`` answered (ICMP sender, or the target itself), None when nothing did.
+    ``reached``: the target answered (handshake, RST or ICMP from the target address).
+    ``errno`` (symbolic) is None when the handshake completed.
+    """
+
+    ttl: int
+    address: str | None
+    rtt_ms: float | None
+    icmp_type: int | None
+    icmp_code: int | None
+    reached: bool
+    errno: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PathTrace:
+    """The hops towards one address and port, and what they say about where it fails.
+
+    ``probed`` is the highest hop limit tried; hops after the last answer that also got
+    none are folded into one silent hop. ``verdict`` is one sentence, e.g.
+    ``dropped after hop 2 (198.18.2.2)``.
+    """
+
+    address: str
+    port: int
+    family: AddressFamily
+    hops: tuple[Hop, ...]
+    probed: int
+    last_hop: str | None
+    verdict: str
+
+
+@dataclass(frozen=True, slots=True)
 class TargetResult:
     """The verdict on one target: all its addresses rolled up against its expectation."""
 
@@ -168,10 +204,20 @@ class TargetResult:
     hint: str | None
     probes: tuple[ProbeResult, ...] = ()
     dns: DnsResult | None = None
+    #: path traces (``--trace-failures``), the decisive address first
+    paths: tuple[PathTrace, ...] = ()
 
     @property
     def inconclusive(self) -> bool:
         return not self.ok and self.category is Category.INCONCLUSIVE
+
+    @property
+    def last_hop(self) -> str | None:
+        return self.paths[0].last_hop if self.paths else None
+
+    @property
+    def path_verdict(self) -> str | None:
+        return self.paths[0].verdict if self.paths else None
 
 
 @dataclass(frozen=True, slots=True)
