@@ -10,8 +10,9 @@ import os
 import time
 from typing import TextIO
 
+from ..classify import icmp_name
 from ..engine import BaseObserver
-from ..models import Category, ScanSummary, TargetResult
+from ..models import AddressFamily, Category, Hop, IcmpDetail, PathTrace, ScanSummary, TargetResult
 
 _RESET = "\x1b[0m"
 _STYLE = {"ok": "\x1b[32m", "fail": "\x1b[31m", "warn": "\x1b[33m", "dim": "\x1b[2m",
@@ -26,6 +27,16 @@ def use_colour(stream: TextIO) -> bool:
 def clean(text: str) -> str:
     """Strip control characters so a hostile name cannot drive the terminal."""
     return text.translate(_CONTROL)
+
+
+def hop_label(hop: Hop, family: AddressFamily) -> str:
+    """What a hop answered, in a few words (``time-exceeded 11/0``, ``TCP reset``)."""
+    if hop.icmp_type is not None and hop.icmp_code is not None:
+        label = icmp_name(IcmpDetail(hop.icmp_type, hop.icmp_code, hop.address, family))
+        return f"{label} (target)" if hop.reached else label
+    if hop.reached:
+        return "handshake completed" if hop.errno is None else "TCP reset"
+    return hop.errno or "no answer"
 
 
 class ConsoleReport(BaseObserver):
@@ -89,7 +100,27 @@ class ConsoleReport(BaseObserver):
             line += "\n      " + self._paint("dim", "; ".join(details))
         if result.hint and not result.ok:
             line += "\n      → " + clean(result.hint)
+        for path in result.paths:
+            line += "".join("\n" + text for text in self.format_path(path))
         return line
+
+    def format_path(self, path: PathTrace) -> list[str]:
+        """The trace like traceroute prints it: one line per hop limit, silence folded."""
+        where = f"[{path.address}]:{path.port}" if ":" in path.address else \
+            f"{path.address}:{path.port}"
+        lines = [f"      path to {where}: " + self._paint("bold", clean(path.verdict))]
+        width = max([len(h.address) for h in path.hops if h.address] + [15])
+        for hop in path.hops:
+            if hop.address is None and hop.rtt_ms is None:
+                last = path.probed if hop is path.hops[-1] else hop.ttl
+                span = f" (hop limits {hop.ttl}–{last})" if last > hop.ttl else ""
+                lines.append(f"      {hop.ttl:>3}  {'*':<{width}}  {'':>10}  " +
+                             self._paint("dim", f"no answer{span}"))
+                continue
+            rtt = f"{hop.rtt_ms:.2f} ms" if hop.rtt_ms is not None else ""
+            lines.append(f"      {hop.ttl:>3}  {clean(hop.address or '-'):<{width}}  "
+                         f"{rtt:>10}  {self._paint('dim', hop_label(hop, path.family))}")
+        return lines
 
     def _clear_progress(self) -> None:
         if self.progress and self._last_progress:
