@@ -179,18 +179,17 @@ def cmd_validate(paths: Sequence[str]) -> int:
 
 def select_targets(inventory: Inventory, tags: str | None, timeout: float | None,
                    retries: int | None) -> Inventory:
-    """Apply --tags, --timeout and --retries to a loaded inventory."""
+    """Apply --tags, --timeout and --retries to a loaded inventory (nothing is expanded)."""
     from dataclasses import replace
 
+    from .targets import TargetList
+
+    wanted = {t.strip() for t in tags.split(",") if t.strip()} if tags else None
     targets = inventory.targets
-    if tags:
-        wanted = {t.strip() for t in tags.split(",") if t.strip()}
-        targets = tuple(t for t in targets if wanted.intersection(t.tags))
-    if timeout is not None:
-        targets = tuple(replace(t, timeout=timeout) for t in targets)
-    if retries is not None:
-        targets = tuple(replace(t, retries=retries) for t in targets)
-    return replace(inventory, targets=targets)
+    if not isinstance(targets, TargetList):
+        raise TypeError("select_targets needs the TargetList of a loaded inventory")
+    return replace(inventory, targets=targets.select(tags=wanted, timeout=timeout,
+                                                     retries=retries))
 
 
 def exit_code(summary: ScanSummary) -> int:
@@ -242,7 +241,8 @@ def cmd_check(args: argparse.Namespace) -> int:
 
     observer = make_observer(_resolve_format(args.format), args.show_ok, baseline)
     options = ScanOptions(concurrency=args.concurrency, max_duration=args.max_duration,
-                          allow=tuple(args.allow), rate=args.rate, per_address=args.per_host)
+                          allow=tuple(args.allow), rate=args.rate, per_address=args.per_host,
+                          keep_results=_wants_report(args))
     started = _utc_now()
     summary, results = anyio.run(run_scan, inventory, observer, options,
                                  backend_options=_backend_options())
@@ -266,9 +266,10 @@ def _shard_inventory(inventory: Inventory, shard: Shard) -> Inventory:
     """Only the targets of ``shard``; an empty shard is fine (a small inventory, many shards)."""
     from dataclasses import replace
 
-    from .shard import select
+    from .targets import FilteredTargets
 
-    return replace(inventory, targets=tuple(select(inventory.targets, shard)))
+    return replace(inventory, targets=FilteredTargets(inventory.targets,
+                                                      lambda t: shard.holds(t.name)))
 
 
 def _utc_now() -> str:

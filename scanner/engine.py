@@ -11,14 +11,14 @@ import math
 import resource
 import signal
 import time
-from collections import Counter
-from collections.abc import AsyncIterator, Sequence
+from collections import Counter, deque
+from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Protocol
 
 import anyio
-from anyio.abc import ObjectReceiveStream, ObjectSendStream
+from anyio.abc import TaskGroup
 
 from .classify import classify_connect, classify_latency, hint_for, roll_up
 from .models import (
@@ -38,6 +38,8 @@ from .resolve import Resolver, backoff_delay, literal_family
 from .scope import ScopeGuard
 
 DEFAULT_CONCURRENCY = 1024
+#: seconds between flushes of buffered event output
+FLUSH_INTERVAL = 0.1
 #: descriptors kept free for stdout, DNS sockets, report files and the event loop
 FD_RESERVE = 64
 
@@ -50,6 +52,7 @@ class ScanObserver(Protocol):
     def on_probe(self, result: ProbeResult) -> None: ...
     def on_target(self, result: TargetResult) -> None: ...
     def on_finish(self, summary: ScanSummary) -> None: ...
+    def flush(self) -> None: ...
 
 
 class BaseObserver:
@@ -68,6 +71,9 @@ class BaseObserver:
         pass
 
     def on_finish(self, summary: ScanSummary) -> None:
+        pass
+
+    def flush(self) -> None:
         pass
 
 
@@ -97,6 +103,10 @@ class FanOut:
         for observer in self.observers:
             observer.on_finish(summary)
 
+    def flush(self) -> None:
+        for observer in self.observers:
+            observer.flush()
+
 
 @dataclass(frozen=True, slots=True)
 class ScanOptions:
@@ -106,6 +116,7 @@ class ScanOptions:
     rate: float | None = None  # handshake attempts per second, overall
     per_address: int | None = None  # handshakes in flight to one address at most
     allow: tuple[str, ...] = ()  # --allow CIDRs, added to the inventory's scope.allow
+    keep_results: bool = True  # False: stream only, hold no per-target results
 
 
 class RateLimiter:
@@ -182,6 +193,8 @@ def effective_concurrency(requested: int | None, fd_limit: int) -> int:
 
 @dataclass
 class _Pending:
+    """A target whose addresses are being probed (only these are held in memory)."""
+
     target: Target
     addresses: tuple[str, ...]
     probes: list[ProbeResult | None]
@@ -190,6 +203,91 @@ class _Pending:
 
 
 _Job = tuple[int, int, str, AddressFamily]  # (target index, address slot, address, family)
+_NameKey = tuple[str, Family]
+
+
+class _JobSource:
+    """Hands probe jobs to the workers, pulling targets lazily from the inventory.
+
+    Jobs of resolved names wait in ``ready``; literal targets become jobs as they are
+    pulled. A name is looked up the first time a target uses it (once, however many
+    targets share it); targets that arrive while the lookup runs wait for its answer.
+    Nothing is expanded ahead of need, so a million targets stream in bounded memory.
+    """
+
+    def __init__(self, scan: _Scan, targets: Iterable[Target], resolver: Resolver,
+                 lookups: TaskGroup) -> None:
+        self.scan = scan
+        self.targets = enumerate(targets)
+        self.resolver = resolver
+        self.lookups = lookups
+        self.ready: deque[_Job] = deque()
+        self.exhausted = False
+        self.running = 0
+        self.wakeup = anyio.Event()
+        self.answers: dict[_NameKey, DnsResult] = {}
+        self.waiting: dict[_NameKey, list[tuple[int, Target]]] = {}
+
+    async def next(self) -> _Job | None:
+        while True:
+            if self.ready:
+                return self.ready.popleft()
+            if not self.exhausted:
+                self._pull()
+                continue
+            if self.running == 0:
+                return None
+            await self.wakeup.wait()
+
+    def _pull(self) -> None:
+        item = next(self.targets, None)
+        if item is None:
+            self.exhausted = True
+            return
+        index, target = item
+        family = literal_family(target.host)
+        if family is not None:
+            self.scan.pending[index] = _Pending(target, (target.host,), [None])
+            self.ready.append((index, 0, target.host, family))
+            return
+        key = (target.host, target.family)
+        answer = self.answers.get(key)
+        if answer is not None:
+            self._fan_out(index, target, answer)
+        elif key in self.waiting:
+            self.waiting[key].append((index, target))
+        else:
+            self.waiting[key] = [(index, target)]
+            self.running += 1
+            self.lookups.start_soon(self._lookup, key, target.retries)
+
+    async def _lookup(self, key: _NameKey, retries: int) -> None:
+        try:
+            answer = await self.resolver.resolve(key[0], key[1], retries)
+            self.answers[key] = answer
+            self.scan.observer.on_dns(answer)
+            for index, target in self.waiting.pop(key):
+                self._fan_out(index, target, answer)
+        finally:
+            self.running -= 1
+            self.wakeup.set()
+            self.wakeup = anyio.Event()
+
+    def _fan_out(self, index: int, target: Target, answer: DnsResult) -> None:
+        if answer.category is not Category.RESOLVED:
+            self.scan.finish_target(index, _Pending(target, (), [], answer))
+            return
+        self.scan.pending[index] = _Pending(target, answer.addresses,
+                                            [None] * len(answer.addresses), answer)
+        for slot, address in enumerate(answer.addresses):
+            self.ready.append((index, slot, address, literal_family(address) or "ipv4"))
+
+    def unfinished(self) -> Iterator[tuple[int, Target]]:
+        """Targets still waiting for DNS, then those never pulled (after an interruption)."""
+        for waiting in self.waiting.values():
+            yield from waiting
+        self.waiting.clear()
+        yield from self.targets
 
 
 @dataclass
@@ -199,100 +297,80 @@ class _Scan:
     concurrency: int
     gate: Gate = OPEN_GATE
     scope: ScopeGuard | None = None
-    results: dict[int, TargetResult] = field(default_factory=dict)
+    keep_results: bool = True
+    results: list[tuple[int, TargetResult]] = field(default_factory=list)
     pending: dict[int, _Pending] = field(default_factory=dict)
-
-    # --- stages -----------------------------------------------------------------
+    counts: Counter[str] = field(default_factory=Counter)  # per category
+    verdicts: Counter[str] = field(default_factory=Counter)  # ok / failed / inconclusive
+    source: _JobSource | None = None
 
     async def pipeline(self) -> None:
-        send, receive = anyio.create_memory_object_stream[_Job](self.concurrency)
-        async with anyio.create_task_group() as workers:
-            for _ in range(self.concurrency):
-                workers.start_soon(self._worker, receive.clone())
-            receive.close()
-            async with send:
-                await self._feed(send)
-
-    async def _feed(self, send: ObjectSendStream[_Job]) -> None:
-        """Literal targets go straight to the pool; names go through the resolver first.
-
-        Targets are grouped by (name, family) before any lookup starts, so each name is
-        resolved once and every target sharing it is fed when the answer arrives.
-        """
-        by_name: dict[tuple[str, Family], list[int]] = {}
-        literals: list[tuple[int, AddressFamily]] = []
-        for index, target in enumerate(self.inventory.targets):
-            family = literal_family(target.host)
-            if family is None:
-                by_name.setdefault((target.host, target.family), []).append(index)
-            else:
-                literals.append((index, family))
         resolver = Resolver(self.inventory.resolver)
         try:
-            async with anyio.create_task_group() as lookups:
-                for key, indices in by_name.items():
-                    lookups.start_soon(self._resolve_and_feed, resolver, key, indices, send)
-                for index, family in literals:
-                    target = self.inventory.targets[index]
-                    self.pending[index] = _Pending(target, (target.host,), [None])
-                    await send.send((index, 0, target.host, family))
+            async with anyio.create_task_group() as group:
+                self.source = _JobSource(self, self.inventory.targets, resolver, group)
+                async with anyio.create_task_group() as workers:
+                    for _ in range(self.concurrency):
+                        workers.start_soon(self._worker, self.source)
         finally:
             with anyio.CancelScope(shield=True):
                 await resolver.aclose()
 
-    async def _resolve_and_feed(self, resolver: Resolver, key: tuple[str, Family],
-                                indices: list[int], send: ObjectSendStream[_Job]) -> None:
-        host, family = key
-        retries = max(self.inventory.targets[i].retries for i in indices)
-        dns = await resolver.resolve(host, family, retries)
-        self.observer.on_dns(dns)
-        for index in indices:
-            target = self.inventory.targets[index]
-            if dns.category is not Category.RESOLVED:
-                self._finish_target(index, _Pending(target, (), [], dns))
-                continue
-            self.pending[index] = _Pending(target, dns.addresses, [None] * len(dns.addresses),
-                                           dns)
-            for slot, address in enumerate(dns.addresses):
-                await send.send((index, slot, address, literal_family(address) or "ipv4"))
-
-    async def _worker(self, receive: ObjectReceiveStream[_Job]) -> None:
-        async with receive:
-            async for index, slot, address, family in receive:
-                pending = self.pending[index]
-                if self.scope is not None and not self.scope.allows(address):
-                    result = out_of_scope(pending.target, address, family, self.scope)
-                else:
-                    result = await probe_address(pending.target, address, family, self.gate)
-                self.observer.on_probe(result)
-                pending.probes[slot] = result
-                pending.done += 1
-                if pending.done == len(pending.addresses):
-                    self._finish_target(index, pending)
+    async def _worker(self, source: _JobSource) -> None:
+        scope, gate, pending_of = self.scope, self.gate, self.pending
+        while (job := await source.next()) is not None:
+            index, slot, address, family = job
+            pending = pending_of[index]
+            if scope is not None and not scope.allows(address):
+                result = out_of_scope(pending.target, address, family, scope)
+            else:
+                result = await probe_address(pending.target, address, family, gate)
+            self.observer.on_probe(result)
+            pending.probes[slot] = result
+            pending.done += 1
+            if pending.done == len(pending.addresses):
+                self.finish_target(index, pending)
 
     # --- roll-up ----------------------------------------------------------------
 
-    def _finish_target(self, index: int, pending: _Pending) -> None:
+    def finish_target(self, index: int, pending: _Pending) -> None:
         self.pending.pop(index, None)
         result = target_verdict(pending.target, pending.dns, pending.addresses,
                                 [p for p in pending.probes if p is not None])
-        self.results[index] = result
+        self._record(index, result)
+
+    def _record(self, index: int, result: TargetResult) -> None:
+        self.counts[result.category.value] += 1
+        self.verdicts["ok" if result.ok else "inconclusive" if result.inconclusive
+                      else "failed"] += 1
+        if self.keep_results:
+            self.results.append((index, result))
         self.observer.on_target(result)
 
     def finish_unfinished(self, reason: str) -> None:
         """Targets cut short by a signal or the deadline end as inconclusive."""
-        for index, target in enumerate(self.inventory.targets):
-            if index in self.results:
-                continue
-            pending = self.pending.get(index)
-            result = TargetResult(
-                target=target, ok=False, category=Category.INCONCLUSIVE,
-                addresses=pending.addresses if pending else (),
-                hint=f"not finished: the scan was stopped ({reason})",
-                probes=tuple(p for p in pending.probes if p is not None) if pending else (),
-                dns=pending.dns if pending else None)
-            self.results[index] = result
-            self.observer.on_target(result)
+        hint = f"not finished: the scan was stopped ({reason})"
+        for index, pending in sorted(self.pending.items()):
+            self._record(index, TargetResult(
+                target=pending.target, ok=False, category=Category.INCONCLUSIVE,
+                addresses=pending.addresses, hint=hint,
+                probes=tuple(p for p in pending.probes if p is not None), dns=pending.dns))
+        self.pending.clear()
+        if self.source is not None:
+            for index, target in self.source.unfinished():
+                self._record(index, TargetResult(target=target, ok=False,
+                                                 category=Category.INCONCLUSIVE,
+                                                 addresses=(), hint=hint))
+
+    def summary(self, duration_s: float, interrupted_by: str | None) -> ScanSummary:
+        ok, failed = self.verdicts["ok"], self.verdicts["failed"]
+        inconclusive = self.verdicts["inconclusive"]
+        # "inconclusive" is both a category and a verdict; for targets they coincide.
+        counts = {**self.counts, "ok": ok, "failed": failed, "inconclusive": inconclusive}
+        return ScanSummary(total=ok + failed + inconclusive, ok=ok, failed=failed,
+                           inconclusive=inconclusive, counts=tuple(sorted(counts.items())),
+                           duration_s=duration_s, interrupted=interrupted_by is not None,
+                           interrupted_by=interrupted_by)
 
 
 #: A local shortage (EMFILE, EADDRNOTAVAIL ...) usually passes once other probes close
@@ -370,32 +448,24 @@ def _errno_name(number: int) -> str:
     return errno_module.errorcode.get(number, f"E{number}")
 
 
-def summarize(results: Sequence[TargetResult], duration_s: float,
-              interrupted_by: str | None) -> ScanSummary:
-    ok = sum(1 for r in results if r.ok)
-    inconclusive = sum(1 for r in results if r.inconclusive)
-    failed = len(results) - ok - inconclusive
-    # "inconclusive" is both a category and a verdict; for targets they coincide.
-    counts: Counter[str] = Counter(r.category.value for r in results)
-    counts.update({"ok": ok, "failed": failed})
-    counts["inconclusive"] = inconclusive
-    return ScanSummary(total=len(results), ok=ok, failed=failed, inconclusive=inconclusive,
-                       counts=tuple(sorted(counts.items())), duration_s=duration_s,
-                       interrupted=interrupted_by is not None, interrupted_by=interrupted_by)
-
-
 async def run_scan(inventory: Inventory, observer: ScanObserver,
                    options: ScanOptions = ScanOptions()) -> tuple[ScanSummary,
                                                                     list[TargetResult]]:
-    """Scan every target of ``inventory``; results stream to ``observer``."""
+    """Scan every target of ``inventory``; results stream to ``observer``.
+
+    Returns the summary and, with ``options.keep_results``, every target result in
+    inventory order (reports need them; a plain streaming run keeps none).
+    """
     fd_limit = raise_fd_limit()
+    total = len(inventory.targets)
     concurrency = effective_concurrency(options.concurrency, fd_limit)
-    concurrency = min(concurrency, max(1, _address_estimate(inventory)))
+    concurrency = min(concurrency, max(1, 2 * total))  # two addresses per target, mostly
     networks = (*(inventory.scope or ()), *options.allow)
     guard = ScopeGuard(networks) if inventory.scope is not None or options.allow else None
-    scan = _Scan(inventory, observer, concurrency, Gate(options.rate, options.per_address),
-                 guard)
-    observer.on_start(len(inventory.targets), inventory.paths, concurrency)
+    gate = Gate(options.rate, options.per_address) if options.rate or options.per_address \
+        else OPEN_GATE
+    scan = _Scan(inventory, observer, concurrency, gate, guard, options.keep_results)
+    observer.on_start(total, inventory.paths, concurrency)
     started = time.perf_counter()
     interrupted_by: str | None = None
     scope = anyio.CancelScope(
@@ -410,9 +480,16 @@ async def run_scan(inventory: Inventory, observer: ScanObserver,
                 scope.cancel()
                 return
 
+    async def flush_regularly() -> None:
+        """Buffered observers still show events within a fraction of a second."""
+        while True:
+            await anyio.sleep(FLUSH_INTERVAL)
+            observer.flush()
+
     async with anyio.create_task_group() as outer:
         if options.handle_signals:
             outer.start_soon(watch_signals)
+        outer.start_soon(flush_regularly)
         with scope:
             await scan.pipeline()
         outer.cancel_scope.cancel()
@@ -422,12 +499,8 @@ async def run_scan(inventory: Inventory, observer: ScanObserver,
         reason = ("--max-duration reached" if interrupted_by == "deadline"
                   else f"{interrupted_by} received")
         scan.finish_unfinished(reason)
-    ordered = [scan.results[i] for i in sorted(scan.results)]
-    summary = summarize(ordered, time.perf_counter() - started, interrupted_by)
+    summary = scan.summary(time.perf_counter() - started, interrupted_by)
     observer.on_finish(summary)
+    observer.flush()
+    ordered = [result for _, result in sorted(scan.results, key=lambda item: item[0])]
     return summary, ordered
-
-
-def _address_estimate(inventory: Inventory) -> int:
-    """An upper bound on useful workers: two addresses per target at most, mostly."""
-    return 2 * len(inventory.targets)

@@ -20,6 +20,7 @@ import yaml
 
 from .models import Expect, Family, Inventory, ResolverConfig, SourceLocation, Target
 from .scope import parse_network
+from .targets import Network, TargetList, TargetSpec, display
 
 if TYPE_CHECKING:  # the C parser's marks are their own class
     from yaml._yaml import Mark as _CMark
@@ -31,6 +32,7 @@ except ImportError:  # pragma: no cover - depends on how PyYAML was built
 
 SCHEMA_VERSION = 1
 MAX_PORT = 65535
+MAX_NETWORK = 65536  # addresses one CIDR host may expand to (a /16, or an IPv6 /112)
 _LABEL = re.compile(r"^(?!-)[A-Za-z0-9_-]{1,63}(?<!-)$")
 _TOP_KEYS = ("version", "defaults", "resolver", "targets", "scope")
 _DEFAULT_KEYS = ("timeout", "retries", "expect", "family", "max_latency_ms")
@@ -85,6 +87,8 @@ class _FileLoader:
     names: list[tuple[str, SourceLocation]] = field(default_factory=list)
     #: networks from this file's ``scope.allow``; None when it has no scope section
     scope: list[str] | None = None
+    #: CIDR targets, checked for overlapping (duplicate) names across all files
+    networks: list[tuple[TargetSpec, SourceLocation]] = field(default_factory=list)
     #: scalar nodes already reported as unreadable; no second problem for them
     _unreadable: set[int] = field(default_factory=set)
     _constructor: yaml.constructor.SafeConstructor = field(
@@ -256,15 +260,27 @@ class _FileLoader:
             return None
         return value
 
+    def network(self, node: yaml.Node, value: str) -> Network | None:
+        """A CIDR host: one target per address, up to :data:`MAX_NETWORK` addresses."""
+        try:
+            network = parse_network(value)
+        except ValueError as exc:
+            message = str(exc)
+            if "not an address" in message:
+                message = f"{value!r} is not a valid host name, IP address or CIDR network"
+            self.problem(node, message)
+            return None
+        if network.num_addresses > MAX_NETWORK:
+            smallest = 16 if network.version == 4 else 112
+            self.problem(node, f"{value!r} has {network.num_addresses:,} addresses; a CIDR "
+                         f"host expands to at most {MAX_NETWORK:,} (/{smallest}): split it")
+            return None
+        return network
+
     def host(self, node: yaml.Node, value: str) -> str | None:
         """An IP literal or a valid host name (IDNA names become their A-label form)."""
         if "/" in value:
-            try:
-                ipaddress.ip_network(value, strict=False)
-            except ValueError:
-                self.problem(node, f"{value!r} is not a valid host name or IP address")
-            else:
-                self.problem(node, f"CIDR hosts ({value!r}) {_LATER}")
+            self.problem(node, f"{value!r} is not a valid host name or IP address")
             return None
         candidate = value[1:-1] if value.startswith("[") and value.endswith("]") else value
         try:
@@ -291,11 +307,25 @@ class _FileLoader:
         return ascii_name.lower()
 
     def port(self, node: yaml.Node, what: str = "port") -> int | None:
-        value = self.scalar(node)
-        if isinstance(value, str) and re.fullmatch(r"\d+\s*-\s*\d+", value):
-            self.problem(node, f"port ranges ({value!r}) {_LATER}")
-            return None
         return self.integer(node, what, 1, MAX_PORT)
+
+    def ports(self, node: yaml.Node, what: str = "port") -> range | None:
+        """A port (``443``) or an inclusive range (``"8000-8010"``), as a range of ports."""
+        value = self.scalar(node)
+        if isinstance(value, str) and "-" in value:
+            match = re.fullmatch(r"\s*(\d{1,5})\s*-\s*(\d{1,5})\s*", value)
+            if match is None:
+                self.problem(node, f"{what} must be an integer or a range like "
+                             f"\"8000-8010\", not {value!r}")
+                return None
+            low, high = int(match.group(1)), int(match.group(2))
+            if not 1 <= low <= high <= MAX_PORT:
+                self.problem(node, f"port range {value!r} must go upwards within "
+                             f"1-{MAX_PORT}")
+                return None
+            return range(low, high + 1)
+        port = self.port(node, what)
+        return None if port is None else range(port, port + 1)
 
     # --- sections ---------------------------------------------------------------
 
@@ -398,49 +428,21 @@ class _FileLoader:
             return None
         return f"[{address}]:{port}" if address.version == 6 else f"{address}:{port}"
 
-    def targets(self, node: yaml.Node, defaults: _Defaults) -> list[Target]:
+    def targets(self, node: yaml.Node, defaults: _Defaults) -> list[TargetSpec]:
         if not isinstance(node, yaml.SequenceNode):
             self.problem(node, f"targets must be a list, not {_kind(node)}")
             return []
         if not node.value:
             self.problem(node, "targets is empty: nothing to check")
-        out: list[Target] = []
+        out: list[TargetSpec] = []
         for item in node.value:
             out.extend(self.target(item, defaults))
         return out
 
-    def target(self, node: yaml.Node, defaults: _Defaults) -> list[Target]:
+    def target(self, node: yaml.Node, defaults: _Defaults) -> list[TargetSpec]:
         source = self.where(node)
         if isinstance(node, yaml.ScalarNode):
-            value = self.scalar(node)
-            if not isinstance(value, str):
-                self.problem(node, f"a target must be \"host:port\" or a mapping, not "
-                             f"{_kind(node)}")
-                return []
-            parsed = split_host_port(value)
-            if parsed is None:
-                if re.fullmatch(r".*:\d+\s*-\s*\d+", value.strip()):
-                    self.problem(node, f"port ranges ({value!r}) {_LATER}")
-                else:
-                    self.problem(node, f"{value!r} is not host:port (write IPv6 as "
-                                 "\"[2001:db8::1]:22\")")
-                return []
-            raw_host, port = parsed
-            if value.strip().startswith("["):  # keep the brackets: only IPv6 may wear them
-                raw_host = f"[{raw_host}]"
-            host = self.host(node, raw_host)
-            if not 1 <= port <= MAX_PORT:
-                self.problem(node, f"port must be between 1 and {MAX_PORT}, not {port}")
-                return []
-            if host is None:
-                return []
-            self.names.append((display(host, port), source))
-            if not self.family_fits(node, host, defaults.family):
-                return []
-            return [Target(name=display(host, port), host=host, port=port,
-                           expect=defaults.expect, timeout=defaults.timeout,
-                           retries=defaults.retries, family=defaults.family, source=source,
-                           max_latency_ms=defaults.max_latency_ms)]
+            return self.shorthand(node, defaults, source)
         keys = self.mapping(node, "target", _TARGET_KEYS)
         if not keys and isinstance(node, yaml.MappingNode):
             self.problem(node, "a target needs at least host and port")
@@ -450,29 +452,35 @@ class _FileLoader:
         settings = _Defaults(defaults.timeout, defaults.retries, defaults.expect,
                              defaults.family, defaults.max_latency_ms)
         self._apply_common(keys, settings, "target")
-        host = None
+        host: str | Network | None = None
         if "host" not in keys:
             self.problem(node, "target has no host")
         elif (raw := self.text(keys["host"][1], "host")) is not None:
-            host = self.host(keys["host"][1], raw)
+            host = self.network(keys["host"][1], raw) if "/" in raw else \
+                self.host(keys["host"][1], raw)
         ports: list[int] = []
+        many = "ports" in keys
         if "port" in keys and "ports" in keys:
             self.problem(keys["ports"][0], "give either port or ports, not both")
         elif "port" in keys:
-            if (p := self.port(keys["port"][1])) is not None:
-                ports.append(p)
+            if (r := self.ports(keys["port"][1])) is not None:
+                ports.extend(r)
+                many = len(r) > 1
         elif "ports" in keys:
             seq = keys["ports"][1]
             if not isinstance(seq, yaml.SequenceNode) or not seq.value:
                 self.problem(seq, "ports must be a non-empty list of ports")
             else:
+                seen: set[int] = set()
                 for item in seq.value:
-                    if (p := self.port(item, "each port")) is None:
+                    if (r := self.ports(item, "each port")) is None:
                         continue
-                    if p in ports:
-                        self.problem(item, f"port {p} is listed twice")
+                    twice = seen.intersection(r)
+                    if twice:
+                        self.problem(item, f"port {min(twice)} is listed twice")
                         continue
-                    ports.append(p)
+                    seen.update(r)
+                    ports.extend(r)
         else:
             self.problem(node, "target has no port (give port: N or ports: [N, M])")
         name: str | None = None
@@ -481,33 +489,82 @@ class _FileLoader:
         tags: tuple[str, ...] = ()
         if "tags" in keys:
             tags = self.tags(keys["tags"][1])
-        many = "ports" in keys
         # The names this target takes, even if it is invalid otherwise (not when the
         # name itself is invalid: its default would be a guess).
-        if name is not None:
-            self.names.extend(((f"{name}:{p}" if many else name), source)
-                              for p in (ports if many else [0]))
-        elif host is not None and "name" not in keys:
-            self.names.extend((display(host, p), source) for p in ports)
+        if isinstance(host, str | None):
+            if name is not None:
+                self.names.extend(((f"{name}:{p}" if many else name), source)
+                                  for p in (ports if many else [0]))
+            elif host is not None and "name" not in keys:
+                self.names.extend((display(host, p), source) for p in ports)
+        elif name is not None:
+            self.names.append((f"{name}/", source))  # claims every name "name/..."
         if host is not None and not self.family_fits(keys.get("family", keys["host"])[1],
                                                      host, settings.family):
             return []
         if host is None or not ports:
             return []
-        targets = []
-        for port in ports:
-            base = name if name is not None else display(host, port)
-            target_name = f"{base}:{port}" if many and name is not None else base
-            targets.append(Target(name=target_name, host=host, port=port,
-                                  expect=settings.expect, timeout=settings.timeout,
-                                  retries=settings.retries, family=settings.family,
-                                  tags=tags, source=source,
-                                  max_latency_ms=settings.max_latency_ms))
-        return targets
+        return [self.spec(host, tuple(ports), name=name, many=many, settings=settings,
+                          tags=tags, source=source)]
 
-    def family_fits(self, node: yaml.Node, host: str, family: Family) -> bool:
+    def shorthand(self, node: yaml.ScalarNode, defaults: _Defaults,
+                  source: SourceLocation) -> list[TargetSpec]:
+        """``host:port``, ``[v6]:port``, ``host:8000-8010``, ``198.51.100.0/28:443``."""
+        value = self.scalar(node)
+        if not isinstance(value, str):
+            self.problem(node, f"a target must be \"host:port\" or a mapping, not "
+                         f"{_kind(node)}")
+            return []
+        text = value.strip()
+        ranged = re.fullmatch(r"(.+):(\d{1,5})\s*-\s*(\d{1,5})", text)
+        if ranged is not None:
+            raw_host, low, high = ranged.group(1), int(ranged.group(2)), int(ranged.group(3))
+            if not 1 <= low <= high <= MAX_PORT:
+                self.problem(node, f"port range in {value!r} must go upwards within "
+                             f"1-{MAX_PORT}")
+                return []
+            ports: tuple[int, ...] = tuple(range(low, high + 1))
+        else:
+            parsed = split_host_port(text)
+            if parsed is None:
+                self.problem(node, f"{value!r} is not host:port (write IPv6 as "
+                             "\"[2001:db8::1]:22\")")
+                return []
+            raw_host, port = parsed
+            if not 1 <= port <= MAX_PORT:
+                self.problem(node, f"port must be between 1 and {MAX_PORT}, not {port}")
+                return []
+            ports = (port,)
+            if text.startswith("["):  # keep the brackets: only IPv6 may wear them
+                raw_host = f"[{raw_host}]"
+        host = self.network(node, raw_host) if "/" in raw_host else self.host(node, raw_host)
+        if host is None:
+            return []
+        if isinstance(host, str):
+            self.names.extend((display(host, p), source) for p in ports)
+        if not self.family_fits(node, host, defaults.family):
+            return []
+        return [self.spec(host, ports, name=None, many=False, settings=defaults, tags=(),
+                          source=source)]
+
+    def spec(self, host: str | Network, ports: tuple[int, ...], *, name: str | None,
+             many: bool, settings: _Defaults, tags: tuple[str, ...],
+             source: SourceLocation) -> TargetSpec:
+        network = None if isinstance(host, str) else host
+        first_host = host if isinstance(host, str) else str(host.network_address)
+        template = Target(name=name or display(first_host, ports[0]), host=first_host,
+                          port=ports[0], expect=settings.expect, timeout=settings.timeout,
+                          retries=settings.retries, family=settings.family, tags=tags,
+                          source=source, max_latency_ms=settings.max_latency_ms)
+        spec = TargetSpec(template=template, ports=ports, network=network, name=name,
+                          per_port_names=many)
+        if network is not None:
+            self.networks.append((spec, source))
+        return spec
+
+    def family_fits(self, node: yaml.Node, host: str | Network, family: Family) -> bool:
         """An IP literal must match the family setting; it can never resolve otherwise."""
-        literal = _literal_version(host)
+        literal = _literal_version(host) if isinstance(host, str) else host.version
         if literal and family not in ("any", f"ipv{literal}"):
             self.problem(node, f"{host} is an IPv{literal} address but family is {family}")
             return False
@@ -529,7 +586,7 @@ class _FileLoader:
 
     # --- the file ---------------------------------------------------------------
 
-    def load(self, data: bytes) -> tuple[list[Target], ResolverConfig | None]:
+    def load(self, data: bytes) -> tuple[list[TargetSpec], ResolverConfig | None]:
         root = self.parse(data)
         if root is None:
             return [], None
@@ -577,11 +634,6 @@ def split_host_port(value: str, default_port: int | None = None) -> tuple[str, i
 _UNREADABLE: Any = type("_Unreadable", (), {"__repr__": lambda self: "<unreadable>"})()
 
 
-def display(host: str, port: int) -> str:
-    """The conventional ``host:port`` spelling (brackets around IPv6)."""
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-
-
 def _syntax_message(exc: yaml.MarkedYAMLError) -> str:
     """PyYAML's problem, with its context ("while parsing a flow sequence") and where that began.
 
@@ -619,8 +671,9 @@ def load_inventories(paths: Iterable[str],
     """Load and merge inventory files; raise :class:`InventoryError` with every problem."""
     reader = read or _read_file
     problems: list[Problem] = []
-    targets: list[Target] = []
+    specs: list[TargetSpec] = []
     names: list[tuple[str, SourceLocation]] = []
+    networks: list[tuple[TargetSpec, SourceLocation]] = []
     resolver: ResolverConfig | None = None
     resolver_from = ""
     scope: list[str] | None = None
@@ -633,10 +686,11 @@ def load_inventories(paths: Iterable[str],
             problems.append(Problem(SourceLocation(path, 1, 1),
                                     f"cannot read: {exc.strerror or exc}"))
             continue
-        file_targets, file_resolver = loader.load(data)
+        file_specs, file_resolver = loader.load(data)
         problems.extend(loader.problems)
-        targets.extend(file_targets)
+        specs.extend(file_specs)
         names.extend(loader.names)
+        networks.extend(loader.networks)
         if loader.scope is not None:  # any file with a scope guards every target
             scope = (scope or []) + [n for n in loader.scope if n not in (scope or [])]
         if file_resolver is not None:
@@ -645,6 +699,7 @@ def load_inventories(paths: Iterable[str],
                                         f"resolver settings differ from those in "
                                         f"{resolver_from}; give them in one inventory"))
             resolver, resolver_from = file_resolver, path
+    problems.extend(_network_overlaps(networks, names))
     seen: dict[str, SourceLocation] = {}
     for name, source in names:
         first = seen.get(name)
@@ -659,9 +714,42 @@ def load_inventories(paths: Iterable[str],
         problems.sort(key=lambda p: (order.get(p.location.path, len(order)),
                                      p.location.line, p.location.column))
         raise InventoryError(problems)
-    return Inventory(paths=tuple(path_list), targets=tuple(targets),
+    return Inventory(paths=tuple(path_list), targets=TargetList(specs),
                      resolver=resolver or ResolverConfig(),
                      scope=tuple(scope) if scope is not None else None)
+
+
+def _network_overlaps(networks: Sequence[tuple[TargetSpec, SourceLocation]],
+                      names: Sequence[tuple[str, SourceLocation]]) -> list[Problem]:
+    """Duplicate names that CIDR expansion would create, found without expanding.
+
+    Unnamed network targets are named ``address:port``: two of them overlapping in
+    addresses and ports, or one covering an endpoint listed on its own, would probe
+    (and report) the same target twice.
+    """
+    problems = []
+    unnamed = [(spec, source) for spec, source in networks if spec.name is None]
+    for i, (spec, source) in enumerate(unnamed):
+        assert spec.network is not None
+        for other, other_source in unnamed[:i]:
+            assert other.network is not None
+            if spec.network.overlaps(other.network) and set(spec.ports) & set(other.ports):
+                problems.append(Problem(source, f"{spec.network} overlaps {other.network} "
+                                        f"(at {other_source}) on the same ports: the same "
+                                        "targets twice"))
+        ports = set(spec.ports)
+        for name, name_source in names:
+            parsed = split_host_port(name)
+            if parsed is None or parsed[1] not in ports:
+                continue
+            try:
+                inside = ipaddress.ip_address(parsed[0]) in spec.network
+            except ValueError:
+                continue
+            if inside:
+                problems.append(Problem(name_source, f"duplicate target name {name!r} "
+                                        f"(also in {spec.network} at {source})"))
+    return problems
 
 
 def _read_file(path: str) -> bytes:

@@ -6,6 +6,7 @@ alone and results can be serialised without knowing where they came from.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Literal
@@ -92,7 +93,8 @@ class Inventory:
     """A validated inventory (one or more files merged)."""
 
     paths: tuple[str, ...]
-    targets: tuple[Target, ...]
+    #: a :class:`scanner.targets.TargetList` (lazily expanded) or any sequence
+    targets: Sequence[Target]
     resolver: ResolverConfig = field(default_factory=ResolverConfig)
     #: CIDR networks probes may reach (scope.allow); None: no guard
     scope: tuple[str, ...] | None = None

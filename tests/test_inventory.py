@@ -361,20 +361,37 @@ INVALID = [
                  [(3, 32, "give either port or ports, not both")], id="port-and-ports"),
     pytest.param(doc(*TARGET, "  - {name: w, host: a.example, ports: [80, 443, 80]}"),
                  [(3, 49, "port 80 is listed twice")], id="ports-duplicate"),
-    # features this version refuses explicitly
-    pytest.param(doc(*TARGET, '  - {host: a.example, port: "8000-8010"}'),
-                 [(3, 29, f"port ranges ('8000-8010') {LATER}")], id="port-range"),
-    pytest.param(doc(*TARGET, '  - {host: a.example, ports: [80, "8000-8010"]}'),
-                 [(3, 35, f"port ranges ('8000-8010') {LATER}")], id="ports-range-item"),
-    pytest.param(doc(*TARGET, "  - a.example:8000-8010"),
-                 [(3, 5, f"port ranges ('a.example:8000-8010') {LATER}")],
-                 id="shorthand-port-range"),
-    pytest.param(doc(*TARGET, "  - {host: 198.51.100.0/28, port: 80}"),
-                 [(3, 12, f"CIDR hosts ('198.51.100.0/28') {LATER}")], id="cidr-host"),
+    # ranges and networks: what they may not be
+    pytest.param(doc(*TARGET, '  - {host: a.example, port: "8010-8000"}'),
+                 [(3, 29, "port range '8010-8000' must go upwards within 1-65535")],
+                 id="port-range-downwards"),
+    pytest.param(doc(*TARGET, '  - {host: a.example, ports: [80, "0-10", "x-y"]}'),
+                 [(3, 35, "port range '0-10' must go upwards"),
+                  (3, 43, "each port must be an integer or a range like")],
+                 id="ports-range-bad-items"),
+    pytest.param(doc(*TARGET, '  - {host: a.example, ports: ["79-81", 80]}'),
+                 [(3, 40, "port 80 is listed twice")], id="ports-range-overlap"),
+    pytest.param(doc(*TARGET, "  - a.example:9000-8000"),
+                 [(3, 5, "port range in 'a.example:9000-8000' must go upwards")],
+                 id="shorthand-port-range-downwards"),
+    pytest.param(doc(*TARGET, "  - {host: 198.51.100.7/28, port: 80}"),
+                 [(3, 12, "has host bits set (did you mean 198.51.100.0/28?)")],
+                 id="cidr-host-bits"),
     pytest.param(doc(*TARGET, '  - {host: "2001:db8::/64", port: 80}'),
-                 [(3, 12, f"CIDR hosts ('2001:db8::/64') {LATER}")], id="cidr-host-v6"),
-    pytest.param(doc(*TARGET, "  - 198.51.100.0/28:80"),
-                 [(3, 5, f"CIDR hosts ('198.51.100.0/28') {LATER}")], id="cidr-shorthand"),
+                 [(3, 12, "a CIDR host expands to at most 65,536 (/112)")], id="cidr-too-big-v6"),
+    pytest.param(doc(*TARGET, "  - 10.0.0.0/8:80"),
+                 [(3, 5, "a CIDR host expands to at most 65,536 (/16)")], id="cidr-too-big"),
+    pytest.param(doc(*TARGET, "  - 198.51.100.0/28:80", "  - 198.51.100.8/29:70-90"),
+                 [(4, 5, "198.51.100.8/29 overlaps 198.51.100.0/28")], id="cidr-overlap"),
+    pytest.param(doc(*TARGET, "  - 198.51.100.0/28:80", "  - 198.51.100.3:80"),
+                 [(4, 5, "duplicate target name '198.51.100.3:80' (also in 198.51.100.0/28")],
+                 id="cidr-covers-listed-endpoint"),
+    pytest.param(doc(*TARGET, "  - {name: pool, host: 198.51.100.0/28, port: 80}",
+                     "  - {name: pool, host: 198.51.101.0/28, port: 80}"),
+                 [(4, 5, "duplicate target name 'pool/'")], id="cidr-same-name"),
+    pytest.param(doc(*TARGET, "  - {host: 198.51.100.0/28, port: 80, family: ipv6}"),
+                 [(3, 47, "198.51.100.0/28 is an IPv4 address but family is ipv6")],
+                 id="cidr-family"),
     pytest.param(doc("version: 1", "scope:", "  allow: [192.0.2.7/24, nonsense, 7]",
                      *TARGET[1:], "  - a.example:1"),
                  [(3, 11, "has host bits set (did you mean 192.0.2.0/24?)"),
@@ -498,7 +515,7 @@ INVALID = [
                  [(3, 12, "'[a.example]' is not an IPv6 address"),
                   (4, 5, "'[2001:db8::zz]' is not an IPv6 address")], id="bracketed-non-ipv6"),
     pytest.param(doc(*TARGET, "  - {host: a.example/x, port: 1}"),
-                 [(3, 12, "'a.example/x' is not a valid host name or IP address")],
+                 [(3, 12, "'a.example/x' is not a valid host name, IP address or CIDR")],
                  id="slash-not-cidr"),
     pytest.param(doc(*TARGET, f"  - {'ü' * 70}.example:1"),
                  [(3, 5, "is not a valid international host name")], id="idna-label-too-long"),
@@ -702,3 +719,46 @@ def test_scope_is_merged_across_files(tmp_path: Path) -> None:
     assert load_inventories([str(three)]).scope is None
     merged = load_inventories([str(one), str(two), str(three)])
     assert merged.scope == ("192.0.2.0/24", "2001:db8::/32", "198.51.100.1/32")
+
+
+@pytest.mark.parametrize(("line", "count", "first", "last"), [
+    pytest.param("  - 198.51.100.0/30:80", 4, ("198.51.100.0:80", "198.51.100.0", 80),
+                 ("198.51.100.3:80", "198.51.100.3", 80), id="cidr-shorthand"),
+    pytest.param("  - a.example:8000-8003", 4, ("a.example:8000", "a.example", 8000),
+                 ("a.example:8003", "a.example", 8003), id="range-shorthand"),
+    pytest.param("  - {name: pool, host: 198.51.100.0/31, ports: [80, \"8000-8001\"]}", 6,
+                 ("pool/198.51.100.0:80", "198.51.100.0", 80),
+                 ("pool/198.51.100.1:8001", "198.51.100.1", 8001), id="named-cidr-ports"),
+    pytest.param("  - {name: web, host: a.example, port: \"80-81\"}", 2,
+                 ("web:80", "a.example", 80), ("web:81", "a.example", 81), id="named-range"),
+    pytest.param("  - {host: \"2001:db8::/126\", port: 22}", 4,
+                 ("[2001:db8::]:22", "2001:db8::", 22), ("[2001:db8::3]:22", "2001:db8::3", 22),
+                 id="cidr-v6"),
+])
+def test_expansion(tmp_path: Path, line: str, count: int, first: tuple[str, str, int],
+                   last: tuple[str, str, int]) -> None:
+    path = tmp_path / "inv.yaml"
+    path.write_text(doc("version: 1", "targets:", line))
+    targets = load_inventories([str(path)]).targets
+    assert len(targets) == count
+    listed = list(targets)
+    assert len(listed) == count and len({t.name for t in listed}) == count
+    assert (listed[0].name, listed[0].host, listed[0].port) == first
+    assert (listed[-1].name, listed[-1].host, listed[-1].port) == last
+    assert targets[count - 1] == listed[-1] and targets[0] == listed[0]
+
+
+def test_a_million_targets_load_without_expanding(tmp_path: Path) -> None:
+    """A /16 on 16 ports is one line and 1,048,576 targets; loading expands none."""
+    import tracemalloc
+
+    path = tmp_path / "big.yaml"
+    path.write_text(doc("version: 1", "targets:",
+                        "  - {name: pool, host: 198.18.0.0/16, ports: [\"8000-8015\"]}"))
+    tracemalloc.start()
+    inventory = load_inventories([str(path)])
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert len(inventory.targets) == 1_048_576
+    assert peak < 5_000_000
+    assert inventory.targets[1_048_575].name == "pool/198.18.255.255:8015"

@@ -1,0 +1,181 @@
+"""Lazily expanded targets: a CIDR host and port ranges stay one small spec until iterated.
+
+A line such as ``host: 198.18.0.0/16`` with ``ports: ["8000-8015"]`` stands for a million
+targets. Materialising them would cost hundreds of megabytes before the first packet,
+so the inventory keeps :class:`TargetSpec` values and :class:`TargetList` expands them
+one :class:`Target` at a time, as the engine pulls. Length, indexing, tag selection and
+overrides work on the specs without expanding anything.
+"""
+
+from __future__ import annotations
+
+import bisect
+import ipaddress
+import itertools
+import socket
+import struct
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, replace
+from typing import overload
+
+from .models import Target
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+_PACK_V4 = struct.Struct("!I").pack
+
+
+def display(host: str, port: int) -> str:
+    """The conventional ``host:port`` spelling (brackets around IPv6)."""
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+@dataclass(frozen=True, slots=True)
+class TargetSpec:
+    """One inventory entry: a host or a network, one or more ports, shared settings.
+
+    ``template`` carries the settings (expect, timeout, tags, source ...) and, for a
+    single host and port, is the target itself. Names follow SPEC §2: ``name`` for a
+    single endpoint, ``name:port`` per port when there are several, and
+    ``name/address:port`` per address of a network; without a name, ``address:port``.
+    """
+
+    template: Target
+    ports: tuple[int, ...]
+    network: Network | None = None
+    name: str | None = None
+    per_port_names: bool = False
+
+    def __len__(self) -> int:
+        hosts = self.network.num_addresses if self.network is not None else 1
+        return hosts * len(self.ports)
+
+    def hosts(self) -> Iterator[str]:
+        network = self.network
+        if network is None:
+            yield self.template.host
+        elif isinstance(network, ipaddress.IPv4Network):
+            first = int(network.network_address)
+            inet_ntoa = socket.inet_ntoa  # text without building IPv4Address objects
+            for value in range(first, first + network.num_addresses):
+                yield inet_ntoa(_PACK_V4(value))
+        else:
+            for address in network:
+                yield str(address)
+
+    def name_of(self, host: str, port: int) -> str:
+        if self.name is None:
+            return display(host, port)
+        if self.network is not None:
+            return f"{self.name}/{display(host, port)}"
+        return f"{self.name}:{port}" if self.per_port_names else self.name
+
+    def __iter__(self) -> Iterator[Target]:
+        """Port-major order, so consecutive probes go to different hosts of a network."""
+        t = self.template
+        for port in self.ports:
+            for host in self.hosts():
+                yield Target(self.name_of(host, port), host, port, t.expect, t.timeout,
+                             t.retries, t.family, t.tags, t.source, t.max_latency_ms)
+
+    def target_at(self, index: int) -> Target:
+        hosts = len(self) // len(self.ports)
+        port = self.ports[index // hosts]
+        offset = index % hosts
+        if self.network is None:
+            host = self.template.host
+        else:
+            host = str(self.network.network_address + offset)
+        t = self.template
+        return Target(self.name_of(host, port), host, port, t.expect, t.timeout, t.retries,
+                      t.family, t.tags, t.source, t.max_latency_ms)
+
+
+class TargetList(Sequence[Target]):
+    """The targets of an inventory, expanded on demand from :class:`TargetSpec` values."""
+
+    __slots__ = ("_offsets", "specs")
+
+    def __init__(self, specs: Iterable[TargetSpec]) -> None:
+        self.specs = tuple(specs)
+        self._offsets = list(itertools.accumulate(len(spec) for spec in self.specs))
+
+    def __len__(self) -> int:
+        return self._offsets[-1] if self._offsets else 0
+
+    def __iter__(self) -> Iterator[Target]:
+        for spec in self.specs:
+            yield from spec
+
+    @overload
+    def __getitem__(self, index: int) -> Target: ...
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[Target]: ...
+
+    def __getitem__(self, index: int | slice) -> Target | Sequence[Target]:
+        if isinstance(index, slice):
+            return tuple(self[i] for i in range(*index.indices(len(self))))
+        if index < 0:
+            index += len(self)
+        if not 0 <= index < len(self):
+            raise IndexError(index)
+        spec_index = bisect.bisect_right(self._offsets, index)
+        start = self._offsets[spec_index - 1] if spec_index else 0
+        return self.specs[spec_index].target_at(index - start)
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Sequence) and not isinstance(other, str):
+            return len(self) == len(other) and all(a == b for a, b in zip(self, other,
+                                                                          strict=False))
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"TargetList({len(self)} targets from {len(self.specs)} entries)"
+
+    def select(self, *, tags: Iterable[str] | None = None, timeout: float | None = None,
+               retries: int | None = None) -> TargetList:
+        """Targets carrying one of ``tags``, with overridden timeout/retries (no expansion)."""
+        wanted = set(tags) if tags is not None else None
+        specs = []
+        for spec in self.specs:
+            if wanted is not None and not wanted.intersection(spec.template.tags):
+                continue
+            template = spec.template
+            if timeout is not None:
+                template = replace(template, timeout=timeout)
+            if retries is not None:
+                template = replace(template, retries=retries)
+            specs.append(replace(spec, template=template))
+        return TargetList(specs)
+
+    def where(self, keep: Callable[[Target], bool]) -> FilteredTargets:
+        """A lazy view of the targets ``keep`` accepts (e.g. one shard)."""
+        return FilteredTargets(self, keep)
+
+
+class FilteredTargets(Sequence[Target]):
+    """A lazy, filtered view of a target sequence; its length is counted once, on demand."""
+
+    __slots__ = ("_keep", "_length", "_source")
+
+    def __init__(self, source: Sequence[Target], keep: Callable[[Target], bool]) -> None:
+        self._source = source
+        self._keep = keep
+        self._length: int | None = None
+
+    def __iter__(self) -> Iterator[Target]:
+        return (target for target in self._source if self._keep(target))
+
+    def __len__(self) -> int:
+        if self._length is None:
+            self._length = sum(1 for _ in self)
+        return self._length
+
+    @overload
+    def __getitem__(self, index: int) -> Target: ...
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[Target]: ...
+
+    def __getitem__(self, index: int | slice) -> Target | Sequence[Target]:
+        return tuple(self)[index]
