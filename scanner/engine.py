@@ -27,7 +27,9 @@ from .models import (
     Category,
     DnsResult,
     Family,
+    Hop,
     Inventory,
+    PathTrace,
     ProbeResult,
     ScanSummary,
     Target,
@@ -36,6 +38,7 @@ from .models import (
 from .probe import connect_once
 from .resolve import Resolver, backoff_delay, literal_family
 from .scope import ScopeGuard
+from .trace import PathTracer, TraceConfig, tracer_slots
 
 DEFAULT_CONCURRENCY = 1024
 #: seconds between flushes of buffered event output
@@ -53,6 +56,7 @@ class ScanObserver(Protocol):
     def on_target(self, result: TargetResult) -> None: ...
     def on_finish(self, summary: ScanSummary) -> None: ...
     def flush(self) -> None: ...
+    def on_hop(self, target: Target, path: PathTrace, hop: Hop) -> None: ...
 
 
 class BaseObserver:
@@ -74,6 +78,9 @@ class BaseObserver:
         pass
 
     def flush(self) -> None:
+        pass
+
+    def on_hop(self, target: Target, path: PathTrace, hop: Hop) -> None:
         pass
 
 
@@ -107,6 +114,10 @@ class FanOut:
         for observer in self.observers:
             observer.flush()
 
+    def on_hop(self, target: Target, path: PathTrace, hop: Hop) -> None:
+        for observer in self.observers:
+            observer.on_hop(target, path, hop)
+
 
 @dataclass(frozen=True, slots=True)
 class ScanOptions:
@@ -117,6 +128,8 @@ class ScanOptions:
     per_address: int | None = None  # handshakes in flight to one address at most
     allow: tuple[str, ...] = ()  # --allow CIDRs, added to the inventory's scope.allow
     keep_results: bool = True  # False: stream only, hold no per-target results
+    trace_failures: bool = False  # trace the path of failed addresses (scanner.trace)
+    trace: TraceConfig = field(default_factory=TraceConfig)  # hop limits, deadlines
 
 
 class RateLimiter:
@@ -161,6 +174,11 @@ class Gate:
         finally:
             if semaphore is not None:
                 semaphore.release()
+
+    async def pace(self) -> None:
+        """Only the rate: path-trace handshakes count against ``--rate`` too."""
+        if self._rate is not None:
+            await self._rate.wait()
 
 
 OPEN_GATE = Gate(None, None)
@@ -303,11 +321,15 @@ class _Scan:
     counts: Counter[str] = field(default_factory=Counter)  # per category
     verdicts: Counter[str] = field(default_factory=Counter)  # ok / failed / inconclusive
     source: _JobSource | None = None
+    tracer: PathTracer | None = None  # --trace-failures
+    traces: TaskGroup | None = None
+    tracing: dict[int, TargetResult] = field(default_factory=dict)
 
     async def pipeline(self) -> None:
         resolver = Resolver(self.inventory.resolver)
         try:
             async with anyio.create_task_group() as group:
+                self.traces = group
                 self.source = _JobSource(self, self.inventory.targets, resolver, group)
                 async with anyio.create_task_group() as workers:
                     for _ in range(self.concurrency):
@@ -337,7 +359,17 @@ class _Scan:
         self.pending.pop(index, None)
         result = target_verdict(pending.target, pending.dns, pending.addresses,
                                 [p for p in pending.probes if p is not None])
+        if self.tracer is not None and self.traces is not None and self.tracer.wants(result):
+            self.tracing[index] = result  # recorded once traced (or untraced if cut short)
+            self.traces.start_soon(self._trace, index, result)
+            return
         self._record(index, result)
+
+    async def _trace(self, index: int, result: TargetResult) -> None:
+        assert self.tracer is not None
+        traced = await self.tracer.trace(result, self.observer.on_hop)
+        if self.tracing.pop(index, None) is not None:
+            self._record(index, traced)
 
     def _record(self, index: int, result: TargetResult) -> None:
         self.counts[result.category.value] += 1
@@ -350,6 +382,9 @@ class _Scan:
     def finish_unfinished(self, reason: str) -> None:
         """Targets cut short by a signal or the deadline end as inconclusive."""
         hint = f"not finished: the scan was stopped ({reason})"
+        for index, result in sorted(self.tracing.items()):  # probed, trace cut short
+            self._record(index, result)
+        self.tracing.clear()
         for index, pending in sorted(self.pending.items()):
             self._record(index, TargetResult(
                 target=pending.target, ok=False, category=Category.INCONCLUSIVE,
@@ -465,6 +500,9 @@ async def run_scan(inventory: Inventory, observer: ScanObserver,
     gate = Gate(options.rate, options.per_address) if options.rate or options.per_address \
         else OPEN_GATE
     scan = _Scan(inventory, observer, concurrency, gate, guard, options.keep_results)
+    if options.trace_failures:
+        scan.tracer = PathTracer(options.trace, tracer_slots(concurrency, options.trace),
+                                 gate.pace)
     observer.on_start(total, inventory.paths, concurrency)
     started = time.perf_counter()
     interrupted_by: str | None = None

@@ -16,7 +16,16 @@ from typing import IO, Any
 import orjson
 import structlog
 
-from .models import Category, DnsResult, ProbeResult, ScanSummary, TargetResult
+from .models import (
+    Category,
+    DnsResult,
+    Hop,
+    PathTrace,
+    ProbeResult,
+    ScanSummary,
+    Target,
+    TargetResult,
+)
 
 SCHEMA_VERSION = 1
 EventDict = dict[str, Any]
@@ -73,6 +82,21 @@ def target_result(result: TargetResult, change: str | None = None) -> EventDict:
         "hint": result.hint,
         "tags": list(result.target.tags),
         "change": change,
+        "last_hop": result.last_hop,  # null unless traced (--trace-failures)
+        "path_verdict": result.path_verdict,
+    }
+
+
+def path_hop(target: Target, path: PathTrace, hop: Hop) -> EventDict:
+    return {
+        "target": target.name,
+        "address": path.address,
+        "ttl": hop.ttl,
+        "hop_address": hop.address,
+        "rtt_ms": hop.rtt_ms,
+        "icmp_type": hop.icmp_type,
+        "icmp_code": hop.icmp_code,
+        "reached": hop.reached,
     }
 
 
@@ -185,6 +209,9 @@ class JsonEventWriter:
         change = self._change_of(result) if self._change_of is not None else None
         self._emit("target.result", level_of(result.category, result.ok),
                    target_result(result, change))
+
+    def on_hop(self, target: Target, path: PathTrace, hop: Hop) -> None:
+        self._emit("path.hop", "info", path_hop(target, path, hop))
 
     def on_finish(self, summary: ScanSummary) -> None:
         level = "info" if summary.failed == 0 and summary.inconclusive == 0 else "error"
