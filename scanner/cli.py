@@ -65,7 +65,22 @@ def build_parser() -> argparse.ArgumentParser:
                        help="console format: list targets that passed too")
     check.add_argument("--shard", type=_shard, default=None, metavar="I/N",
                        help="check only slice I of N (1-based, stable hash of the target name)")
+    check.add_argument("--trace-failures", action="store_true",
+                       help="trace the path of failed targets: which hop drops or rejects")
+    _add_trace_options(check)
     _add_artefact_options(check)
+
+    trace = sub.add_parser("trace", help="path trace of one endpoint: which hop drops or rejects",
+                           description="TCP handshakes to HOST:PORT with rising hop limits; "
+                                       "routers answer ICMP time exceeded (no privileges "
+                                       "needed). Exits like check: 0 when the port is open.")
+    trace.add_argument("endpoint", metavar="HOST:PORT", type=_endpoint,
+                       help="name or IP literal and port ([v6]:port for IPv6)")
+    trace.add_argument("--format", "-f", choices=("auto", "console", "json"), default="auto",
+                       help="auto (default): console on a TTY, json otherwise")
+    trace.add_argument("--family", choices=("any", "ipv4", "ipv6"), default="any",
+                       help="which addresses of a name to trace (default: all)")
+    _add_trace_options(trace)
 
     merge = sub.add_parser("merge", help="one verdict from the --report files of several shards",
                            description="Join the --report documents of several shards (or "
@@ -79,6 +94,29 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="self-contained showcase on loopback, no setup")
     demo.add_argument("--format", "-f", choices=("auto", "console", "json"), default="auto")
     return parser
+
+
+def _add_trace_options(command: argparse.ArgumentParser) -> None:
+    command.add_argument("--max-hops", type=_hop_limit, default=30, metavar="N",
+                         help="highest hop limit tried (default 30)")
+    command.add_argument("--hop-timeout", type=_positive_float, default=2.0, metavar="S",
+                         help="seconds to wait for each wave of hop limits (default 2)")
+
+
+def _hop_limit(text: str) -> int:
+    value = int(text)
+    if not 1 <= value <= 255:
+        raise argparse.ArgumentTypeError("must be 1 to 255")
+    return value
+
+
+def _endpoint(text: str) -> tuple[str, int]:
+    from .inventory import split_host_port
+
+    parsed = split_host_port(text)
+    if parsed is None or not 1 <= parsed[1] <= 65535:
+        raise argparse.ArgumentTypeError(f"{text!r} is not HOST:PORT ([v6]:PORT for IPv6)")
+    return parsed
 
 
 def _add_artefact_options(command: argparse.ArgumentParser) -> None:
@@ -145,6 +183,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run_demo(_resolve_format(args.format))
     if args.command == "merge":
         return cmd_merge(args)
+    if args.command == "trace":
+        return cmd_trace(args)
     return cmd_check(args)
 
 
@@ -238,11 +278,15 @@ def cmd_check(args: argparse.Namespace) -> int:
     import anyio
 
     from .engine import ScanOptions, run_scan
+    from .trace import TraceConfig
 
     observer = make_observer(_resolve_format(args.format), args.show_ok, baseline)
     options = ScanOptions(concurrency=args.concurrency, max_duration=args.max_duration,
                           allow=tuple(args.allow), rate=args.rate, per_address=args.per_host,
-                          keep_results=_wants_report(args))
+                          keep_results=_wants_report(args),
+                          trace_failures=args.trace_failures,
+                          trace=TraceConfig(max_hops=args.max_hops,
+                                            hop_timeout=args.hop_timeout))
     started = _utc_now()
     summary, results = anyio.run(run_scan, inventory, observer, options,
                                  backend_options=_backend_options())
@@ -259,6 +303,33 @@ def cmd_check(args: argparse.Namespace) -> int:
             return EXIT_USAGE
         if args.fail_on == "new" and summary.interrupted_by not in EXIT_SIGNAL:
             return report_exit_code(report, "new")
+    return exit_code(summary)
+
+
+def cmd_trace(args: argparse.Namespace) -> int:
+    """``scanner trace HOST:PORT``: a one-target check whose every address is traced.
+
+    The check's own handshake (timeout ``--hop-timeout``, no retry) gives the category
+    and hint; the trace says where the path ends. Events and exit codes are check's.
+    """
+    import anyio
+
+    from .engine import ScanOptions, run_scan
+    from .models import Inventory, Target
+    from .targets import display
+    from .trace import TraceConfig
+
+    host, port = args.endpoint
+    name = display(host, port)
+    target = Target(name=name, host=host, port=port, timeout=args.hop_timeout, retries=0,
+                    family=args.family)
+    inventory = Inventory(paths=(name,), targets=(target,))
+    observer = make_observer(_resolve_format(args.format), show_ok=True)
+    options = ScanOptions(keep_results=False, trace_failures=True,
+                          trace=TraceConfig(max_hops=args.max_hops,
+                                            hop_timeout=args.hop_timeout, include_ok=True))
+    summary, _ = anyio.run(run_scan, inventory, observer, options,
+                           backend_options=_backend_options())
     return exit_code(summary)
 
 
