@@ -50,7 +50,9 @@ EVENT_KEYS: dict[str, set[str]] = {
     "probe.result": {"target", "host", "port", "address", "family", "category", "latency_ms",
                      "attempts", "errno", "icmp_type", "icmp_code", "icmp_from", "hint"},
     "target.result": {"target", "host", "port", "expect", "ok", "category", "addresses",
-                      "hint", "tags", "change"},
+                      "hint", "tags", "change", "last_hop", "path_verdict"},
+    "path.hop": {"target", "address", "ttl", "hop_address", "rtt_ms", "icmp_type",
+                 "icmp_code", "reached"},
     "scan.finished": {"counts", "duration_s", "ok", "interrupted"},
 }
 
