@@ -188,7 +188,7 @@ def _verdict(terminal: Hop | None, last: Hop | None, family: AddressFamily, *,
         return _terminal_verdict(terminal, family, local_addresses)
     if last is None:
         return (f"no hop answered (hop limits 1–{probed}): dropped on this machine or at "
-                "the first hop, or ICMP is filtered")
+                "the first hop, or ICMP is filtered or rate-limited")
     if last.ttl == probed:
         return f"target not reached within {probed} hops (last: hop {last.ttl}, {last.address})"
     return f"dropped after hop {last.ttl} ({last.address})"

@@ -144,7 +144,7 @@ VERDICT_ROWS = [
      f"dropped after hop 3 ({R2})", R2, [1, 2, 3, 4]),
     ("nothing answers", "ipv4", list(map(silent, range(1, 9))), 8,
      "no hop answered (hop limits 1–8): dropped on this machine or at the first hop, "
-     "or ICMP is filtered", None, [1]),
+     "or ICMP is filtered or rate-limited", None, [1]),
     ("every hop answered time exceeded: path longer than max hops", "ipv4",
      [te(1, R1), te(2, R2), te(3, "198.18.4.1")], 3,
      "target not reached within 3 hops (last: hop 3, 198.18.4.1)", "198.18.4.1", [1, 2, 3]),
