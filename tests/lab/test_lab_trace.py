@@ -186,3 +186,16 @@ def test_trace_command_console_drop(lab: Lab, tmp_path: Path) -> None:
     assert f"dropped after hop 2 ({ROUTER2['ipv4']})" in out
     star = next(line for line in out.splitlines() if re.match(r" +3 +\* ", line))
     assert "3–5" in star  # the silent hop limits fold into one line
+
+
+def test_traced_scan_matches_the_event_schema(traced_scan: tuple[Events, float]) -> None:
+    import jsonschema
+
+    schema = json.loads((Path(__file__).resolve().parents[2] / "scanner" / "data" /
+                         "events.schema.json").read_text())
+    validator = jsonschema.Draft202012Validator(schema)
+    events, _ = traced_scan
+    assert any(e["event"] == "path.hop" for e in events)
+    for event in events:
+        errors = list(validator.iter_errors(event))
+        assert not errors, (event, errors[0].message)
