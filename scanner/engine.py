@@ -12,7 +12,7 @@ import resource
 import signal
 import time
 from collections import Counter, deque
-from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -233,13 +233,15 @@ class _JobSource:
     Nothing is expanded ahead of need, so a million targets stream in bounded memory.
     """
 
-    def __init__(self, scan: _Scan, targets: Iterable[Target], resolver: Resolver,
+    def __init__(self, scan: _Scan, targets: Sequence[Target], resolver: Resolver,
                  lookups: TaskGroup) -> None:
         self.scan = scan
         self.targets = enumerate(targets)
         self.resolver = resolver
         self.lookups = lookups
         self.ready: deque[_Job] = deque()
+        self.total = len(targets)
+        self.pulled = 0
         self.exhausted = False
         self.running = 0
         self.wakeup = anyio.Event()
@@ -263,6 +265,7 @@ class _JobSource:
             self.exhausted = True
             return
         index, target = item
+        self.pulled = index + 1
         family = literal_family(target.host)
         if family is not None:
             self.scan.pending[index] = _Pending(target, (target.host,), [None])
@@ -300,12 +303,14 @@ class _JobSource:
         for slot, address in enumerate(answer.addresses):
             self.ready.append((index, slot, address, literal_family(address) or "ipv4"))
 
-    def unfinished(self) -> Iterator[tuple[int, Target]]:
-        """Targets still waiting for DNS, then those never pulled (after an interruption)."""
+    def unfinished(self, *, unstarted: bool) -> Iterator[tuple[int, Target]]:
+        """Targets still waiting for DNS, then (if ``unstarted``) those never pulled."""
         for waiting in self.waiting.values():
             yield from waiting
         self.waiting.clear()
-        yield from self.targets
+        if unstarted:
+            yield from self.targets
+            self.pulled = self.total
 
 
 @dataclass
@@ -320,6 +325,7 @@ class _Scan:
     pending: dict[int, _Pending] = field(default_factory=dict)
     counts: Counter[str] = field(default_factory=Counter)  # per category
     verdicts: Counter[str] = field(default_factory=Counter)  # ok / failed / inconclusive
+    not_started: int = 0  # targets a signal stopped before they were pulled
     source: _JobSource | None = None
     tracer: PathTracer | None = None  # --trace-failures
     traces: TaskGroup | None = None
@@ -379,8 +385,14 @@ class _Scan:
             self.results.append((index, result))
         self.observer.on_target(result)
 
-    def finish_unfinished(self, reason: str) -> None:
-        """Targets cut short by a signal or the deadline end as inconclusive."""
+    def finish_unfinished(self, reason: str, *, unstarted: bool) -> None:
+        """Targets cut short end as inconclusive.
+
+        Those in flight (probing, or waiting for DNS) always get a ``target.result``.
+        Never-started ones do after ``--max-duration`` (SPEC: unfinished targets end as
+        inconclusive); after a signal they are only counted (``not_started``), because
+        a person pressing Ctrl-C on a million-target scan wants it to stop now.
+        """
         hint = f"not finished: the scan was stopped ({reason})"
         for index, result in sorted(self.tracing.items()):  # probed, trace cut short
             self._record(index, result)
@@ -391,17 +403,21 @@ class _Scan:
                 addresses=pending.addresses, hint=hint,
                 probes=tuple(p for p in pending.probes if p is not None), dns=pending.dns))
         self.pending.clear()
-        if self.source is not None:
-            for index, target in self.source.unfinished():
-                self._record(index, TargetResult(target=target, ok=False,
-                                                 category=Category.INCONCLUSIVE,
-                                                 addresses=(), hint=hint))
+        if self.source is None:
+            return
+        for position, target in self.source.unfinished(unstarted=unstarted):
+            self._record(position, TargetResult(target=target, ok=False,
+                                             category=Category.INCONCLUSIVE,
+                                             addresses=(), hint=hint))
+        self.not_started = self.source.total - self.source.pulled
 
     def summary(self, duration_s: float, interrupted_by: str | None) -> ScanSummary:
         ok, failed = self.verdicts["ok"], self.verdicts["failed"]
         inconclusive = self.verdicts["inconclusive"]
         # "inconclusive" is both a category and a verdict; for targets they coincide.
         counts = {**self.counts, "ok": ok, "failed": failed, "inconclusive": inconclusive}
+        if self.not_started:
+            counts["not_started"] = self.not_started
         return ScanSummary(total=ok + failed + inconclusive, ok=ok, failed=failed,
                            inconclusive=inconclusive, counts=tuple(sorted(counts.items())),
                            duration_s=duration_s, interrupted=interrupted_by is not None,
@@ -510,33 +526,39 @@ async def run_scan(inventory: Inventory, observer: ScanObserver,
         deadline=anyio.current_time() + options.max_duration if options.max_duration
         else math.inf)
 
-    async def watch_signals() -> None:
+    def on_signal(signum: int, _frame: object) -> None:
+        # Only record it. loop.add_signal_handler callbacks (and call_soon_threadsafe
+        # from here) were seen to wait under uvloop until a busy scan went idle, i.e.
+        # the end; the ticker below runs on a timer and acts within 100 ms.
         nonlocal interrupted_by
-        with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-            async for signum in signals:
-                interrupted_by = signal.Signals(signum).name
-                scope.cancel()
-                return
+        if interrupted_by is None:
+            interrupted_by = signal.Signals(signum).name
 
-    async def flush_regularly() -> None:
-        """Buffered observers still show events within a fraction of a second."""
+    async def tick() -> None:
+        """Flush buffered output and notice signals, ten times a second."""
         while True:
             await anyio.sleep(FLUSH_INTERVAL)
             observer.flush()
+            if interrupted_by is not None:
+                scope.cancel()
 
-    async with anyio.create_task_group() as outer:
-        if options.handle_signals:
-            outer.start_soon(watch_signals)
-        outer.start_soon(flush_regularly)
-        with scope:
-            await scan.pipeline()
-        outer.cancel_scope.cancel()
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)} \
+        if options.handle_signals else {}
+    try:
+        async with anyio.create_task_group() as outer:
+            outer.start_soon(tick)
+            with scope:
+                await scan.pipeline()
+            outer.cancel_scope.cancel()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     if scope.cancelled_caught and interrupted_by is None:
         interrupted_by = "deadline"
     if interrupted_by is not None:
         reason = ("--max-duration reached" if interrupted_by == "deadline"
                   else f"{interrupted_by} received")
-        scan.finish_unfinished(reason)
+        scan.finish_unfinished(reason, unstarted=interrupted_by == "deadline")
     summary = scan.summary(time.perf_counter() - started, interrupted_by)
     observer.on_finish(summary)
     observer.flush()

@@ -193,8 +193,10 @@ targets:
         if '"target.result"' in line:  # the open target is done; the other hangs
             break
     proc.send_signal(signum)
-    rest, _err = proc.communicate(timeout=15)
-    assert proc.returncode == code
+    # keep reading through the same buffered file: communicate() would skip what
+    # readline() has already buffered
+    rest = proc.stdout.read()
+    assert proc.wait(timeout=15) == code
     events = parse_events("".join(seen) + rest)
     results = {e["target"]: e for e in _by_event(events, "target.result")}
     assert results["hangs"]["category"] == "inconclusive"
@@ -427,3 +429,25 @@ def test_rate_flag_is_respected_at_the_listener(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     assert len(accepted) == 20
     assert max(accepted) - min(accepted) >= 19 / 40 * 0.9
+
+
+def test_a_large_network_streams_and_stops_on_sigint(tmp_path: Path) -> None:
+    """1,048,576 targets from one line: events flow at once, and Ctrl-C stops it promptly,
+    reporting what finished and counting the rest, rather than a million inconclusives."""
+    inv = write_inventory(tmp_path / "inv.yaml", "version: 1\ntargets:\n"
+                          "  - {name: pool, host: 127.0.0.0/16, ports: [\"47000-47015\"]}\n")
+    proc = subprocess.Popen([sys.executable, "-m", "scanner", "check", str(inv), "--format",
+                             "json", "--timeout", "1"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=scanner_env(), cwd=ROOT)
+    assert proc.stdout is not None
+    head = [proc.stdout.readline() for _ in range(200)]  # streaming: results come at once
+    proc.send_signal(signal.SIGINT)
+    rest = proc.stdout.read()  # the same buffered file: communicate() would skip lines
+    assert proc.wait(timeout=60) == 130
+    events = parse_events("".join(head) + rest)
+    assert events[0]["targets"] == 1_048_576
+    finished = events[-1]
+    assert finished["event"] == "scan.finished" and finished["interrupted"] is True
+    reported = len(_by_event(events, "target.result"))
+    assert 0 < reported < 1_048_576
+    assert finished["counts"]["not_started"] + reported == 1_048_576
