@@ -7,6 +7,7 @@ hosts-file lookup reads a test file named by ``CARES_HOSTS`` (never /etc/hosts).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -163,10 +164,8 @@ def full_port() -> Iterator[int]:
     for _ in range(2):
         filler = socket.socket()
         filler.settimeout(0.3)
-        try:
+        with contextlib.suppress(OSError):
             filler.connect(("127.0.0.1", port))
-        except OSError:
-            pass
         fillers.append(filler)
     try:
         yield port
