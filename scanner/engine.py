@@ -7,6 +7,8 @@ Results flow to a :class:`ScanObserver` as they happen, so output streams.
 
 from __future__ import annotations
 
+import errno as errno_module
+import functools
 import math
 import resource
 import signal
@@ -440,8 +442,12 @@ async def probe_address(target: Target, address: str, family: AddressFamily,
     shortages = 0
     while True:
         attempts += 1
-        async with gate.admit(address):
+        if gate is OPEN_GATE:  # the common case: no limits, no context manager to enter
             outcome, local = await connect_once(address, target.port, family, target.timeout)
+        else:
+            async with gate.admit(address):
+                outcome, local = await connect_once(address, target.port, family,
+                                                    target.timeout)
         category = classify_latency(
             classify_connect(outcome, (local,) if local else (), address),
             outcome.latency_ms, target.max_latency_ms)
@@ -454,12 +460,20 @@ async def probe_address(target: Target, address: str, family: AddressFamily,
             break
         await anyio.sleep(backoff_delay(attempts))
     errno_name = None if outcome.errno == 0 else _errno_name(outcome.errno)
+    if category is Category.OPEN:
+        hint = None
+    elif category is Category.SLOW:
+        hint = hint_for(category, latency_ms=outcome.latency_ms,
+                        budget_ms=target.max_latency_ms)
+    else:  # the same few sentences over and over: format each once
+        # the target's own address only matters to a reject ("the host itself rejects")
+        hint = _cached_hint(category, port=target.port, timeout=target.timeout,
+                            icmp=outcome.icmp, errno_name=errno_name,
+                            target_address=address if category is Category.REJECTED else None)
     return ProbeResult(
         target=target, address=address, family=family, category=category,
         latency_ms=outcome.latency_ms, attempts=attempts, errno=errno_name, icmp=outcome.icmp,
-        hint=hint_for(category, port=target.port, timeout=target.timeout, icmp=outcome.icmp,
-                      errno_name=errno_name, target_address=address,
-                      latency_ms=outcome.latency_ms, budget_ms=target.max_latency_ms),
+        hint=hint,
     )
 
 
@@ -494,9 +508,10 @@ def target_verdict(target: Target, dns: DnsResult | None, addresses: Sequence[st
 
 
 def _errno_name(number: int) -> str:
-    import errno as errno_module
-
     return errno_module.errorcode.get(number, f"E{number}")
+
+
+_cached_hint = functools.lru_cache(maxsize=4096)(hint_for)
 
 
 async def run_scan(inventory: Inventory, observer: ScanObserver,
