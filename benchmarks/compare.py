@@ -24,6 +24,7 @@ exit, also on error or Ctrl-C; no packet leaves it. Usage::
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import json
 import math
 import os
@@ -178,7 +179,9 @@ class Bench:
         hosts = case.hosts()
         (self.work / f"{case.name}.txt").write_text("\n".join(hosts) + "\n")
         lines = ["version: 1", f"defaults: {{timeout: {self.timeout}, retries: 0}}", "targets:"]
-        lines += [f"  - {host}:{case.port}" for host in hosts]
+        # the same endpoints as the fewest CIDR blocks, as a person would write them
+        blocks = ipaddress.collapse_addresses(ipaddress.ip_network(h) for h in hosts)
+        lines += [f"  - {block}:{case.port}" for block in blocks]
         (self.work / f"{case.name}.yaml").write_text("\n".join(lines) + "\n")
 
     def argv(self, tool: str, case: Case) -> list[str]:

@@ -33,6 +33,7 @@ from .models import (
     Inventory,
     PathTrace,
     ProbeResult,
+    ResolverConfig,
     ScanSummary,
     Target,
     TargetResult,
@@ -235,11 +236,13 @@ class _JobSource:
     Nothing is expanded ahead of need, so a million targets stream in bounded memory.
     """
 
-    def __init__(self, scan: _Scan, targets: Sequence[Target], resolver: Resolver,
+    def __init__(self, scan: _Scan, targets: Sequence[Target], config: ResolverConfig,
                  lookups: TaskGroup) -> None:
         self.scan = scan
         self.targets = enumerate(targets)
-        self.resolver = resolver
+        self.config = config
+        #: created for the first name: an inventory of addresses never starts c-ares
+        self.resolver: Resolver | None = None
         self.lookups = lookups
         self.ready: deque[_Job] = deque()
         self.total = len(targets)
@@ -286,6 +289,8 @@ class _JobSource:
 
     async def _lookup(self, key: _NameKey, retries: int) -> None:
         try:
+            if self.resolver is None:
+                self.resolver = Resolver(self.config)
             answer = await self.resolver.resolve(key[0], key[1], retries)
             self.answers[key] = answer
             self.scan.observer.on_dns(answer)
@@ -334,17 +339,18 @@ class _Scan:
     tracing: dict[int, TargetResult] = field(default_factory=dict)
 
     async def pipeline(self) -> None:
-        resolver = Resolver(self.inventory.resolver)
         try:
             async with anyio.create_task_group() as group:
                 self.traces = group
-                self.source = _JobSource(self, self.inventory.targets, resolver, group)
+                self.source = _JobSource(self, self.inventory.targets, self.inventory.resolver,
+                                         group)
                 async with anyio.create_task_group() as workers:
                     for _ in range(self.concurrency):
                         workers.start_soon(self._worker, self.source)
         finally:
-            with anyio.CancelScope(shield=True):
-                await resolver.aclose()
+            if self.source is not None and self.source.resolver is not None:
+                with anyio.CancelScope(shield=True):
+                    await self.source.resolver.aclose()
 
     async def _worker(self, source: _JobSource) -> None:
         scope, gate, pending_of = self.scope, self.gate, self.pending
