@@ -18,7 +18,6 @@ import argparse
 import json
 import os
 import re
-import shutil
 import signal
 import socket
 import statistics
@@ -32,6 +31,9 @@ from datetime import datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from compare import snapshot_scanner  # noqa: E402  (one copy, shared by both benchmarks)
+
 RUN_DEADLINE_S = 120.0
 DOMAIN = "bench.test"
 #: scanner.testing.dns_server with a large receive buffer: with the default (~200 KiB) the
@@ -56,20 +58,6 @@ async def main():
 
 asyncio.run(main())
 """
-
-
-def snapshot_scanner(dest: Path) -> str:
-    """Copy scanner/ once, so every run measures the same code even while it is being edited.
-
-    Returns what was copied (commit, and whether the working tree differs from it).
-    """
-    shutil.copytree(ROOT / "scanner", dest / "scanner",
-                    ignore=shutil.ignore_patterns("__pycache__"))
-    head = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
-                          capture_output=True, text=True, check=False).stdout.strip()
-    dirty = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "scanner"],
-                           capture_output=True, text=True, check=False).stdout.strip()
-    return f"scanner/ at {head or 'unknown commit'}{' + uncommitted changes' if dirty else ''}"
 
 
 def hold_closed_port() -> tuple[int, list[socket.socket]]:

@@ -138,9 +138,9 @@ def classify_connect(outcome: ConnectOutcome, local_addresses: Iterable[str] = (
         category = classify_icmp(outcome.icmp)
         if category is not None:
             sender = outcome.icmp.sender
-            if category is C.REJECTED and any(_same_address(sender, a) for a in local_addresses):
+            if category is C.REJECTED and any(same_address(sender, a) for a in local_addresses):
                 return C.BLOCKED_LOCALLY
-            if category in (C.HOST_UNREACHABLE, C.NETWORK_UNREACHABLE) and _same_address(
+            if category in (C.HOST_UNREACHABLE, C.NETWORK_UNREACHABLE) and same_address(
                     sender, target_address):
                 return C.REJECTED
             return category
@@ -266,7 +266,7 @@ def icmp_name(icmp: IcmpDetail) -> str:
     return f"{label} {icmp.type}/{icmp.code}"
 
 
-def _same_address(a: str | None, b: str | None) -> bool:
+def same_address(a: str | None, b: str | None) -> bool:
     """Whether two address spellings name the same address (``2001:DB8::1`` = ``2001:db8::1``)."""
     if a is None or b is None:
         return False
@@ -293,7 +293,7 @@ def hint_for(
     if category in (C.OPEN, C.RESOLVED):
         return None
     sender = icmp.sender if icmp else None
-    if category is C.REJECTED and icmp is not None and _same_address(sender, target_address):
+    if category is C.REJECTED and icmp is not None and same_address(sender, target_address):
         return (f"the target host itself rejects port {port} (ICMP {icmp_name(icmp)}"
                 "): a host firewall, not a missing listener")
     rr = {"ipv4": "A", "ipv6": "AAAA"}.get(family, "A or AAAA")

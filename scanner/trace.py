@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import asyncio
 import errno
-import ipaddress
 import socket
 import struct
 import time
@@ -38,6 +37,7 @@ from .classify import (
     ICMP6_TIME_EXCEEDED,
     classify_icmp,
     icmp_name,
+    same_address,
 )
 from .models import (
     AddressFamily,
@@ -94,16 +94,6 @@ def is_time_exceeded(icmp: IcmpDetail) -> bool:
 def is_unreachable(icmp: IcmpDetail) -> bool:
     unreach = ICMP4_DEST_UNREACH if icmp.family == "ipv4" else ICMP6_DEST_UNREACH
     return icmp.type == unreach
-
-
-def same_address(a: str | None, b: str | None) -> bool:
-    """Two spellings of one address are the same address (``2001:DB8::1``, ``2001:db8::1``)."""
-    if a is None or b is None:
-        return False
-    try:
-        return ipaddress.ip_address(a) == ipaddress.ip_address(b)
-    except ValueError:
-        return a == b
 
 
 def hop_of(ttl: int, outcome: ConnectOutcome, target: str) -> Hop:

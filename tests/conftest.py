@@ -110,6 +110,7 @@ class Listener:
         self.sock.bind((host, port))
         self.sock.listen(4096)
         self.port: int = self.sock.getsockname()[1]
+        self.accepted: list[float] = []  # monotonic time of each accepted connection
         self._stop = False
         self._thread = threading.Thread(target=self._serve, daemon=True)
         self._thread.start()
@@ -121,6 +122,7 @@ class Listener:
                 conn, _ = self.sock.accept()
             except OSError:
                 continue
+            self.accepted.append(time.monotonic())
             conn.close()
 
     def close(self) -> None:

@@ -18,6 +18,7 @@ from .conftest import (
     parse_events,
     run_scanner,
     scanner_env,
+    wait_for,
     write_inventory,
 )
 
@@ -393,39 +394,16 @@ def test_low_fd_limit_never_blames_targets(tmp_path: Path) -> None:
 
 def test_rate_flag_is_respected_at_the_listener(tmp_path: Path) -> None:
     """--rate 40 over 20 targets: the listener's own accept clock shows the spacing."""
-    import socket
-    import threading
-
-    server = socket.socket()
-    server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    server.bind(("0.0.0.0", 0))  # reachable on every 127.x address, nowhere off-host
-    server.listen(128)
-    server.settimeout(0.1)
-    port = server.getsockname()[1]
-    accepted: list[float] = []
-    stop = threading.Event()
-
-    def accept() -> None:
-        while not stop.is_set():
-            try:
-                conn, _ = server.accept()
-            except OSError:
-                continue
-            accepted.append(time.monotonic())
-            conn.close()
-
-    thread = threading.Thread(target=accept, daemon=True)
-    thread.start()
-    lines = "\n".join(f"  - 127.0.3.{i}:{port}" for i in range(1, 21))
+    server = Listener("0.0.0.0")  # reachable on every 127.x address, nowhere off-host
+    lines = "\n".join(f"  - 127.0.3.{i}:{server.port}" for i in range(1, 21))
     inv = write_inventory(tmp_path / "inv.yaml", f"version: 1\ntargets:\n{lines}\n")
     try:
         proc = run_scanner("check", str(inv), "--format", "json", "--rate", "40",
                            "--per-host", "1")
-        time.sleep(0.2)
+        wait_for(lambda: len(server.accepted) >= 20, timeout=2)
     finally:
-        stop.set()
-        thread.join()
         server.close()
+    accepted = server.accepted
     assert proc.returncode == 0, proc.stderr
     assert len(accepted) == 20
     assert max(accepted) - min(accepted) >= 19 / 40 * 0.9

@@ -100,44 +100,23 @@ def test_classify_connect_uses_the_error_queue_first() -> None:
 
 async def test_rate_limit_is_seen_at_the_listener() -> None:
     """--rate 50: the listener's accept times, not our own clock, show the spacing."""
-    import socket
-    import threading
-    import time
-
     import anyio
 
     from scanner.engine import Gate
 
-    server = socket.socket()
-    server.bind(("127.0.0.1", 0))
-    server.listen(100)
-    server.settimeout(0.1)
-    port = server.getsockname()[1]
-    accepted: list[float] = []
-    stop = threading.Event()
+    from .conftest import wait_for
 
-    def accept() -> None:
-        while not stop.is_set():
-            try:
-                conn, _ = server.accept()
-            except OSError:
-                continue
-            accepted.append(time.monotonic())
-            conn.close()
-
-    thread = threading.Thread(target=accept, daemon=True)
-    thread.start()
+    server = Listener("127.0.0.1")
     gate = Gate(rate=50, per_address=None)
-    target = Target(name="r", host="127.0.0.1", port=port, timeout=1, retries=0)
+    target = Target(name="r", host="127.0.0.1", port=server.port, timeout=1, retries=0)
     try:
         async with anyio.create_task_group() as group:
             for _ in range(25):
                 group.start_soon(probe_address, target, "127.0.0.1", "ipv4", gate)
-        await anyio.sleep(0.2)
+        wait_for(lambda: len(server.accepted) >= 25, timeout=2)
     finally:
-        stop.set()
-        thread.join()
         server.close()
+    accepted = server.accepted
     assert len(accepted) == 25
     # 25 handshakes at 50/s: 24 gaps of 20 ms (accept adds jitter, allow 10 %)
     assert accepted[-1] - accepted[0] >= 24 * 0.02 * 0.9
