@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import difflib
 import ipaddress
+import os
 import re
+import unicodedata
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, cast
@@ -48,6 +50,16 @@ MAX_DEPTH = 64
 _NON_PRINTABLE = re.compile("[^\x09\x0A\x0D\x20-\x7E\x85\xA0-\uD7FF\uE000-\uFFFD"
                             "\U00010000-\U0010FFFF]")
 _STANDARD_TAG = "tag:yaml.org,2002:"
+#: Larger files are refused before reading: even a valid inventory this big would take
+#: minutes and gigabytes to check (PyYAML builds a node per value), and a hostile one
+#: (a 200 MB scalar, /dev/zero) must cost nothing. Big scans use CIDR hosts and port ranges.
+MAX_FILE_BYTES = 64 * 1024 * 1024
+#: Values (scalars and collections) one file may hold, counted while parsing and before
+#: any node is built: ~100,000 written-out targets. Dense input within MAX_FILE_BYTES
+#: (``[0,0,0,...]``) would otherwise build tens of millions of nodes.
+MAX_NODES = 1_000_000
+#: How much of an offending value a message quotes.
+_SHOWN = 60
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,8 +164,15 @@ class _FileLoader:
         Aliases are refused rather than expanded, so "billion laughs" costs nothing.
         """
         safe = True
-        depth = 0
+        depth = nodes = 0
         for event in yaml.parse(text, Loader=_Loader):
+            if isinstance(event, yaml.ScalarEvent | yaml.CollectionStartEvent):
+                nodes += 1
+                if nodes > MAX_NODES:
+                    self.problem(event.start_mark, f"more than {MAX_NODES:,} values in one "
+                                 "inventory: split it into several files, or use CIDR hosts "
+                                 "and port ranges")
+                    return False
             if isinstance(event, yaml.AliasEvent):
                 self.problem(event.start_mark, f"YAML alias *{event.anchor} is not allowed: "
                              "write the value out")
@@ -185,9 +204,9 @@ class _FileLoader:
             tag = (f"!!{node.tag[len(_STANDARD_TAG):]}" if node.tag.startswith(_STANDARD_TAG)
                    else node.tag)
             if isinstance(exc, yaml.constructor.ConstructorError):  # no such tag for us
-                message = f"YAML tag {tag!r} is not supported"
+                message = f"YAML tag {_shown(tag)} is not supported"
             else:
-                message = f"{node.value!r} cannot be read as {tag}"
+                message = f"{_shown(node.value)} cannot be read as {tag}"
             self.problem(node, message)
             self._unreadable.add(id(node))
             return _UNREADABLE
@@ -209,12 +228,16 @@ class _FileLoader:
             if key not in allowed:
                 close = difflib.get_close_matches(key, allowed, n=1)
                 suggestion = f" (did you mean '{close[0]}'?)" if close else ""
-                self.problem(key_node, f"unknown key {key!r} in {what}{suggestion}; "
+                foreign = next((ch for ch in key if not ch.isascii()), None)
+                if close and foreign is not None:  # a look-alike: say what differs
+                    suggestion = (f" (did you mean '{close[0]}'? it has U+{ord(foreign):04X} "
+                                  f"{unicodedata.name(foreign, 'a non-ASCII character')})")
+                self.problem(key_node, f"unknown key {_shown(key)} in {what}{suggestion}; "
                              f"allowed: {', '.join(allowed)}")
                 continue
             if key in out:
                 first = self.where(out[key][0])
-                self.problem(key_node, f"duplicate key {key!r} in {what} (first at line "
+                self.problem(key_node, f"duplicate key {_shown(key)} in {what} (first at line "
                              f"{first.line})")
                 continue
             out[key] = (key_node, value_node)
@@ -228,7 +251,7 @@ class _FileLoader:
             self.problem(node, f"{what} must be a number of seconds, not {_kind(node)}")
             return None
         if positive and not (0 < value <= 86400):
-            self.problem(node, f"{what} must be > 0 and at most 86400, not {value}")
+            self.problem(node, f"{what} must be > 0 and at most 86400, not {_shown(value)}")
             return None
         return float(value)
 
@@ -238,14 +261,14 @@ class _FileLoader:
             self.problem(node, f"{what} must be an integer, not {_kind(node)}")
             return None
         if not low <= value <= high:
-            self.problem(node, f"{what} must be between {low} and {high}, not {value}")
+            self.problem(node, f"{what} must be between {low} and {high}, not {_shown(value)}")
             return None
         return value
 
     def choice(self, node: yaml.Node, what: str, choices: Sequence[str]) -> str | None:
         value = self.scalar(node)
         if not isinstance(value, str) or value not in choices:
-            shown = repr(value) if isinstance(value, str | int | float | bool) else _kind(node)
+            shown = _shown(value) if isinstance(value, str | int | float | bool) else _kind(node)
             self.problem(node, f"{what} must be one of {' | '.join(choices)}, not {shown}")
             return None
         return value
@@ -255,8 +278,11 @@ class _FileLoader:
         if not isinstance(value, str) or not value.strip():
             self.problem(node, f"{what} must be a non-empty string, not {_kind(node)}")
             return None
-        if any(ord(ch) < 32 or ord(ch) == 127 for ch in value):
-            self.problem(node, f"{what} must not contain control characters")
+        bad = _unprintable(value)
+        if bad is not None:
+            char = f"U+{ord(bad):04X} {unicodedata.name(bad, '')}".rstrip()
+            self.problem(node, f"{what} must not contain control characters or invisible "
+                         f"formatting ({char})")
             return None
         return value
 
@@ -267,12 +293,12 @@ class _FileLoader:
         except ValueError as exc:
             message = str(exc)
             if "not an address" in message:
-                message = f"{value!r} is not a valid host name, IP address or CIDR network"
+                message = f"{_shown(value)} is not a valid host name, IP address or CIDR network"
             self.problem(node, message)
             return None
         if network.num_addresses > MAX_NETWORK:
             smallest = 16 if network.version == 4 else 112
-            self.problem(node, f"{value!r} has {network.num_addresses:,} addresses; a CIDR "
+            self.problem(node, f"{_shown(value)} has {network.num_addresses:,} addresses; a CIDR "
                          f"host expands to at most {MAX_NETWORK:,} (/{smallest}): split it")
             return None
         return network
@@ -280,7 +306,7 @@ class _FileLoader:
     def host(self, node: yaml.Node, value: str) -> str | None:
         """An IP literal or a valid host name (IDNA names become their A-label form)."""
         if "/" in value:
-            self.problem(node, f"{value!r} is not a valid host name or IP address")
+            self.problem(node, f"{_shown(value)} is not a valid host name or IP address")
             return None
         candidate = value[1:-1] if value.startswith("[") and value.endswith("]") else value
         try:
@@ -288,20 +314,20 @@ class _FileLoader:
         except ValueError:
             pass
         if candidate != value:
-            self.problem(node, f"{value!r} is not an IPv6 address")
+            self.problem(node, f"{_shown(value)} is not an IPv6 address")
             return None
         name = value.rstrip(".")
         try:
             ascii_name = name.encode("idna").decode("ascii") if not name.isascii() else name
         except UnicodeError:
-            self.problem(node, f"{value!r} is not a valid international host name")
+            self.problem(node, f"{_shown(value)} is not a valid international host name")
             return None
         labels = ascii_name.split(".")
         if len(ascii_name) > 253 or not all(_LABEL.match(lab) for lab in labels):
-            self.problem(node, f"{value!r} is not a valid host name or IP address")
+            self.problem(node, f"{_shown(value)} is not a valid host name or IP address")
             return None
         if labels[-1].isdigit():  # "010.0.0.1", "999.1.1.1", "10.1": a mistyped address
-            self.problem(node, f"{value!r} is not a valid IP address (nor a host name: "
+            self.problem(node, f"{_shown(value)} is not a valid IP address (nor a host name: "
                          "the last label of a name is never all digits)")
             return None
         return ascii_name.lower()
@@ -316,11 +342,11 @@ class _FileLoader:
             match = re.fullmatch(r"\s*(\d{1,5})\s*-\s*(\d{1,5})\s*", value)
             if match is None:
                 self.problem(node, f"{what} must be an integer or a range like "
-                             f"\"8000-8010\", not {value!r}")
+                             f"\"8000-8010\", not {_shown(value)}")
                 return None
             low, high = int(match.group(1)), int(match.group(2))
             if not 1 <= low <= high <= MAX_PORT:
-                self.problem(node, f"port range {value!r} must go upwards within "
+                self.problem(node, f"port range {_shown(value)} must go upwards within "
                              f"1-{MAX_PORT}")
                 return None
             return range(low, high + 1)
@@ -412,16 +438,16 @@ class _FileLoader:
             return None
         parsed = split_host_port(value, default_port=53)
         if parsed is None:
-            self.problem(node, f"{value!r} is not an address or address:port")
+            self.problem(node, f"{_shown(value)} is not an address or address:port")
             return None
         host, port = parsed
         try:
             address = ipaddress.ip_address(host)
         except ValueError:
             if all(_LABEL.match(label) for label in host.rstrip(".").split(".")):
-                self.problem(node, f"nameserver {value!r} must be an IP address, not a name")
+                self.problem(node, f"nameserver {_shown(value)} must be an IP address, not a name")
             else:
-                self.problem(node, f"{value!r} is not an address or address:port")
+                self.problem(node, f"{_shown(value)} is not an address or address:port")
             return None
         if not 1 <= port <= MAX_PORT:
             self.problem(node, f"nameserver port must be between 1 and {MAX_PORT}")
@@ -520,14 +546,14 @@ class _FileLoader:
         if ranged is not None:
             raw_host, low, high = ranged.group(1), int(ranged.group(2)), int(ranged.group(3))
             if not 1 <= low <= high <= MAX_PORT:
-                self.problem(node, f"port range in {value!r} must go upwards within "
+                self.problem(node, f"port range in {_shown(value)} must go upwards within "
                              f"1-{MAX_PORT}")
                 return []
             ports: tuple[int, ...] = tuple(range(low, high + 1))
         else:
             parsed = split_host_port(text)
             if parsed is None:
-                self.problem(node, f"{value!r} is not host:port (write IPv6 as "
+                self.problem(node, f"{_shown(value)} is not host:port (write IPv6 as "
                              "\"[2001:db8::1]:22\")")
                 return []
             raw_host, port = parsed
@@ -598,8 +624,8 @@ class _FileLoader:
         else:
             version = self.scalar(keys["version"][1])
             if type(version) is not int or version != SCHEMA_VERSION:  # not True, not 1.0
-                self.problem(keys["version"][1], f"unsupported inventory version {version!r}; "
-                             f"this scanner reads version {SCHEMA_VERSION}")
+                self.problem(keys["version"][1], f"unsupported inventory version "
+                             f"{_shown(version)}; this scanner reads version {SCHEMA_VERSION}")
         if "scope" in keys:
             self.scope = self.scope_section(keys["scope"][1])
         defaults = self.defaults(keys["defaults"][1]) if "defaults" in keys else _Defaults()
@@ -634,6 +660,37 @@ def split_host_port(value: str, default_port: int | None = None) -> tuple[str, i
 _UNREADABLE: Any = type("_Unreadable", (), {"__repr__": lambda self: "<unreadable>"})()
 
 
+def _unprintable(value: str) -> str | None:
+    """The first character that must not be in a name or tag, if any.
+
+    Controls (C0, DEL and C1 like the 8-bit CSI U+009B), line and paragraph separators
+    (U+2028 splits "lines" for many readers of JSON lines), and invisible formatting such
+    as bidi overrides (U+202E makes a name display as another), BOM and zero-width space.
+    The zero-width (non-)joiners stay allowed: scripts and emoji sequences need them.
+    """
+    for ch in value:
+        if ch.isascii():
+            if ch < " " or ch == "\x7f":
+                return ch
+            continue
+        if ch in "\u200c\u200d":
+            continue
+        code = ord(ch)
+        if unicodedata.category(ch) in ("Cc", "Cf", "Cs", "Zl", "Zp") or \
+                (code & 0xFFFE) == 0xFFFE or 0xFDD0 <= code <= 0xFDEF:  # noncharacters
+            return ch
+    return None
+
+
+def _shown(value: object) -> str:
+    """``repr(value)`` for a message, cut short: a 1 MB host name needs no 1 MB message."""
+    text = repr(value)
+    if len(text) <= _SHOWN:
+        return text
+    size = len(value) if isinstance(value, str) else len(text)
+    return f"{text[:_SHOWN - 10]}…{text[-8:]} ({size:,} characters)"
+
+
 def _syntax_message(exc: yaml.MarkedYAMLError) -> str:
     """PyYAML's problem, with its context ("while parsing a flow sequence") and where that began.
 
@@ -663,7 +720,7 @@ def _kind(node: yaml.Node) -> str:
     tag = node.tag.rsplit(":", 1)[-1]
     names = {"str": "a string", "int": "an integer", "float": "a number",
              "bool": "a boolean", "null": "nothing (null)"}
-    return f"{names.get(tag, tag)} ({node.value!r})" if tag != "null" else names["null"]
+    return f"{names.get(tag, tag)} ({_shown(node.value)})" if tag != "null" else names["null"]
 
 
 def load_inventories(paths: Iterable[str],
@@ -686,6 +743,12 @@ def load_inventories(paths: Iterable[str],
             problems.append(Problem(SourceLocation(path, 1, 1),
                                     f"cannot read: {exc.strerror or exc}"))
             continue
+        except _TooLarge as exc:
+            problems.append(Problem(SourceLocation(path, 1, 1), _too_large(exc.size)))
+            continue
+        if len(data) > MAX_FILE_BYTES:  # from a caller's reader
+            problems.append(Problem(SourceLocation(path, 1, 1), _too_large(len(data))))
+            continue
         file_specs, file_resolver = loader.load(data)
         problems.extend(loader.problems)
         specs.extend(file_specs)
@@ -704,7 +767,7 @@ def load_inventories(paths: Iterable[str],
     for name, source in names:
         first = seen.get(name)
         if first is not None:
-            problems.append(Problem(source, f"duplicate target name {name!r} "
+            problems.append(Problem(source, f"duplicate target name {_shown(name)} "
                                     f"(first at {first})"))
         else:
             seen[name] = source
@@ -747,11 +810,36 @@ def _network_overlaps(networks: Sequence[tuple[TargetSpec, SourceLocation]],
             except ValueError:
                 continue
             if inside:
-                problems.append(Problem(name_source, f"duplicate target name {name!r} "
+                problems.append(Problem(name_source, f"duplicate target name {_shown(name)} "
                                         f"(also in {spec.network} at {source})"))
     return problems
 
 
+class _TooLarge(Exception):
+    def __init__(self, size: int | None) -> None:
+        super().__init__(size)
+        self.size = size
+
+
+def _too_large(size: int | None) -> str:
+    what = f"{size / 1024 / 1024:,.1f} MiB" if size is not None else "more than that"
+    return (f"file too large for an inventory: {what}, at most "
+            f"{MAX_FILE_BYTES // 1024 // 1024} MiB (split it, or use CIDR hosts and port "
+            "ranges)")
+
+
 def _read_file(path: str) -> bytes:
+    """The file's bytes; :class:`_TooLarge` before reading anything above the limit."""
     with open(path, "rb") as handle:
-        return handle.read()
+        size = os.fstat(handle.fileno()).st_size
+        if size > MAX_FILE_BYTES:
+            raise _TooLarge(size)
+        # in pieces: a pipe or /dev/zero has no size to check, and may never end
+        chunks: list[bytes] = []
+        total = 0
+        while chunk := handle.read(size + 1 if not chunks and size else 1 << 20):
+            total += len(chunk)
+            if total > MAX_FILE_BYTES:
+                raise _TooLarge(None)
+            chunks.append(chunk)
+    return b"".join(chunks)
