@@ -162,6 +162,9 @@ def run_demo(fmt: str) -> int:
         finally:
             transport.close()
 
+    print("scanner demo: listeners and a DNS server now run on loopback; each of the "
+          f"{len(EXPECTED)} targets below is built to show one category, failures included.",
+          file=sys.stderr, flush=True)
     with loopback_fixtures() as ports:
         anyio.run(scan, ports)
     wrong = []
