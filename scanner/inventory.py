@@ -58,6 +58,9 @@ MAX_FILE_BYTES = 64 * 1024 * 1024
 #: any node is built: ~100,000 written-out targets. Dense input within MAX_FILE_BYTES
 #: (``[0,0,0,...]``) would otherwise build tens of millions of nodes.
 MAX_NODES = 1_000_000
+#: Longer host names are refused before IDNA encoding: the DNS allows 253 characters, and
+#: IDNA mappings (NFKC, dropped zero-width characters) do not shrink a real name 4-fold.
+_MAX_NAME = 1024
 #: How much of an offending value a message quotes.
 _SHOWN = 60
 
@@ -318,7 +321,11 @@ class _FileLoader:
             return None
         name = value.rstrip(".")
         try:
-            ascii_name = name.encode("idna").decode("ascii") if not name.isascii() else name
+            ascii_name = name
+            if not name.isascii():
+                if len(name) > _MAX_NAME:  # IDNA's codec takes seconds for a megabyte
+                    raise UnicodeError("too long")
+                ascii_name = name.encode("idna").decode("ascii")
         except UnicodeError:
             self.problem(node, f"{_shown(value)} is not a valid international host name")
             return None
