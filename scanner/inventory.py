@@ -698,6 +698,22 @@ def _shown(value: object) -> str:
     return f"{text[:_SHOWN - 10]}…{text[-8:]} ({size:,} characters)"
 
 
+def printable_path(path: str) -> str:
+    """``path`` as reports and messages show it: bytes that are not UTF-8 (which Python
+    keeps as lone surrogates, and JSON cannot carry) and control characters (an ESC in a
+    file name would drive the terminal) written as escapes, ``inv\\xff.yaml``.
+    Other paths are returned unchanged.
+    """
+    if _unprintable(path) is None:
+        return path
+    try:
+        path = path.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    except UnicodeEncodeError:  # a surrogate that did not come from a byte
+        path = path.encode("utf-8", "backslashreplace").decode("utf-8")
+    return "".join(ch.encode("unicode_escape").decode("ascii") if _unprintable(ch) else ch
+                   for ch in path)
+
+
 def _syntax_message(exc: yaml.MarkedYAMLError) -> str:
     """PyYAML's problem, with its context ("while parsing a flow sequence") and where that began.
 
@@ -741,11 +757,12 @@ def load_inventories(paths: Iterable[str],
     resolver: ResolverConfig | None = None
     resolver_from = ""
     scope: list[str] | None = None
-    path_list = list(paths)
-    for path in path_list:
+    real_paths = list(paths)
+    path_list = [printable_path(path) for path in real_paths]
+    for real_path, path in zip(real_paths, path_list, strict=True):
         loader = _FileLoader(path)
         try:
-            data = reader(path)
+            data = reader(real_path)
         except OSError as exc:
             problems.append(Problem(SourceLocation(path, 1, 1),
                                     f"cannot read: {exc.strerror or exc}"))
