@@ -17,7 +17,12 @@ from ..models import AddressFamily, Category, Hop, IcmpDetail, PathTrace, ScanSu
 _RESET = "\x1b[0m"
 _STYLE = {"ok": "\x1b[32m", "fail": "\x1b[31m", "warn": "\x1b[33m", "dim": "\x1b[2m",
           "bold": "\x1b[1m"}
-_CONTROL = {c: "?" for c in range(32) if c not in (9,)} | {127: "?"}
+#: C0 (but tab), DEL and C1 controls (U+009B is an 8-bit CSI), line and paragraph
+#: separators, bidi overrides (they reorder what follows on the line) and lone surrogates
+#: (which cannot even be written as UTF-8)
+_CONTROL = {c: "?" for c in [*range(32), *range(127, 160), 0x061C, 0x200E, 0x200F,
+                             *range(0x2028, 0x202F), *range(0x2066, 0x206A),
+                             *range(0xD800, 0xE000)] if c != 9}
 
 
 def use_colour(stream: TextIO) -> bool:

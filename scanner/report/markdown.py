@@ -20,7 +20,12 @@ from .json_report import Report, is_failed, is_inconclusive
 MAX_ROWS = 200
 SLOWEST = 10
 
-_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+#: characters of a value a cell shows at most (names have no length limit)
+MAX_CELL = 300
+
+#: controls, and the invisible characters that reorder a line (bidi) or cannot be UTF-8
+_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u061c\u200e\u200f"
+                      "\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
 _NEWLINE = re.compile(r"\r\n|\r|\n")
 #: backslash-escaped: table pipes and the inline markup GitHub would interpret
 _MARKUP = re.compile(r"([\\`*_\[\]|~#!])")
@@ -32,7 +37,10 @@ def cell(value: object) -> str:
         return "—"
     if isinstance(value, (list, tuple)):
         value = ", ".join(str(v) for v in value)
-    text = _CONTROL.sub("?", str(value))
+    text = str(value)
+    if len(text) > MAX_CELL:
+        text = f"{text[:MAX_CELL]}… ({len(text):,} characters)"
+    text = _CONTROL.sub("?", text)
     text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
     text = _MARKUP.sub(r"\\\1", text)
     return _NEWLINE.sub("<br>", text)
