@@ -26,7 +26,7 @@ MAX_CELL = 300
 #: controls, and the invisible characters that reorder a line (bidi) or cannot be UTF-8
 _CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u061c\u200e\u200f"
                       "\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
-_NEWLINE = re.compile(r"\r\n|\r|\n")
+_NEWLINE = re.compile("\r\n|[\r\n\u2028\u2029]")
 #: backslash-escaped: table pipes and the inline markup GitHub would interpret
 _MARKUP = re.compile(r"([\\`*_\[\]|~#!])")
 
