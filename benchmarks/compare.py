@@ -29,6 +29,7 @@ import json
 import math
 import os
 import re
+import shlex
 import shutil
 import signal
 import statistics
@@ -38,6 +39,7 @@ import tempfile
 import threading
 import time
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -168,7 +170,9 @@ def nmap_counts(path: Path, port: int) -> Counter[str]:
 
 
 class Bench:
-    def __init__(self, ns: lab.Netns, work: Path, concurrency: int, timeout: float) -> None:
+    def __init__(self, ns: lab.Netns, work: Path, concurrency: int, timeout: float,
+                 scanner_args: Sequence[str] = ()) -> None:
+        self.scanner_args = list(scanner_args)
         self.ns = ns
         self.work = work
         self.src = work / "src"
@@ -190,7 +194,7 @@ class Bench:
         if tool == "scanner":
             return [sys.executable, "-m", "scanner", "check", str(self.work / f"{case.name}.yaml"),
                     "--format", "json", "--timeout", str(t), "--retries", "0",
-                    "--concurrency", c]
+                    "--concurrency", c, *self.scanner_args]
         if tool == "nmap -sT":
             ms = f"{round(t * 1000)}ms"
             return ["nmap", "-sT", "-Pn", "-n", "--max-retries", "0",
@@ -295,6 +299,8 @@ def main() -> int:
                         help="2,000 open / 2,000 refused / 2,000 dropped, one run each")
     parser.add_argument("--concurrency", type=int, default=1000, help="handshakes in flight")
     parser.add_argument("--timeout", type=float, default=1.0, help="handshake timeout, s")
+    parser.add_argument("--scanner-args", default="",
+                        help="extra arguments for scanner check, e.g. \"--workers 2\"")
     args = parser.parse_args()
     repeat = args.repeat or (1 if args.quick else 3)
     if not 1 <= repeat <= 20 or args.concurrency < 1 or not 0 < args.timeout <= 10:
@@ -316,7 +322,8 @@ def main() -> int:
     failures = 0
     try:
         with tempfile.TemporaryDirectory(prefix="scanner-bench-") as tmp:
-            bench = Bench(ns, Path(tmp), args.concurrency, args.timeout)
+            bench = Bench(ns, Path(tmp), args.concurrency, args.timeout,
+                          shlex.split(args.scanner_args))
             print(snapshot_scanner(bench.src))
             for case in cases:
                 bench.stage(case)

@@ -65,6 +65,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="console format: list targets that passed too")
     check.add_argument("--shard", type=_shard, default=None, metavar="I/N",
                        help="check only slice I of N (1-based, stable hash of the target name)")
+    check.add_argument("--workers", type=_positive_int, default=1, metavar="N",
+                       help="scan with N processes (one per core), each a stable shard; "
+                            "JSON output only")
     check.add_argument("--trace-failures", action="store_true",
                        help="trace the path of failed targets: which hop drops or rejects")
     _add_trace_options(check)
@@ -273,6 +276,8 @@ def cmd_check(args: argparse.Namespace) -> int:
         print(f"scanner: no target carries any of the tags {args.tags!r}; nothing to check",
               file=sys.stderr)
         return EXIT_USAGE
+    if args.workers > 1:
+        return _check_with_workers(args, inventory)
     if args.shard is not None:
         inventory = _shard_inventory(inventory, args.shard)
     import anyio
@@ -304,6 +309,46 @@ def cmd_check(args: argparse.Namespace) -> int:
         if args.fail_on == "new" and summary.interrupted_by not in EXIT_SIGNAL:
             return report_exit_code(report, "new")
     return exit_code(summary)
+
+
+def _check_with_workers(args: argparse.Namespace, inventory: Inventory) -> int:
+    """``check --workers N``: N shard processes, one stream, one verdict, one set of artefacts."""
+    if args.shard is not None:
+        print("scanner: --workers shards the scan itself; run --shard scans as separate jobs "
+              "instead of combining the two", file=sys.stderr)
+        return EXIT_USAGE
+    if _resolve_format(args.format) != "json":
+        print("scanner: --workers needs --format json (the console view comes from one "
+              "process)", file=sys.stderr)
+        return EXIT_USAGE
+    import tempfile
+
+    from .workers import run_workers, worker_command
+
+    with tempfile.TemporaryDirectory(prefix="scanner-workers-") as tmp:
+        reports = [os.path.join(tmp, f"worker-{k}.json") for k in range(1, args.workers + 1)] \
+            if _wants_report(args) else []
+        commands = [worker_command(args, k, args.workers, reports[k - 1] if reports else None)
+                    for k in range(1, args.workers + 1)]
+        outcome = run_workers(commands, inventory.paths, sys.stdout.buffer, reports)
+        for problem in outcome.failed_workers:
+            print(f"scanner: {problem}", file=sys.stderr)
+        code = exit_code(outcome.summary)
+        if reports:
+            from .report.json_report import ReportError, load_report, merge_reports
+
+            try:
+                report = merge_reports([(p, load_report(p)) for p in outcome.reports])
+            except ReportError as exc:
+                print(f"scanner: workers' reports: {exc}", file=sys.stderr)
+                return EXIT_INCONCLUSIVE if code == EXIT_OK else code
+            if not _write_artefacts(report, args):
+                return EXIT_USAGE
+            if outcome.summary.interrupted_by not in EXIT_SIGNAL:
+                code = report_exit_code(report, args.fail_on)
+    if outcome.failed_workers and code == EXIT_OK:
+        return EXIT_INCONCLUSIVE  # part of the inventory went unchecked: never a pass
+    return code
 
 
 def cmd_trace(args: argparse.Namespace) -> int:

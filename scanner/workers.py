@@ -1,0 +1,146 @@
+"""``--workers N``: one scanner process per core, one event stream out.
+
+One asyncio loop saturates one core long before the kernel is the limit (each handshake
+costs tens of microseconds of Python). With N workers the parent starts N ordinary
+``scanner check --shard k/N --format json`` processes — the same stable shards CI uses,
+so each target is probed exactly once — relays their event lines to stdout unchanged,
+and replaces their ``scan.started`` / ``scan.finished`` by one of each for the whole
+scan. Artefacts (--junit, --markdown, --report) come from merging the workers' reports
+with the same code as ``scanner merge``. SIGINT/SIGTERM are forwarded to every worker.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import selectors
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import IO, Any
+
+from .events import JsonEventWriter
+from .models import ScanSummary
+
+_STARTED = b'{"event":"scan.started"'
+_FINISHED = b'{"event":"scan.finished"'
+
+
+@dataclass
+class WorkersOutcome:
+    summary: ScanSummary
+    reports: list[str] = field(default_factory=list)
+    failed_workers: list[str] = field(default_factory=list)
+
+
+def run_workers(commands: Sequence[list[str]], inventories: tuple[str, ...],
+                out: IO[bytes], reports: Sequence[str] = ()) -> WorkersOutcome:
+    """Run the worker ``commands``, relay their events to ``out``, aggregate the verdict."""
+    started_at = time.perf_counter()
+    procs = [subprocess.Popen(argv, stdout=subprocess.PIPE, stdin=subprocess.DEVNULL)
+             for argv in commands]
+    interrupted_by: str | None = None
+
+    def forward(signum: int, _frame: object) -> None:
+        nonlocal interrupted_by
+        if interrupted_by is None:
+            interrupted_by = signal.Signals(signum).name
+        for proc in procs:
+            if proc.poll() is None:
+                proc.send_signal(signum)
+
+    previous = {sig: signal.signal(sig, forward) for sig in (signal.SIGINT, signal.SIGTERM)}
+    writer = JsonEventWriter(out)
+    starts: list[dict[str, Any]] = []
+    finishes: list[dict[str, Any]] = []
+    held: list[bytes] = []  # lines that arrive before every worker has started
+    try:
+        selector = selectors.DefaultSelector()
+        partial: dict[int, bytes] = {}
+        for proc in procs:
+            assert proc.stdout is not None
+            selector.register(proc.stdout, selectors.EVENT_READ, proc)
+            partial[proc.pid] = b""
+        while selector.get_map():
+            for key, _events in selector.select(timeout=0.1):
+                proc = key.data
+                chunk = os.read(key.fd, 1 << 16)
+                if not chunk:
+                    selector.unregister(key.fileobj)
+                    continue
+                lines = (partial[proc.pid] + chunk).split(b"\n")
+                partial[proc.pid] = lines.pop()
+                relay: list[bytes] = []
+                for line in lines:
+                    if line.startswith(_STARTED):
+                        starts.append(json.loads(line))
+                        if len(starts) == len(procs):
+                            writer.on_start(sum(s["targets"] for s in starts), inventories,
+                                            sum(s["concurrency"] for s in starts))
+                            relay, held = held, []
+                    elif line.startswith(_FINISHED):
+                        finishes.append(json.loads(line))
+                    elif line:
+                        (relay if len(starts) == len(procs) else held).append(line + b"\n")
+                if relay:
+                    out.write(b"".join(relay))
+                    out.flush()
+        codes = [proc.wait() for proc in procs]
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    failed = [f"worker {i + 1} exited {code} without finishing"
+              for i, (code, proc) in enumerate(zip(codes, procs, strict=True))
+              if code not in (0, 1, 3, 130, 143)]
+    summary = _aggregate(finishes, time.perf_counter() - started_at, interrupted_by)
+    if len(starts) < len(procs) and held:  # a worker died early: still show what came
+        out.write(b"".join(held))
+    writer.on_finish(summary)
+    return WorkersOutcome(summary, [r for r in reports if os.path.exists(r)], failed)
+
+
+def _aggregate(finishes: Sequence[dict[str, Any]], duration_s: float,
+               interrupted_by: str | None) -> ScanSummary:
+    counts: Counter[str] = Counter()
+    for finish in finishes:
+        counts.update(finish.get("counts", {}))
+        if interrupted_by is None and finish.get("interrupted"):
+            interrupted_by = finish.get("interrupted_by") or "deadline"
+    for key in ("ok", "failed", "inconclusive"):
+        counts.setdefault(key, 0)
+    ok, failed, inconclusive = counts["ok"], counts["failed"], counts["inconclusive"]
+    return ScanSummary(total=ok + failed + inconclusive, ok=ok, failed=failed,
+                       inconclusive=inconclusive, counts=tuple(sorted(counts.items())),
+                       duration_s=duration_s, interrupted=interrupted_by is not None,
+                       interrupted_by=interrupted_by)
+
+
+def worker_command(args: Any, index: int, workers: int, report: str | None) -> list[str]:
+    """The ``scanner check`` command line of worker ``index`` (1-based) of ``workers``."""
+    argv = [sys.executable, "-m", "scanner", "check", *args.inventories, "--format", "json",
+            "--shard", f"{index}/{workers}"]
+    if args.concurrency:
+        argv += ["--concurrency", str(max(1, args.concurrency // workers))]
+    if args.rate:  # the overall rate is shared out
+        argv += ["--rate", repr(args.rate / workers)]
+    for flag, value in (("--timeout", args.timeout), ("--retries", args.retries),
+                        ("--tags", args.tags), ("--max-duration", args.max_duration),
+                        ("--per-host", args.per_host), ("--baseline", args.baseline)):
+        if value is not None:
+            argv += [flag, str(value)]
+    for network in args.allow:
+        argv += ["--allow", network]
+    if getattr(args, "trace_failures", False):
+        argv += ["--trace-failures", "--max-hops", str(args.max_hops),
+                 "--hop-timeout", str(args.hop_timeout)]
+    if report is not None:
+        argv += ["--report", report]
+    return argv

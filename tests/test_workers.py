@@ -1,0 +1,77 @@
+"""--workers N: several processes, one stream, the same verdict as one process."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+from .conftest import ROOT, Listener, parse_events, run_scanner, scanner_env, write_inventory
+
+
+def _inventory(tmp_path: Path, open_port: int, closed_port: int) -> Path:
+    lines = [f"  - {{name: up, host: 127.0.4.0/24, port: {open_port}}}",
+             f"  - {{name: down, host: 127.0.5.0/24, port: {closed_port}}}"]
+    return write_inventory(tmp_path / "inv.yaml", "version: 1\ndefaults: {timeout: 2}\n"
+                           "targets:\n" + "\n".join(lines) + "\n")
+
+
+def test_workers_report_the_same_as_one_process(tmp_path: Path, closed_port: int) -> None:
+    server = Listener("0.0.0.0")  # every 127.x reaches it; nothing off-host does
+    try:
+        inv = _inventory(tmp_path, server.port, closed_port)
+        single = run_scanner("check", str(inv), "--format", "json")
+        multi = run_scanner("check", str(inv), "--format", "json", "--workers", "2",
+                            "--report", str(tmp_path / "report.json"),
+                            "--junit", str(tmp_path / "junit.xml"))
+    finally:
+        server.close()
+    assert single.returncode == multi.returncode == 1, multi.stderr
+    one, many = parse_events(single.stdout), parse_events(multi.stdout)
+    assert [e["event"] for e in many].count("scan.started") == 1
+    assert [e["event"] for e in many].count("scan.finished") == 1
+    assert many[0]["event"] == "scan.started" and many[0]["targets"] == 512
+    assert many[-1]["event"] == "scan.finished"
+
+    def verdicts(events: list[dict[str, object]]) -> dict[object, object]:
+        return {e["target"]: e["category"] for e in events if e["event"] == "target.result"}
+
+    assert verdicts(many) == verdicts(one)
+    assert Counter(verdicts(many).values()) == {"open": 256, "refused": 256}
+    assert many[-1]["counts"]["open"] == 256 and many[-1]["counts"]["failed"] == 256
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert len(report["targets"]) == 512
+    assert (tmp_path / "junit.xml").read_text().count("<testcase") == 512
+
+
+def test_workers_need_json_and_no_shard(tmp_path: Path, closed_port: int) -> None:
+    inv = _inventory(tmp_path, closed_port, closed_port)
+    console = run_scanner("check", str(inv), "--format", "console", "--workers", "2")
+    assert console.returncode == 2 and "--format json" in console.stderr
+    sharded = run_scanner("check", str(inv), "--format", "json", "--workers", "2",
+                          "--shard", "1/2")
+    assert sharded.returncode == 2 and sharded.stdout == ""
+
+
+def test_sigint_reaches_every_worker(tmp_path: Path, full_port: int) -> None:
+    lines = "\n".join(f"  - {{name: hang{i}, host: 127.0.0.1, port: {full_port}, timeout: 30}}"
+                      for i in range(6))
+    inv = write_inventory(tmp_path / "inv.yaml", f"version: 1\ntargets:\n{lines}\n")
+    proc = subprocess.Popen([sys.executable, "-m", "scanner", "check", str(inv), "--format",
+                             "json", "--workers", "2"], stdout=subprocess.PIPE,
+                            stderr=subprocess.DEVNULL, text=True, env=scanner_env(), cwd=ROOT)
+    assert proc.stdout is not None
+    first = proc.stdout.readline()  # the parent's scan.started: every worker is running
+    time.sleep(0.3)
+    proc.send_signal(signal.SIGINT)
+    rest = proc.stdout.read()
+    assert proc.wait(timeout=20) == 130
+    events = parse_events(first + rest)
+    finished = events[-1]
+    assert finished["event"] == "scan.finished" and finished["interrupted"] is True
+    results = [e for e in events if e["event"] == "target.result"]
+    assert len(results) == 6 and {r["category"] for r in results} == {"inconclusive"}
