@@ -121,12 +121,13 @@ def snapshot_scanner(dest: Path) -> str:
     return f"scanner/ at {head or 'unknown commit'}{' + uncommitted changes' if dirty else ''}"
 
 
-def timed(argv: list[str], stdout: Path, cwd: Path) -> tuple[float, float, int, str]:
+def timed(argv: list[str], stdout: Path, cwd: Path,
+          env: dict[str, str] | None = None) -> tuple[float, float, int, str]:
     """(wall s, peak RSS MiB, exit code, stderr tail) of one process, killed at the deadline."""
     with open(stdout, "wb") as out, tempfile.TemporaryFile() as err:
         started = time.perf_counter()
         proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=err,
-                                cwd=cwd, start_new_session=True)
+                                env=env, cwd=cwd, start_new_session=True)
         watchdog = threading.Timer(RUN_DEADLINE_S, os.killpg, (proc.pid, signal.SIGKILL))
         watchdog.start()
         try:

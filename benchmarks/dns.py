@@ -25,14 +25,13 @@ import subprocess
 import sys
 import tempfile
 import threading
-import time
 from collections import Counter
 from datetime import datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from compare import snapshot_scanner  # noqa: E402  (one copy, shared by both benchmarks)
+from compare import snapshot_scanner, timed  # noqa: E402  (one copy, shared by both benchmarks)
 
 RUN_DEADLINE_S = 120.0
 DOMAIN = "bench.test"
@@ -120,25 +119,9 @@ def run_scanner(inventory: Path, out: Path, src: Path,
     env = dict(os.environ, PYTHONPATH=str(src))  # and cwd: ``-m`` puts the cwd first
     argv = [sys.executable, "-m", "scanner", "check", str(inventory), "--format", "json",
             "--retries", "0", *extra]
-    with open(out, "wb") as stdout, tempfile.TemporaryFile() as err:
-        started = time.perf_counter()
-        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=stdout, stderr=err,
-                                env=env, cwd=src, start_new_session=True)
-        watchdog = threading.Timer(RUN_DEADLINE_S, os.killpg, (proc.pid, signal.SIGKILL))
-        watchdog.start()
-        try:
-            _, status, usage = os.wait4(proc.pid, 0)
-        except BaseException:  # Ctrl-C / SIGTERM: the tool must not outlive the benchmark
-            os.killpg(proc.pid, signal.SIGKILL)
-            os.waitpid(proc.pid, 0)
-            raise
-        finally:
-            watchdog.cancel()
-        wall = time.perf_counter() - started
-        proc.returncode = os.waitstatus_to_exitcode(status)
-        err.seek(0)
-        tail = err.read().decode(errors="replace").strip().splitlines()[-1:]
-    return wall, usage.ru_maxrss / 1024, proc.returncode, tail[0] if tail else ""
+    wall, rss, code, tail = timed(argv, out, src, env)
+    last = tail.strip().splitlines()[-1:]
+    return wall, rss, code, last[0] if last else ""
 
 
 def analyse(out: Path) -> dict[str, object]:
