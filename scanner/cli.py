@@ -296,6 +296,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     summary, results = anyio.run(run_scan, inventory, observer, options,
                                  backend_options=_backend_options())
     if _wants_report(args):
+        from .inventory import printable_path
         from .report.json_report import build_report
 
         changes = ({r.target.name: baseline.change(r.target.name, r.ok, r.category.value)
@@ -303,7 +304,8 @@ def cmd_check(args: argparse.Namespace) -> int:
         report = build_report(results, summary, inventories=inventory.paths, started=started,
                               finished=_utc_now(),
                               shard=str(args.shard) if args.shard else None,
-                              baseline=baseline.path if baseline else None, changes=changes)
+                              baseline=printable_path(baseline.path) if baseline else None,
+                              changes=changes)
         if not _write_artefacts(report, args):
             return EXIT_USAGE
         if args.fail_on == "new" and summary.interrupted_by not in EXIT_SIGNAL:
@@ -488,7 +490,9 @@ def cmd_merge(args: argparse.Namespace) -> int:
         print(f"scanner: merge: {exc}", file=sys.stderr)
         return EXIT_USAGE
     if baseline:
-        report["baseline"] = baseline.path
+        from .inventory import printable_path
+
+        report["baseline"] = printable_path(baseline.path)
         for entry in report["targets"]:
             entry["change"] = baseline.change_of_entry(entry)
     if not _write_artefacts(report, args):

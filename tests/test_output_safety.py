@@ -281,3 +281,21 @@ targets:
     # the IDNA name goes out in its A-label form, never as raw UTF-8
     assert after["xn--bcher-ok-65a.test A"] > before["xn--bcher-ok-65a.test A"]
     assert all(query.isascii() for query in after)
+
+
+def test_undecodable_baseline_path_is_reported_printably(tmp_path: Path) -> None:
+    """A --baseline file whose name is not UTF-8 must not crash the JSON report."""
+    import os
+
+    inv = tmp_path / "inv.yaml"
+    inv.write_text("version: 1\ntargets:\n  - 127.0.0.1:1\n")
+    base = tmp_path / "base.json"
+    first = run_scanner("check", str(inv), "--format", "json", "--report", str(base))
+    assert first.returncode == 1, first.stderr
+    odd = os.fsdecode(os.fsencode(str(tmp_path)) + b"/b\xff.json")
+    os.rename(base, odd)
+    second = run_scanner("check", str(inv), "--format", "json", "--baseline", odd,
+                         "--report", str(tmp_path / "r2.json"))
+    assert second.returncode == 1, second.stderr
+    report = json.loads((tmp_path / "r2.json").read_text())
+    assert report["baseline"].endswith("b\\xff.json")
