@@ -215,8 +215,12 @@ def cmd_validate(paths: Sequence[str]) -> int:
     inventory = _load(paths)
     if inventory is None:
         return EXIT_USAGE
-    names = {t.host for t in inventory.targets}
-    print(f"{', '.join(paths)}: ok, {len(inventory.targets)} targets on {len(names)} hosts")
+    from .targets import TargetList
+
+    targets = inventory.targets
+    entries = len(targets.specs) if isinstance(targets, TargetList) else len(targets)
+    # counted from the entries, never by expanding them: a /16 on 16 ports is instant
+    print(f"{', '.join(paths)}: ok, {len(targets):,} targets from {entries} entries")
     return EXIT_OK
 
 
