@@ -97,7 +97,7 @@ def test_each_name_is_resolved_once(tmp_path: Path, listener: Listener,
     inv = write_inventory(tmp_path / "inv.yaml", f"""
 version: 1
 defaults: {{timeout: 0.5, retries: 0}}
-resolver: {{nameservers: ["{dns_server.nameserver}"], timeout: 0.5, tries: 1}}
+resolver: {{nameservers: ["{dns_server.nameserver}"], timeout: 3, tries: 1}}
 targets:
 {ports}
 """)
