@@ -65,6 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="console format: list targets that passed too")
     check.add_argument("--shard", type=_shard, default=None, metavar="I/N",
                        help="check only slice I of N (1-based, stable hash of the target name)")
+    check.add_argument("--slice", type=_shard, default=None, help=argparse.SUPPRESS)
     check.add_argument("--workers", type=_positive_int, default=1, metavar="N",
                        help="scan with N processes (one per core), each a stable shard; "
                             "JSON output only")
@@ -284,6 +285,13 @@ def cmd_check(args: argparse.Namespace) -> int:
         return _check_with_workers(args, inventory)
     if args.shard is not None:
         inventory = _shard_inventory(inventory, args.shard)
+    if args.slice is not None:  # a --workers process: every N-th target, balanced
+        from dataclasses import replace
+
+        from .targets import EveryNth
+
+        inventory = replace(inventory, targets=EveryNth(inventory.targets,
+                                                        args.slice.index - 1, args.slice.count))
     import anyio
 
     from .engine import ScanOptions, run_scan

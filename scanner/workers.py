@@ -2,11 +2,12 @@
 
 One asyncio loop saturates one core long before the kernel is the limit (each handshake
 costs tens of microseconds of Python). With N workers the parent starts N ordinary
-``scanner check --shard k/N --format json`` processes — the same stable shards CI uses,
-so each target is probed exactly once — relays their event lines to stdout unchanged,
-and replaces their ``scan.started`` / ``scan.finished`` by one of each for the whole
-scan. Artefacts (--junit, --markdown, --report) come from merging the workers' reports
-with the same code as ``scanner merge``. SIGINT/SIGTERM are forwarded to every worker.
+``scanner check --format json`` processes, each given every N-th target (balanced, so
+no worker waits out an extra round of timeouts; each target is probed exactly once),
+relays their event lines to stdout unchanged, and replaces their ``scan.started`` /
+``scan.finished`` by one of each for the whole scan. Artefacts (--junit, --markdown,
+--report) come from merging the workers' reports with the same code as
+``scanner merge``. SIGINT/SIGTERM are forwarded to every worker.
 """
 
 from __future__ import annotations
@@ -126,7 +127,7 @@ def _aggregate(finishes: Sequence[dict[str, Any]], duration_s: float,
 def worker_command(args: Any, index: int, workers: int, report: str | None) -> list[str]:
     """The ``scanner check`` command line of worker ``index`` (1-based) of ``workers``."""
     argv = [sys.executable, "-m", "scanner", "check", *args.inventories, "--format", "json",
-            "--shard", f"{index}/{workers}"]
+            "--slice", f"{index}/{workers}"]
     if args.concurrency:
         argv += ["--concurrency", str(max(1, args.concurrency // workers))]
     if args.rate:  # the overall rate is shared out

@@ -75,3 +75,18 @@ def test_sigint_reaches_every_worker(tmp_path: Path, full_port: int) -> None:
     assert finished["event"] == "scan.finished" and finished["interrupted"] is True
     results = [e for e in events if e["event"] == "target.result"]
     assert len(results) == 6 and {r["category"] for r in results} == {"inconclusive"}
+
+
+def test_worker_slices_are_balanced_and_cover_everything(tmp_path: Path) -> None:
+    """Every N-th target per worker: sizes differ by at most one, together all targets."""
+    from scanner.inventory import load_inventories
+    from scanner.targets import EveryNth
+
+    inv = write_inventory(tmp_path / "inv.yaml", "version: 1\ntargets:\n"
+                          "  - 198.51.100.0/26:80-82\n  - db.example:5432\n")
+    targets = load_inventories([str(inv)]).targets
+    slices = [EveryNth(targets, k, 3) for k in range(3)]
+    assert sorted(len(s) for s in slices) == [64, 64, 65]
+    names = [t.name for s in slices for t in s]
+    assert sorted(names) == sorted(t.name for t in targets) and len(set(names)) == 193
+    assert slices[1][2] == list(slices[1])[2] and slices[2][-1] == list(slices[2])[-1]
