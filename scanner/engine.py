@@ -420,16 +420,12 @@ class _Scan:
         self.not_started = self.source.total - self.source.pulled
 
     def summary(self, duration_s: float, interrupted_by: str | None) -> ScanSummary:
-        ok, failed = self.verdicts["ok"], self.verdicts["failed"]
-        inconclusive = self.verdicts["inconclusive"]
         # "inconclusive" is both a category and a verdict; for targets they coincide.
-        counts = {**self.counts, "ok": ok, "failed": failed, "inconclusive": inconclusive}
+        counts = {**self.counts, "ok": self.verdicts["ok"], "failed": self.verdicts["failed"],
+                  "inconclusive": self.verdicts["inconclusive"]}
         if self.not_started:
             counts["not_started"] = self.not_started
-        return ScanSummary(total=ok + failed + inconclusive, ok=ok, failed=failed,
-                           inconclusive=inconclusive, counts=tuple(sorted(counts.items())),
-                           duration_s=duration_s, interrupted=interrupted_by is not None,
-                           interrupted_by=interrupted_by)
+        return ScanSummary.from_counts(counts, duration_s, interrupted_by)
 
 
 #: A local shortage (EMFILE, EADDRNOTAVAIL ...) usually passes once other probes close

@@ -153,8 +153,6 @@ class _LineLogger:
         if self._size >= self._batch_bytes:
             self.flush()
 
-    info = warning = error = debug = msg
-
     def flush(self) -> None:
         if self._buffer:
             self._stream.write(b"".join(self._buffer))

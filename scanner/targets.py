@@ -90,7 +90,33 @@ class TargetSpec:
                       t.family, t.tags, t.source, t.max_latency_ms)
 
 
-class TargetList(Sequence[Target]):
+class _LazyTargets(Sequence[Target]):
+    """Indexing shared by the lazy target views: slices, negative indices, bounds.
+
+    Subclasses give ``__len__``, ``__iter__`` and ``_at`` (a valid, non-negative index).
+    """
+
+    __slots__ = ()
+
+    def _at(self, index: int) -> Target:
+        raise NotImplementedError
+
+    @overload
+    def __getitem__(self, index: int) -> Target: ...
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[Target]: ...
+
+    def __getitem__(self, index: int | slice) -> Target | Sequence[Target]:
+        if isinstance(index, slice):
+            return tuple(self[i] for i in range(*index.indices(len(self))))
+        if index < 0:
+            index += len(self)
+        if not 0 <= index < len(self):
+            raise IndexError(index)
+        return self._at(index)
+
+
+class TargetList(_LazyTargets):
     """The targets of an inventory, expanded on demand from :class:`TargetSpec` values."""
 
     __slots__ = ("_offsets", "specs")
@@ -106,18 +132,7 @@ class TargetList(Sequence[Target]):
         for spec in self.specs:
             yield from spec
 
-    @overload
-    def __getitem__(self, index: int) -> Target: ...
-    @overload
-    def __getitem__(self, index: slice) -> Sequence[Target]: ...
-
-    def __getitem__(self, index: int | slice) -> Target | Sequence[Target]:
-        if isinstance(index, slice):
-            return tuple(self[i] for i in range(*index.indices(len(self))))
-        if index < 0:
-            index += len(self)
-        if not 0 <= index < len(self):
-            raise IndexError(index)
+    def _at(self, index: int) -> Target:
         spec_index = bisect.bisect_right(self._offsets, index)
         start = self._offsets[spec_index - 1] if spec_index else 0
         return self.specs[spec_index].target_at(index - start)
@@ -154,7 +169,7 @@ class TargetList(Sequence[Target]):
         return FilteredTargets(self, keep)
 
 
-class FilteredTargets(Sequence[Target]):
+class FilteredTargets(_LazyTargets):
     """A lazy, filtered view of a target sequence; its length is counted once, on demand."""
 
     __slots__ = ("_keep", "_length", "_source")
@@ -172,16 +187,11 @@ class FilteredTargets(Sequence[Target]):
             self._length = sum(1 for _ in self)
         return self._length
 
-    @overload
-    def __getitem__(self, index: int) -> Target: ...
-    @overload
-    def __getitem__(self, index: slice) -> Sequence[Target]: ...
-
-    def __getitem__(self, index: int | slice) -> Target | Sequence[Target]:
-        return tuple(self)[index]
+    def _at(self, index: int) -> Target:
+        return next(itertools.islice(iter(self), index, None))
 
 
-class EveryNth(Sequence[Target]):
+class EveryNth(_LazyTargets):
     """Targets ``start``, ``start + step``, ``start + 2·step`` … of a sequence (lazily).
 
     ``--workers`` gives each process one such slice: exactly balanced, unlike hash
@@ -199,16 +209,5 @@ class EveryNth(Sequence[Target]):
     def __len__(self) -> int:
         return max(0, -(-(len(self._source) - self._start) // self._step))
 
-    @overload
-    def __getitem__(self, index: int) -> Target: ...
-    @overload
-    def __getitem__(self, index: slice) -> Sequence[Target]: ...
-
-    def __getitem__(self, index: int | slice) -> Target | Sequence[Target]:
-        if isinstance(index, slice):
-            return tuple(self[i] for i in range(*index.indices(len(self))))
-        if index < 0:
-            index += len(self)
-        if not 0 <= index < len(self):
-            raise IndexError(index)
+    def _at(self, index: int) -> Target:
         return self._source[self._start + index * self._step]

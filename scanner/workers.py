@@ -115,13 +115,7 @@ def _aggregate(finishes: Sequence[dict[str, Any]], duration_s: float,
         counts.update(finish.get("counts", {}))
         if interrupted_by is None and finish.get("interrupted"):
             interrupted_by = finish.get("interrupted_by") or "deadline"
-    for key in ("ok", "failed", "inconclusive"):
-        counts.setdefault(key, 0)
-    ok, failed, inconclusive = counts["ok"], counts["failed"], counts["inconclusive"]
-    return ScanSummary(total=ok + failed + inconclusive, ok=ok, failed=failed,
-                       inconclusive=inconclusive, counts=tuple(sorted(counts.items())),
-                       duration_s=duration_s, interrupted=interrupted_by is not None,
-                       interrupted_by=interrupted_by)
+    return ScanSummary.from_counts(counts, duration_s, interrupted_by)
 
 
 def worker_command(args: Any, index: int, workers: int, report: str | None) -> list[str]:
