@@ -9,6 +9,7 @@ nodes directly. Aliases are refused before any node is built, which also makes
 
 from __future__ import annotations
 
+import bisect
 import difflib
 import ipaddress
 import os
@@ -813,27 +814,52 @@ def _network_overlaps(networks: Sequence[tuple[TargetSpec, SourceLocation]],
     Unnamed network targets are named ``address:port``: two of them overlapping in
     addresses and ports, or one covering an endpoint listed on its own, would probe
     (and report) the same target twice.
+
+    Both checks sweep sorted address intervals instead of comparing every pair: an
+    inventory of a thousand CIDR lines took over a second the pairwise way.
     """
     problems = []
     unnamed = [(spec, source) for spec, source in networks if spec.name is None]
-    for i, (spec, source) in enumerate(unnamed):
+    intervals = []
+    for position, (spec, _source) in enumerate(unnamed):
         assert spec.network is not None
-        for other, other_source in unnamed[:i]:
-            assert other.network is not None
-            if spec.network.overlaps(other.network) and set(spec.ports) & set(other.ports):
-                problems.append(Problem(source, f"{spec.network} overlaps {other.network} "
-                                        f"(at {other_source}) on the same ports: the same "
-                                        "targets twice"))
+        intervals.append((spec.network.version, int(spec.network.network_address),
+                          int(spec.network.broadcast_address), position))
+    intervals.sort()
+    pairs: list[tuple[int, int]] = []  # (later, earlier) in inventory order
+    open_intervals: list[tuple[int, int, int]] = []  # (version, last address, position)
+    for version, first, last, position in intervals:
+        open_intervals = [item for item in open_intervals
+                          if item[0] == version and item[1] >= first]
+        for _version, _last, other in open_intervals:
+            if not set(unnamed[position][0].ports).isdisjoint(unnamed[other][0].ports):
+                pairs.append((max(position, other), min(position, other)))
+        open_intervals.append((version, last, position))
+    for later, earlier in sorted(pairs):
+        (spec, source), (other, other_source) = unnamed[later], unnamed[earlier]
+        problems.append(Problem(source, f"{spec.network} overlaps {other.network} "
+                                f"(at {other_source}) on the same ports: the same "
+                                "targets twice"))
+    endpoints = []  # named single endpoints as (version, address, port, name, source)
+    for name, name_source in names:
+        parsed = split_host_port(name)
+        if parsed is None:
+            continue
+        try:
+            address = ipaddress.ip_address(parsed[0])
+        except ValueError:
+            continue
+        endpoints.append((address.version, int(address), parsed[1], name, name_source))
+    endpoints.sort(key=lambda item: (item[0], item[1]))
+    keys = [(item[0], item[1]) for item in endpoints]
+    for spec, source in unnamed:
+        assert spec.network is not None
+        version = spec.network.version
+        low = bisect.bisect_left(keys, (version, int(spec.network.network_address)))
+        high = bisect.bisect_right(keys, (version, int(spec.network.broadcast_address)))
         ports = set(spec.ports)
-        for name, name_source in names:
-            parsed = split_host_port(name)
-            if parsed is None or parsed[1] not in ports:
-                continue
-            try:
-                inside = ipaddress.ip_address(parsed[0]) in spec.network
-            except ValueError:
-                continue
-            if inside:
+        for _version, _address, port, name, name_source in endpoints[low:high]:
+            if port in ports:
                 problems.append(Problem(name_source, f"duplicate target name {_shown(name)} "
                                         f"(also in {spec.network} at {source})"))
     return problems
