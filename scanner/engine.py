@@ -7,6 +7,7 @@ Results flow to a :class:`ScanObserver` as they happen, so output streams.
 
 from __future__ import annotations
 
+import asyncio
 import errno as errno_module
 import functools
 import math
@@ -14,7 +15,7 @@ import resource
 import signal
 import time
 from collections import Counter, deque
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -27,6 +28,7 @@ from .models import (
     TRANSIENT,
     AddressFamily,
     Category,
+    ConnectOutcome,
     DnsResult,
     Family,
     Hop,
@@ -38,7 +40,7 @@ from .models import (
     Target,
     TargetResult,
 )
-from .probe import connect_once
+from .probe import connect_once, start_connect
 from .resolve import Resolver, backoff_delay, literal_family
 from .scope import ScopeGuard
 from .trace import PathTracer, TraceConfig, tracer_slots
@@ -138,45 +140,105 @@ class ScanOptions:
 class RateLimiter:
     """Spaces handshake attempts evenly: at most ``rate`` per second, no bursts.
 
-    Each caller reserves the next free slot on a shared timeline and sleeps until it,
-    so the limit holds however many workers ask at once.
+    Each caller reserves the next free slot on a shared timeline and waits until it,
+    so the limit holds however many callers ask at once.
     """
 
     def __init__(self, rate: float) -> None:
         self.interval = 1.0 / rate
         self._next = 0.0
 
-    async def wait(self) -> None:
-        now = anyio.current_time()
+    def reserve(self) -> float:
+        """Take the next slot; the seconds to wait for it (0 when it is now)."""
+        now = time.monotonic()
         slot = max(now, self._next)
         self._next = slot + self.interval
-        if slot > now:
-            await anyio.sleep(slot - now)
+        return slot - now
+
+    async def wait(self) -> None:
+        delay = self.reserve()
+        if delay > 0:
+            await anyio.sleep(delay)
 
 
 class Gate:
-    """Everything a handshake must pass before it is sent: the rate and the per-address cap."""
+    """Everything a handshake must pass before it is sent: the rate and the per-address cap.
+
+    Callback-driven, like the probes it admits: :meth:`enter` runs ``start`` when the
+    handshake may begin (at once, after its rate slot, or when another handshake to the
+    same address ends) and every entered handshake calls :meth:`leave` when it is over.
+    """
 
     def __init__(self, rate: float | None, per_address: int | None) -> None:
         self._rate = RateLimiter(rate) if rate else None
         self._per_address = per_address
-        self._busy: dict[str, anyio.Semaphore] = {}
+        self._busy: dict[str, int] = {}  # handshakes in flight (or due) per address
+        self._parked: dict[str, deque[Callable[[], None]]] = {}
+
+    def enter(self, address: str, start: Callable[[], None]) -> None:
+        if self._per_address:
+            busy = self._busy.get(address, 0)
+            if busy >= self._per_address:
+                self._parked.setdefault(address, deque()).append(start)
+                return
+            self._busy[address] = busy + 1
+        self._paced(start)
+
+    def leave(self, address: str) -> None:
+        if not self._per_address:
+            return
+        parked = self._parked.get(address)
+        if parked:  # the slot passes straight to the next in line
+            start = parked.popleft()
+            if not parked:
+                del self._parked[address]
+            self._paced(start)
+            return
+        busy = self._busy[address] - 1
+        if busy:
+            self._busy[address] = busy
+        else:
+            del self._busy[address]
+
+    def withdraw(self, address: str, start: Callable[[], None]) -> None:
+        """Forget ``start`` whose caller gave up before its handshake began."""
+        parked = self._parked.get(address)
+        if parked is not None and start in parked:
+            parked.remove(start)
+            if not parked:
+                del self._parked[address]
+            return
+        self.leave(address)  # it held a slot, waiting only for its rate slot
+
+    def _paced(self, start: Callable[[], None]) -> None:
+        delay = self._rate.reserve() if self._rate is not None else 0.0
+        if delay > 0:
+            asyncio.get_running_loop().call_later(delay, start)
+        else:
+            start()
 
     @asynccontextmanager
     async def admit(self, address: str) -> AsyncIterator[None]:
-        semaphore = None
-        if self._per_address:
-            semaphore = self._busy.get(address)
-            if semaphore is None:
-                semaphore = self._busy[address] = anyio.Semaphore(self._per_address)
-            await semaphore.acquire()
+        """:meth:`enter` and :meth:`leave` for a coroutine."""
+        if self is OPEN_GATE:
+            yield
+            return
+        granted: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+        def start() -> None:
+            if not granted.done():
+                granted.set_result(None)
+
+        self.enter(address, start)
         try:
-            if self._rate is not None:
-                await self._rate.wait()
+            await granted
+        except BaseException:
+            self.withdraw(address, start)
+            raise
+        try:
             yield
         finally:
-            if semaphore is not None:
-                semaphore.release()
+            self.leave(address)
 
     async def pace(self) -> None:
         """Only the rate: path-trace handshakes count against ``--rate`` too."""
@@ -228,12 +290,13 @@ _NameKey = tuple[str, Family]
 
 
 class _JobSource:
-    """Hands probe jobs to the workers, pulling targets lazily from the inventory.
+    """Hands probe jobs to the pump, pulling targets lazily from the inventory.
 
     Jobs of resolved names wait in ``ready``; literal targets become jobs as they are
     pulled. A name is looked up the first time a target uses it (once, however many
-    targets share it); targets that arrive while the lookup runs wait for its answer.
-    Nothing is expanded ahead of need, so a million targets stream in bounded memory.
+    targets share it); targets that arrive while the lookup runs wait for its answer,
+    and ``on_ready`` is called when it comes. Nothing is expanded ahead of need, so a
+    million targets stream in bounded memory.
     """
 
     def __init__(self, scan: _Scan, targets: Sequence[Target], config: ResolverConfig,
@@ -248,21 +311,24 @@ class _JobSource:
         self.total = len(targets)
         self.pulled = 0
         self.exhausted = False
-        self.running = 0
-        self.wakeup = anyio.Event()
+        self.running = 0  # lookups under way
+        self.on_ready: Callable[[], None] = _nothing
         self.answers: dict[_NameKey, DnsResult] = {}
         self.waiting: dict[_NameKey, list[tuple[int, Target]]] = {}
 
-    async def next(self) -> _Job | None:
-        while True:
-            if self.ready:
-                return self.ready.popleft()
-            if not self.exhausted:
-                self._pull()
-                continue
-            if self.running == 0:
+    def take(self) -> _Job | None:
+        """The next job, or None if there is none now (see :attr:`drained`)."""
+        ready = self.ready
+        while not ready:
+            if self.exhausted:
                 return None
-            await self.wakeup.wait()
+            self._pull()
+        return ready.popleft()
+
+    @property
+    def drained(self) -> bool:
+        """No job now and none to come: every target pulled, every lookup answered."""
+        return self.exhausted and not self.ready and self.running == 0
 
     def _pull(self) -> None:
         item = next(self.targets, None)
@@ -298,8 +364,7 @@ class _JobSource:
                 self._fan_out(index, target, answer)
         finally:
             self.running -= 1
-            self.wakeup.set()
-            self.wakeup = anyio.Event()
+        self.on_ready()
 
     def _fan_out(self, index: int, target: Target, answer: DnsResult) -> None:
         if answer.category is not Category.RESOLVED:
@@ -318,6 +383,142 @@ class _JobSource:
         if unstarted:
             yield from self.targets
             self.pulled = self.total
+
+
+def _nothing() -> None:
+    pass
+
+
+class _Attempt:
+    """One address being probed: its job, its tries so far, how to stop it."""
+
+    __slots__ = ("address", "family", "index", "pending", "slot", "start", "stop", "tries")
+
+    def __init__(self, index: int, slot: int, address: str, family: AddressFamily,
+                 pending: _Pending) -> None:
+        self.index = index
+        self.slot = slot
+        self.address = address
+        self.family = family
+        self.pending = pending
+        self.tries = Tries()
+        self.stop: Callable[[], object] = _nothing  # abandons the handshake or the wait
+        self.start: Callable[[], None] = _nothing  # what the gate runs (to withdraw it)
+
+
+class _ProbePump:
+    """Keeps ``concurrency`` handshakes in flight, driven by event-loop callbacks alone.
+
+    A finished handshake is classified, reported and replaced by the next job within
+    the same callback: no task, future or cancel scope per probe. At tens of thousands
+    of probes a second those were most of the time. Retries wait on a loop timer and
+    keep their slot, as does a handshake the gate holds back.
+    """
+
+    def __init__(self, scan: _Scan, source: _JobSource) -> None:
+        self.scan = scan
+        self.source = source
+        self.loop = asyncio.get_running_loop()
+        self.concurrency = scan.concurrency
+        self.free = scan.concurrency
+        self.live: set[_Attempt] = set()
+        self.done: asyncio.Future[None] = self.loop.create_future()
+        self.stopped = False
+        self._filling = False
+        source.on_ready = self.fill
+
+    def fill(self) -> None:
+        """Start jobs until every slot is taken or none is ready; notice the end."""
+        if self.stopped or self._filling:
+            return
+        self._filling = True
+        source = self.source
+        try:
+            while self.free > 0:
+                job = source.take()
+                if job is None:
+                    break
+                self.free -= 1
+                self._begin(job)
+        except BaseException as exc:  # noqa: BLE001 - handed to the awaiting pipeline
+            self._fail(exc)
+            return
+        finally:
+            self._filling = False
+        if self.free == self.concurrency and source.drained and not self.done.done():
+            self.done.set_result(None)
+
+    def abandon(self) -> None:
+        """Stop everything in flight (the scan was cancelled); no callback reports after."""
+        self.stopped = True
+        for attempt in self.live:
+            attempt.stop()
+        self.live.clear()
+
+    def _begin(self, job: _Job) -> None:
+        index, slot, address, family = job
+        pending = self.scan.pending[index]
+        scope = self.scan.scope
+        if scope is not None and not scope.allows(address):
+            self._complete(index, slot, pending, out_of_scope(pending.target, address,
+                                                              family, scope))
+            return
+        attempt = _Attempt(index, slot, address, family, pending)
+        self.live.add(attempt)
+        self._dial(attempt)
+
+    def _dial(self, attempt: _Attempt) -> None:
+        gate = self.scan.gate
+        if gate is OPEN_GATE:
+            self._connect(attempt)
+        else:
+            attempt.start = functools.partial(self._connect, attempt)
+            attempt.stop = functools.partial(gate.withdraw, attempt.address, attempt.start)
+            gate.enter(attempt.address, attempt.start)
+
+    def _connect(self, attempt: _Attempt) -> None:
+        if self.stopped:
+            return
+        target = attempt.pending.target
+        attempt.stop = start_connect(self.loop, attempt.address, target.port, attempt.family,
+                                     timeout=target.timeout,
+                                     on_done=functools.partial(self._connected, attempt))
+
+    def _connected(self, attempt: _Attempt, outcome: ConnectOutcome, local: str | None
+                   ) -> None:
+        if self.stopped:
+            return
+        try:
+            if self.scan.gate is not OPEN_GATE:
+                self.scan.gate.leave(attempt.address)
+            target = attempt.pending.target
+            category = classify_attempt(target, attempt.address, outcome, local)
+            delay = attempt.tries.again(category, target.retries)
+            if delay is not None:
+                attempt.stop = self.loop.call_later(delay, self._dial, attempt).cancel
+                return
+            self.live.discard(attempt)
+            result = probe_result(target, attempt.address, attempt.family, category=category,
+                                  outcome=outcome, attempts=attempt.tries.attempts)
+            self._complete(attempt.index, attempt.slot, attempt.pending, result)
+        except BaseException as exc:  # noqa: BLE001 - a bug ends the scan, not lost in the loop
+            self._fail(exc)
+
+    def _complete(self, index: int, slot: int, pending: _Pending, result: ProbeResult
+                  ) -> None:
+        scan = self.scan
+        scan.observer.on_probe(result)
+        pending.probes[slot] = result
+        pending.done += 1
+        if pending.done == len(pending.addresses):
+            scan.finish_target(index, pending)
+        self.free += 1
+        self.fill()
+
+    def _fail(self, exc: BaseException) -> None:
+        self.abandon()
+        if not self.done.done():
+            self.done.set_exception(exc)
 
 
 @dataclass
@@ -344,28 +545,16 @@ class _Scan:
                 self.traces = group
                 self.source = _JobSource(self, self.inventory.targets, self.inventory.resolver,
                                          group)
-                async with anyio.create_task_group() as workers:
-                    for _ in range(self.concurrency):
-                        workers.start_soon(self._worker, self.source)
+                pump = _ProbePump(self, self.source)
+                pump.fill()
+                try:
+                    await pump.done
+                finally:
+                    pump.abandon()
         finally:
             if self.source is not None and self.source.resolver is not None:
                 with anyio.CancelScope(shield=True):
                     await self.source.resolver.aclose()
-
-    async def _worker(self, source: _JobSource) -> None:
-        scope, gate, pending_of = self.scope, self.gate, self.pending
-        while (job := await source.next()) is not None:
-            index, slot, address, family = job
-            pending = pending_of[index]
-            if scope is not None and not scope.allows(address):
-                result = out_of_scope(pending.target, address, family, scope)
-            else:
-                result = await probe_address(pending.target, address, family, gate)
-            self.observer.on_probe(result)
-            pending.probes[slot] = result
-            pending.done += 1
-            if pending.done == len(pending.addresses):
-                self.finish_target(index, pending)
 
     # --- roll-up ----------------------------------------------------------------
 
@@ -433,34 +622,59 @@ class _Scan:
 LOCAL_RETRIES = 3
 
 
+class Tries:
+    """Counts the handshakes to one address and decides whether to try again (SPEC §4).
+
+    ``attempts`` counts handshakes tried for transient categories; retries after our
+    own shortage are extra and never turn into a verdict on the target.
+    """
+
+    __slots__ = ("attempts", "shortages")
+
+    def __init__(self) -> None:
+        self.attempts = 0
+        self.shortages = 0
+
+    def again(self, category: Category, retries: int) -> float | None:
+        """Seconds to wait before the next handshake, or None: ``category`` is final."""
+        if category is Category.INCONCLUSIVE and self.shortages < LOCAL_RETRIES:
+            self.shortages += 1
+            return backoff_delay(self.shortages, base=0.05)
+        self.attempts += 1
+        if category in TRANSIENT and self.attempts <= retries:
+            return backoff_delay(self.attempts)
+        return None
+
+
+def classify_attempt(target: Target, address: str, outcome: ConnectOutcome,
+                     local: str | None) -> Category:
+    """The category of one handshake to ``address`` (``local``: the source we used)."""
+    return classify_latency(classify_connect(outcome, (local,) if local else (), address),
+                            outcome.latency_ms, target.max_latency_ms)
+
+
 async def probe_address(target: Target, address: str, family: AddressFamily,
                         gate: Gate = OPEN_GATE) -> ProbeResult:
     """Probe one address of a target, retrying transient outcomes with backoff.
 
-    ``attempts`` counts handshakes tried for transient categories (SPEC §4); retries
-    after our own shortage are extra and never turn into a verdict on the target.
+    The scan itself drives probes by callbacks (:class:`_ProbePump`); this is the same
+    sequence for a single address, as a coroutine.
     """
-    attempts = 0
-    shortages = 0
+    tries = Tries()
     while True:
-        attempts += 1
-        if gate is OPEN_GATE:  # the common case: no limits, no context manager to enter
+        async with gate.admit(address):
             outcome, local = await connect_once(address, target.port, family, target.timeout)
-        else:
-            async with gate.admit(address):
-                outcome, local = await connect_once(address, target.port, family,
-                                                    target.timeout)
-        category = classify_latency(
-            classify_connect(outcome, (local,) if local else (), address),
-            outcome.latency_ms, target.max_latency_ms)
-        if category is Category.INCONCLUSIVE and shortages < LOCAL_RETRIES:
-            shortages += 1
-            attempts -= 1
-            await anyio.sleep(backoff_delay(shortages, base=0.05))
-            continue
-        if category not in TRANSIENT or attempts > target.retries:
-            break
-        await anyio.sleep(backoff_delay(attempts))
+        category = classify_attempt(target, address, outcome, local)
+        delay = tries.again(category, target.retries)
+        if delay is None:
+            return probe_result(target, address, family, category=category, outcome=outcome,
+                                attempts=tries.attempts)
+        await anyio.sleep(delay)
+
+
+def probe_result(target: Target, address: str, family: AddressFamily, *, category: Category,
+                 outcome: ConnectOutcome, attempts: int) -> ProbeResult:
+    """The :class:`ProbeResult` of the final handshake, with its hint."""
     errno_name = None if outcome.errno == 0 else _errno_name(outcome.errno)
     if category is Category.OPEN:
         hint = None

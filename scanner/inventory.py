@@ -831,12 +831,12 @@ def _network_overlaps(networks: Sequence[tuple[TargetSpec, SourceLocation]],
     for version, first, last, position in intervals:
         open_intervals = [item for item in open_intervals
                           if item[0] == version and item[1] >= first]
-        for _version, _last, other in open_intervals:
-            if not set(unnamed[position][0].ports).isdisjoint(unnamed[other][0].ports):
-                pairs.append((max(position, other), min(position, other)))
+        for _version, _last, earlier in open_intervals:
+            if not set(unnamed[position][0].ports).isdisjoint(unnamed[earlier][0].ports):
+                pairs.append((max(position, earlier), min(position, earlier)))
         open_intervals.append((version, last, position))
-    for later, earlier in sorted(pairs):
-        (spec, source), (other, other_source) = unnamed[later], unnamed[earlier]
+    for later, first_seen in sorted(pairs):
+        (spec, source), (other, other_source) = unnamed[later], unnamed[first_seen]
         problems.append(Problem(source, f"{spec.network} overlaps {other.network} "
                                 f"(at {other_source}) on the same ports: the same "
                                 "targets twice"))

@@ -7,6 +7,7 @@ they mean is :mod:`scanner.classify`'s job, and retrying is the engine's.
 
 from __future__ import annotations
 
+import _socket
 import asyncio
 import errno
 import socket
@@ -52,7 +53,7 @@ def _unspecified_to_none(address: str | None) -> str | None:
     return None if address in (None, "0.0.0.0", "::") else address
 
 
-def read_error_queue(sock: socket.socket) -> IcmpDetail | None:
+def read_error_queue(sock: socket.socket | _socket.socket) -> IcmpDetail | None:
     """Drain the socket's error queue; the last ICMP error in it, if any."""
     found: IcmpDetail | None = None
     for _ in range(16):  # bounded: the queue holds a handful of entries at most
@@ -69,26 +70,34 @@ def read_error_queue(sock: socket.socket) -> IcmpDetail | None:
     return found
 
 
-def _open_socket(family: AddressFamily) -> socket.socket:
-    af = socket.AF_INET if family == "ipv4" else socket.AF_INET6
-    sock = socket.socket(af, socket.SOCK_STREAM | socket.SOCK_NONBLOCK)
+def _open_socket(family: AddressFamily) -> _socket.socket:
+    # The C socket type itself: socket.socket's Python layer (__init__, close
+    # bookkeeping) cost more than the system calls at tens of thousands a second.
     if family == "ipv4":
+        sock = _socket.socket(socket.AF_INET, socket.SOCK_STREAM | socket.SOCK_NONBLOCK)
         sock.setsockopt(socket.IPPROTO_IP, IP_RECVERR, 1)
     else:
+        sock = _socket.socket(socket.AF_INET6, socket.SOCK_STREAM | socket.SOCK_NONBLOCK)
         sock.setsockopt(socket.IPPROTO_IPV6, IPV6_RECVERR, 1)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _LINGER_RESET)
     return sock
 
 
-def _finish(sock: socket.socket, err: int, timed_out: bool, started: float
+def _finish(sock: _socket.socket, err: int, timed_out: bool, started: float
             ) -> tuple[ConnectOutcome, str | None]:
-    """Collect the facts of an ended attempt and close the socket (RST, no TIME_WAIT)."""
+    """Collect the facts of an ended attempt and close the socket (RST, no TIME_WAIT).
+
+    The local address only matters next to an ICMP error (did this host send it to
+    itself?), so it is asked for only then.
+    """
     latency_ms = (time.perf_counter() - started) * 1000.0
     icmp = read_error_queue(sock) if err else None
-    try:
-        local: str | None = sock.getsockname()[0]
-    except OSError:
-        local = None
+    local: str | None = None
+    if icmp is not None:
+        try:
+            local = sock.getsockname()[0]
+        except OSError:
+            local = None
     sock.close()
     return ConnectOutcome(err, timed_out, latency_ms, icmp), local
 
@@ -165,8 +174,9 @@ async def connect_once(
 ) -> tuple[ConnectOutcome, str | None]:
     """One TCP handshake to ``address:port`` under ``timeout`` seconds.
 
-    Returns the outcome and the local (source) address the kernel chose, which tells
-    an ICMP this host sent to itself (its own firewall) from one sent by the network.
+    Returns the outcome and, when an ICMP error came back, the local (source) address
+    the kernel chose, which tells an ICMP this host sent to itself (its own firewall)
+    from one sent by the network; None otherwise.
     Never raises for network trouble: a failed handshake is an outcome. Cancelling the
     caller abandons the attempt and closes the socket.
     """

@@ -409,6 +409,29 @@ def test_rate_flag_is_respected_at_the_listener(tmp_path: Path) -> None:
     assert max(accepted) - min(accepted) >= 19 / 40 * 0.9
 
 
+def test_per_host_cap_holds_one_address_back_not_the_others(tmp_path: Path,
+                                                           full_port: int) -> None:
+    """--per-host 2: six silent handshakes to one address take three timeout rounds,
+    while handshakes to another address go past them at once."""
+    dropped = "\n".join(f"  - {{name: d{i}, host: 127.0.0.1, port: {full_port}}}"
+                        for i in range(6))
+    refused = "\n".join(f"  - {{name: r{i}, host: 127.0.0.2, port: {full_port}}}"
+                        for i in range(6))
+    inv = write_inventory(tmp_path / "inv.yaml", "version: 1\n"
+                          "defaults: {timeout: 0.3, retries: 0}\n"
+                          f"targets:\n{dropped}\n{refused}\n")
+    proc = run_scanner("check", str(inv), "--format", "json", "--per-host", "2")
+    assert proc.returncode == 1, proc.stderr
+    events = parse_events(proc.stdout)
+    probes = _by_event(events, "probe.result")
+    assert Counter((p["address"], p["category"]) for p in probes) == {
+        ("127.0.0.1", "timeout"): 6, ("127.0.0.2", "refused"): 6}
+    # three rounds of two 0.3 s timeouts, one after the other
+    assert events[-1]["duration_s"] >= 3 * 0.3 * 0.95
+    order = [p["address"] for p in probes]
+    assert order.index("127.0.0.1") > max(i for i, a in enumerate(order) if a == "127.0.0.2")
+
+
 def test_a_large_network_streams_and_stops_on_sigint(tmp_path: Path) -> None:
     """1,048,576 targets from one line: events flow at once, and Ctrl-C stops it promptly,
     reporting what finished and counting the rest, rather than a million inconclusives."""

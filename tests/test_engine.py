@@ -1,0 +1,113 @@
+"""The engine's callback pump, in process, against real loopback sockets."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import pytest
+
+from scanner.engine import BaseObserver, Gate, ScanOptions, Tries, run_scan
+from scanner.models import Category, Inventory, ProbeResult, Target, TargetResult
+
+from .conftest import Listener
+
+
+class Collect(BaseObserver):
+    def __init__(self) -> None:
+        self.probes: list[ProbeResult] = []
+        self.targets: list[TargetResult] = []
+
+    def on_probe(self, result: ProbeResult) -> None:
+        self.probes.append(result)
+
+    def on_target(self, result: TargetResult) -> None:
+        self.targets.append(result)
+
+
+def inventory(*targets: Target) -> Inventory:
+    return Inventory(paths=("test",), targets=list(targets))
+
+
+async def test_every_target_is_probed_once_with_more_targets_than_slots(
+        listener: Listener, closed_port: int) -> None:
+    targets = [Target(f"t{i}", f"127.0.4.{i % 250 + 1}",
+                      listener.port if i % 2 else closed_port, timeout=2, retries=0)
+               for i in range(300)]
+    seen = Collect()
+    summary, results = await run_scan(inventory(*targets), seen,
+                                      ScanOptions(concurrency=7, handle_signals=False))
+    # the listener is on 127.0.0.1 only: other 127.x addresses refuse
+    assert [r.target.name for r in results] == [t.name for t in targets]
+    assert sorted(p.target.name for p in seen.probes) == sorted(t.name for t in targets)
+    assert summary.total == 300
+    assert Counter(r.category for r in results)[Category.REFUSED] >= 298
+
+
+class Exploding(Collect):
+    def on_probe(self, result: ProbeResult) -> None:
+        super().on_probe(result)
+        if len(self.probes) == 5:
+            raise RuntimeError("observer bug")
+
+
+async def test_an_error_inside_a_probe_callback_ends_the_scan(closed_port: int) -> None:
+    """A bug in a loop callback must surface, not be logged by the loop and hang the scan."""
+    targets = [Target(f"t{i}", "127.0.0.1", closed_port, timeout=1, retries=0)
+               for i in range(50)]
+    with pytest.raises(ExceptionGroup) as caught:  # the engine's task groups wrap it
+        await run_scan(inventory(*targets), Exploding(),
+                       ScanOptions(concurrency=3, handle_signals=False))
+    bugs = caught.value.subgroup(lambda exc: isinstance(exc, RuntimeError))
+    assert bugs is not None
+    assert "observer bug" in repr(bugs)
+
+
+async def test_retries_keep_their_slot_and_count_attempts(full_port: int) -> None:
+    targets = [Target(f"d{i}", "127.0.0.1", full_port, timeout=0.1, retries=1)
+               for i in range(3)]
+    seen = Collect()
+    _, results = await run_scan(inventory(*targets), seen,
+                                ScanOptions(concurrency=2, handle_signals=False))
+    assert [r.category for r in results] == [Category.TIMEOUT] * 3
+    assert [p.attempts for p in seen.probes] == [2, 2, 2]
+
+
+@pytest.mark.parametrize(("outcomes", "retries", "delays", "attempts"), [
+    ([Category.OPEN], 1, [None], 1),
+    ([Category.REFUSED], 3, [None], 1),
+    ([Category.TIMEOUT, Category.TIMEOUT], 1, [0.0, None], 2),
+    ([Category.TIMEOUT, Category.OPEN], 2, [0.0, None], 2),
+    # our own shortage: retried three times without counting, then inconclusive
+    ([Category.INCONCLUSIVE] * 4, 0, [0.0, 0.0, 0.0, None], 1),
+    ([Category.INCONCLUSIVE, Category.REFUSED], 0, [0.0, None], 1),
+])
+def test_tries_decide_retries(outcomes: list[Category], retries: int,
+                              delays: list[float | None], attempts: int) -> None:
+    tries = Tries()
+    got = [tries.again(category, retries) for category in outcomes]
+    assert [None if d is None else 0.0 for d in got] == delays
+    assert all(d is None or d > 0 for d in got)
+    assert tries.attempts == attempts
+
+
+async def test_gate_parks_per_address_and_hands_the_slot_on() -> None:
+    gate = Gate(rate=None, per_address=2)
+    started: list[str] = []
+
+    def start(label: str):  # type: ignore[no-untyped-def]
+        return lambda: started.append(label)
+
+    a3 = start("a3")
+    for label in ("a1", "a2"):
+        gate.enter("a", start(label))
+    gate.enter("a", a3)
+    gate.enter("a", start("a4"))
+    gate.enter("b", start("b1"))
+    assert started == ["a1", "a2", "b1"]  # a3 and a4 wait for a slot at "a"
+    gate.withdraw("a", a3)  # gave up while parked: never started, holds nothing
+    gate.leave("a")
+    assert started == ["a1", "a2", "b1", "a4"]
+    gate.leave("a")
+    gate.leave("a")
+    gate.leave("b")
+    assert gate._busy == {} and gate._parked == {}
