@@ -228,7 +228,7 @@ def cmd_validate(paths: Sequence[str]) -> int:
 def select_targets(inventory: Inventory, tags: str | None, timeout: float | None,
                    retries: int | None) -> Inventory:
     """Apply --tags, --timeout and --retries to a loaded inventory (nothing is expanded)."""
-    from dataclasses import replace
+    from msgspec.structs import replace
 
     from .targets import TargetList
 
@@ -286,7 +286,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     if args.shard is not None:
         inventory = _shard_inventory(inventory, args.shard)
     if args.slice is not None:  # a --workers process: every N-th target, balanced
-        from dataclasses import replace
+        from msgspec.structs import replace
 
         from .targets import EveryNth
 
@@ -394,7 +394,7 @@ def cmd_trace(args: argparse.Namespace) -> int:
 
 def _shard_inventory(inventory: Inventory, shard: Shard) -> Inventory:
     """Only the targets of ``shard``; an empty shard is fine (a small inventory, many shards)."""
-    from dataclasses import replace
+    from msgspec.structs import replace
 
     from .targets import FilteredTargets
 

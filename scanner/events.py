@@ -121,7 +121,7 @@ def level_of(category: Category, ok: bool = True) -> str:
 
 
 def _dumps(value: Any, **_kw: Any) -> bytes:
-    return orjson.dumps(value) + b"\n"
+    return orjson.dumps(value, option=orjson.OPT_APPEND_NEWLINE)
 
 
 class _LineLogger:

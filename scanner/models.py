@@ -2,14 +2,20 @@
 
 Stages hand each other these values and nothing else, so each stage can be tested
 alone and results can be serialised without knowing where they came from.
+
+They are frozen msgspec Structs rather than dataclasses: a scan builds several per
+target, and a frozen dataclass's ``__init__`` (one ``object.__setattr__`` per field)
+cost about 2 µs each where a Struct costs 0.2 µs. The per-target ones are
+``gc=False``: immutable and free of cycles, they need not burden the cycle collector.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Literal
+
+from msgspec import Struct, field
 
 Expect = Literal["open", "closed"]
 Family = Literal["any", "ipv4", "ipv6"]
@@ -50,8 +56,7 @@ class Category(StrEnum):
 TRANSIENT = frozenset({Category.TIMEOUT, Category.DNS_TIMEOUT, Category.DNS_SERVFAIL})
 
 
-@dataclass(frozen=True, slots=True)
-class SourceLocation:
+class SourceLocation(Struct, frozen=True, gc=False):
     """Where in which inventory file a target was written (1-based)."""
 
     path: str
@@ -62,8 +67,7 @@ class SourceLocation:
         return f"{self.path}:{self.line}:{self.column}"
 
 
-@dataclass(frozen=True, slots=True)
-class Target:
+class Target(Struct, frozen=True, gc=False):
     """One endpoint to check: a host (name or IP literal) and one port."""
 
     name: str
@@ -79,8 +83,7 @@ class Target:
     max_latency_ms: float | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class ResolverConfig:
+class ResolverConfig(Struct, frozen=True):
     """How names are looked up; empty nameservers means the system's resolv.conf."""
 
     nameservers: tuple[str, ...] = ()
@@ -88,8 +91,7 @@ class ResolverConfig:
     tries: int = 2
 
 
-@dataclass(frozen=True, slots=True)
-class Inventory:
+class Inventory(Struct, frozen=True):
     """A validated inventory (one or more files merged)."""
 
     paths: tuple[str, ...]
@@ -100,8 +102,7 @@ class Inventory:
     scope: tuple[str, ...] | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class IcmpDetail:
+class IcmpDetail(Struct, frozen=True, gc=False):
     """An ICMP error the kernel queued for the socket (struct sock_extended_err).
 
     ``sender`` is the address that sent the ICMP (SO_EE_OFFENDER): the target itself,
@@ -114,8 +115,7 @@ class IcmpDetail:
     family: AddressFamily
 
 
-@dataclass(frozen=True, slots=True)
-class ConnectOutcome:
+class ConnectOutcome(Struct, frozen=True, gc=False):
     """What one TCP handshake attempt did, before any interpretation.
 
     ``errno`` is 0 when the handshake completed; ``timed_out`` when our deadline
@@ -128,8 +128,7 @@ class ConnectOutcome:
     icmp: IcmpDetail | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class DnsResult:
+class DnsResult(Struct, frozen=True, gc=False):
     """The outcome of resolving one name for one family setting."""
 
     host: str
@@ -144,8 +143,7 @@ class DnsResult:
     attempts: int = 1
 
 
-@dataclass(frozen=True, slots=True)
-class ProbeResult:
+class ProbeResult(Struct, frozen=True, gc=False):
     """The classified outcome of probing one address of one target (after retries)."""
 
     target: Target
@@ -159,8 +157,7 @@ class ProbeResult:
     hint: str | None
 
 
-@dataclass(frozen=True, slots=True)
-class Hop:
+class Hop(Struct, frozen=True, gc=False):
     """What one TTL-limited handshake (hop limit ``ttl``) brought back.
 
     ``address`` answered (ICMP sender, or the target itself), None when nothing did.
@@ -177,8 +174,7 @@ class Hop:
     errno: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class PathTrace:
+class PathTrace(Struct, frozen=True, gc=False):
     """The hops towards one address and port, and what they say about where it fails.
 
     ``probed`` is the highest hop limit tried; hops after the last answer that also got
@@ -195,8 +191,7 @@ class PathTrace:
     verdict: str
 
 
-@dataclass(frozen=True, slots=True)
-class TargetResult:
+class TargetResult(Struct, frozen=True, gc=False):
     """The verdict on one target: all its addresses rolled up against its expectation."""
 
     target: Target
@@ -222,8 +217,7 @@ class TargetResult:
         return self.paths[0].verdict if self.paths else None
 
 
-@dataclass(frozen=True, slots=True)
-class ScanSummary:
+class ScanSummary(Struct, frozen=True):
     """The verdict of a whole scan."""
 
     total: int

@@ -79,8 +79,18 @@ def _open_socket(family: AddressFamily) -> _socket.socket:
     else:
         sock = _socket.socket(socket.AF_INET6, socket.SOCK_STREAM | socket.SOCK_NONBLOCK)
         sock.setsockopt(socket.IPPROTO_IPV6, IPV6_RECVERR, 1)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _LINGER_RESET)
     return sock
+
+
+def _close(sock: _socket.socket, connected: bool) -> None:
+    """Close; a connected socket with linger 0, so it sends RST and leaves no TIME_WAIT.
+
+    Linger only matters at close and only once connected: setting it just then spares
+    the system call for the refused, rejected and silent majority of a big scan.
+    """
+    if connected:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _LINGER_RESET)
+    sock.close()
 
 
 def _finish(sock: _socket.socket, err: int, timed_out: bool, started: float
@@ -98,7 +108,7 @@ def _finish(sock: _socket.socket, err: int, timed_out: bool, started: float
             local = sock.getsockname()[0]
         except OSError:
             local = None
-    sock.close()
+    _close(sock, connected=err == 0 or timed_out)  # a late SYN-ACK may have raced the timer
     return ConnectOutcome(err, timed_out, latency_ms, icmp), local
 
 
@@ -162,7 +172,7 @@ def start_connect(loop: asyncio.AbstractEventLoop, address: str, port: int,
             loop.remove_writer(fd)
             if timer is not None:
                 timer.cancel()
-            sock.close()
+            _close(sock, connected=True)  # it may have connected unnoticed
 
     loop.add_writer(fd, finished, False)
     timer = loop.call_later(timeout, finished, True)

@@ -18,6 +18,8 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from typing import overload
 
+from msgspec.structs import replace as replace_fields
+
 from .models import Target
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -77,17 +79,31 @@ class TargetSpec:
                 yield Target(self.name_of(host, port), host, port, t.expect, t.timeout,
                              t.retries, t.family, t.tags, t.source, t.max_latency_ms)
 
+    def host_at(self, offset: int) -> str:
+        """The ``offset``-th host of the network (the host itself for a single host)."""
+        network = self.network
+        if network is None:
+            return self.template.host
+        if isinstance(network, ipaddress.IPv4Network):
+            return socket.inet_ntoa(_PACK_V4(int(network.network_address) + offset))
+        return str(network.network_address + offset)
+
     def target_at(self, index: int) -> Target:
         hosts = len(self) // len(self.ports)
         port = self.ports[index // hosts]
-        offset = index % hosts
-        if self.network is None:
-            host = self.template.host
-        else:
-            host = str(self.network.network_address + offset)
+        host = self.host_at(index % hosts)
         t = self.template
         return Target(self.name_of(host, port), host, port, t.expect, t.timeout, t.retries,
                       t.family, t.tags, t.source, t.max_latency_ms)
+
+    def strided(self, start: int, step: int) -> Iterator[Target]:
+        """The targets at ``start``, ``start + step`` … in :meth:`__iter__` order.
+
+        Only those are built: a ``--workers`` process skips the others' targets for the
+        price of an index, not of a :class:`Target` each.
+        """
+        for index in range(start, len(self), step):
+            yield self.target_at(index)
 
 
 class _LazyTargets(Sequence[Target]):
@@ -137,6 +153,19 @@ class TargetList(_LazyTargets):
         start = self._offsets[spec_index - 1] if spec_index else 0
         return self.specs[spec_index].target_at(index - start)
 
+    def strided(self, start: int, step: int) -> Iterator[Target]:
+        """Targets ``start``, ``start + step`` … without building the ones between."""
+        if step == 1:
+            yield from itertools.islice(self, start, None)
+            return
+        begin = 0  # the first index of each spec in the whole list
+        for spec, end in zip(self.specs, self._offsets, strict=True):
+            # the first wanted index at or after ``begin``
+            first = start if start >= begin else start + -(-(begin - start) // step) * step
+            if first < end:
+                yield from spec.strided(first - begin, step)
+            begin = end
+
     def __eq__(self, other: object) -> bool:
         if isinstance(other, Sequence) and not isinstance(other, str):
             return len(self) == len(other) and all(a == b for a, b in zip(self, other,
@@ -158,9 +187,9 @@ class TargetList(_LazyTargets):
                 continue
             template = spec.template
             if timeout is not None:
-                template = replace(template, timeout=timeout)
+                template = replace_fields(template, timeout=timeout)
             if retries is not None:
-                template = replace(template, retries=retries)
+                template = replace_fields(template, retries=retries)
             specs.append(replace(spec, template=template))
         return TargetList(specs)
 
@@ -204,6 +233,8 @@ class EveryNth(_LazyTargets):
         self._source, self._start, self._step = source, start, step
 
     def __iter__(self) -> Iterator[Target]:
+        if isinstance(self._source, TargetList):
+            return self._source.strided(self._start, self._step)
         return itertools.islice(iter(self._source), self._start, None, self._step)
 
     def __len__(self) -> int:

@@ -26,9 +26,10 @@ import socket
 import struct
 import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import anyio
+from msgspec.structs import replace
 
 from .classify import (
     ICMP4_DEST_UNREACH,

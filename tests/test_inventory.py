@@ -6,12 +6,12 @@ Every invalid row lists the exact problems expected, as (line, column, message f
 
 from __future__ import annotations
 
-import dataclasses
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+import msgspec
 import pytest
 
 from scanner.inventory import InventoryError, Problem, display, load_inventories, split_host_port
@@ -38,7 +38,7 @@ def T(name: str, host: str, port: int, **kw: object) -> Target:
 
 
 def without_source(targets: tuple[Target, ...]) -> list[Target]:
-    return [dataclasses.replace(t, source=None) for t in targets]
+    return [msgspec.structs.replace(t, source=None) for t in targets]
 
 
 def problems_of(paths: list[str]) -> tuple[Problem, ...]:

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import errno
 import socket
-from dataclasses import replace
 
 import pytest
+from msgspec.structs import replace
 
 from scanner.models import (
     Category,

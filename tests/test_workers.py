@@ -10,6 +10,8 @@ import time
 from collections import Counter
 from pathlib import Path
 
+import pytest
+
 from .conftest import ROOT, Listener, parse_events, run_scanner, scanner_env, write_inventory
 
 
@@ -90,3 +92,22 @@ def test_worker_slices_are_balanced_and_cover_everything(tmp_path: Path) -> None
     names = [t.name for s in slices for t in s]
     assert sorted(names) == sorted(t.name for t in targets) and len(set(names)) == 193
     assert slices[1][2] == list(slices[1])[2] and slices[2][-1] == list(slices[2])[-1]
+
+
+@pytest.mark.parametrize("step", [1, 2, 3, 7])
+def test_worker_slices_equal_every_nth_of_the_whole_list(tmp_path: Path, step: int) -> None:
+    """The strided walk builds only a slice's own targets; it must match list[start::step]
+    across entries of every shape (single hosts, v4 and v6 networks, several ports)."""
+    from scanner.inventory import load_inventories
+    from scanner.targets import EveryNth
+
+    inv = write_inventory(tmp_path / "inv.yaml", "version: 1\ntargets:\n"
+                          "  - 198.51.100.0/29:80-82\n  - db.example:5432\n"
+                          "  - {name: v6, host: \"2001:db8::/126\", ports: [22, 443]}\n"
+                          "  - {name: web, host: web.example, ports: [80, 443]}\n"
+                          "  - 198.51.100.64/30:9000\n")
+    targets = load_inventories([str(inv)]).targets
+    whole = list(targets)
+    assert len(whole) == 24 + 1 + 8 + 2 + 4
+    for start in range(step):
+        assert list(EveryNth(targets, start, step)) == whole[start::step]
