@@ -295,15 +295,17 @@ def cmd_check(args: argparse.Namespace) -> int:
     import anyio
 
     from .engine import ScanOptions, run_scan
-    from .trace import TraceConfig
 
     observer = make_observer(_resolve_format(args.format), args.show_ok, baseline)
+    trace = None
+    if args.trace_failures:  # the trace module only when asked for: start-up time counts
+        from .trace import TraceConfig
+
+        trace = TraceConfig(max_hops=args.max_hops, hop_timeout=args.hop_timeout)
     options = ScanOptions(concurrency=args.concurrency, max_duration=args.max_duration,
                           allow=tuple(args.allow), rate=args.rate, per_address=args.per_host,
                           keep_results=_wants_report(args),
-                          trace_failures=args.trace_failures,
-                          trace=TraceConfig(max_hops=args.max_hops,
-                                            hop_timeout=args.hop_timeout))
+                          trace_failures=args.trace_failures, trace=trace)
     started = _utc_now()
     summary, results = anyio.run(run_scan, inventory, observer, options,
                                  backend_options=_backend_options())

@@ -18,7 +18,7 @@ from collections import Counter, deque
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import anyio
 from anyio.abc import TaskGroup
@@ -32,6 +32,7 @@ from .models import (
     DnsResult,
     Family,
     Hop,
+    IcmpDetail,
     Inventory,
     PathTrace,
     ProbeResult,
@@ -40,10 +41,12 @@ from .models import (
     Target,
     TargetResult,
 )
-from .probe import connect_once, start_connect
+from .probe import Dialer, connect_once
 from .resolve import Resolver, backoff_delay, literal_family
 from .scope import ScopeGuard
-from .trace import PathTracer, TraceConfig, tracer_slots
+
+if TYPE_CHECKING:
+    from .trace import PathTracer, TraceConfig
 
 DEFAULT_CONCURRENCY = 1024
 #: seconds between flushes of buffered event output
@@ -134,7 +137,7 @@ class ScanOptions:
     allow: tuple[str, ...] = ()  # --allow CIDRs, added to the inventory's scope.allow
     keep_results: bool = True  # False: stream only, hold no per-target results
     trace_failures: bool = False  # trace the path of failed addresses (scanner.trace)
-    trace: TraceConfig = field(default_factory=TraceConfig)  # hop limits, deadlines
+    trace: TraceConfig | None = None  # hop limits, deadlines; None: the defaults
 
 
 class RateLimiter:
@@ -419,6 +422,7 @@ class _ProbePump:
         self.scan = scan
         self.source = source
         self.loop = asyncio.get_running_loop()
+        self.dialer = Dialer(self.loop)
         self.concurrency = scan.concurrency
         self.free = scan.concurrency
         self.live: set[_Attempt] = set()
@@ -448,12 +452,15 @@ class _ProbePump:
         if self.free == self.concurrency and source.drained and not self.done.done():
             self.done.set_result(None)
 
-    def abandon(self) -> None:
-        """Stop everything in flight (the scan was cancelled); no callback reports after."""
+    def close(self) -> None:
+        """Stop everything still in flight (the scan was cancelled); nothing reports after."""
+        if self.stopped:
+            return
         self.stopped = True
         for attempt in self.live:
             attempt.stop()
         self.live.clear()
+        self.dialer.close()
 
     def _begin(self, job: _Job) -> None:
         index, slot, address, family = job
@@ -480,9 +487,9 @@ class _ProbePump:
         if self.stopped:
             return
         target = attempt.pending.target
-        attempt.stop = start_connect(self.loop, attempt.address, target.port, attempt.family,
-                                     timeout=target.timeout,
-                                     on_done=functools.partial(self._connected, attempt))
+        attempt.stop = self.dialer.connect(attempt.address, target.port, attempt.family,
+                                           target.timeout,
+                                           functools.partial(self._connected, attempt))
 
     def _connected(self, attempt: _Attempt, outcome: ConnectOutcome, local: str | None
                    ) -> None:
@@ -516,7 +523,7 @@ class _ProbePump:
         self.fill()
 
     def _fail(self, exc: BaseException) -> None:
-        self.abandon()
+        self.close()
         if not self.done.done():
             self.done.set_exception(exc)
 
@@ -550,7 +557,7 @@ class _Scan:
                 try:
                     await pump.done
                 finally:
-                    pump.abandon()
+                    pump.close()
         finally:
             if self.source is not None and self.source.resolver is not None:
                 with anyio.CancelScope(shield=True):
@@ -683,9 +690,8 @@ def probe_result(target: Target, address: str, family: AddressFamily, *, categor
                         budget_ms=target.max_latency_ms)
     else:  # the same few sentences over and over: format each once
         # the target's own address only matters to a reject ("the host itself rejects")
-        hint = _cached_hint(category, port=target.port, timeout=target.timeout,
-                            icmp=outcome.icmp, errno_name=errno_name,
-                            target_address=address if category is Category.REJECTED else None)
+        hint = _probe_hint(category, target, outcome.icmp, errno_name,
+                           address if category is Category.REJECTED else None)
     return ProbeResult(
         target=target, address=address, family=family, category=category,
         latency_ms=outcome.latency_ms, attempts=attempts, errno=errno_name, icmp=outcome.icmp,
@@ -713,7 +719,11 @@ def target_verdict(target: Target, dns: DnsResult | None, addresses: Sequence[st
     ok, category = roll_up(target.expect, [p.category for p in probes])
     hint: str | None = None
     if not ok:
-        decisive = next((p for p in probes if p.category is category), None)
+        decisive = None
+        for probe in probes:
+            if probe.category is category:
+                decisive = probe
+                break
         if target.expect == "closed" and category is Category.OPEN:
             hint = (f"port {target.port} accepts connections but must be closed: the "
                     "firewall rule that should block it is missing")
@@ -727,7 +737,27 @@ def _errno_name(number: int) -> str:
     return errno_module.errorcode.get(number, f"E{number}")
 
 
-_cached_hint = functools.lru_cache(maxsize=4096)(hint_for)
+_HintKey = tuple[Category, int, float, IcmpDetail | None, str | None, str | None]
+_hints: dict[_HintKey, str | None] = {}
+_MISSING: Any = object()
+
+
+def _probe_hint(category: Category, target: Target, icmp: IcmpDetail | None,
+                errno_name: str | None, target_address: str | None) -> str | None:
+    """:func:`hint_for` a failed handshake, each distinct sentence formatted once.
+
+    A big scan says the same few sentences thousands of times. The cache is bounded:
+    rejects name the target's address, so a huge scan could otherwise grow it forever.
+    """
+    port, timeout = target.port, target.timeout
+    key = (category, port, timeout, icmp, errno_name, target_address)
+    hint = _hints.get(key, _MISSING)
+    if hint is _MISSING:
+        if len(_hints) >= 4096:
+            _hints.clear()
+        hint = _hints[key] = hint_for(category, port=port, timeout=timeout, icmp=icmp,
+                                      errno_name=errno_name, target_address=target_address)
+    return hint  # type: ignore[no-any-return]
 
 
 async def run_scan(inventory: Inventory, observer: ScanObserver,
@@ -747,9 +777,11 @@ async def run_scan(inventory: Inventory, observer: ScanObserver,
     gate = Gate(options.rate, options.per_address) if options.rate or options.per_address \
         else OPEN_GATE
     scan = _Scan(inventory, observer, concurrency, gate, guard, options.keep_results)
-    if options.trace_failures:
-        scan.tracer = PathTracer(options.trace, tracer_slots(concurrency, options.trace),
-                                 gate.pace)
+    if options.trace_failures:  # imported only then: start-up time counts
+        from .trace import PathTracer, TraceConfig, tracer_slots
+
+        config = options.trace or TraceConfig()
+        scan.tracer = PathTracer(config, tracer_slots(concurrency, config), gate.pace)
     observer.on_start(total, inventory.paths, concurrency)
     started = time.perf_counter()
     interrupted_by: str | None = None

@@ -10,9 +10,12 @@ from __future__ import annotations
 import _socket
 import asyncio
 import errno
+import math
+import select
 import socket
 import struct
 import time
+from collections import deque
 from collections.abc import Callable
 
 from .models import AddressFamily, ConnectOutcome, IcmpDetail
@@ -25,6 +28,8 @@ SO_EE_ORIGIN_ICMP = 2
 SO_EE_ORIGIN_ICMP6 = 3
 _EXTENDED_ERR = struct.Struct("=IBBBBII")  # struct sock_extended_err
 _LINGER_RESET = struct.pack("ii", 1, 0)  # close() sends RST: no TIME_WAIT left behind
+_TCP_INFO = getattr(socket, "TCP_INFO", 11)
+_TCP_SYN_SENT = 2  # tcp_states.h
 
 
 def parse_extended_error(level: int, kind: int, data: bytes) -> IcmpDetail | None:
@@ -116,67 +121,158 @@ def _noop() -> None:
     pass
 
 
-def start_connect(loop: asyncio.AbstractEventLoop, address: str, port: int,
-                  family: AddressFamily, *, timeout: float,
-                  on_done: Callable[[ConnectOutcome, str | None], None]) -> Callable[[], None]:
-    """Begin one TCP handshake; ``on_done(outcome, local_address)`` is called exactly once.
+OnDone = Callable[[ConnectOutcome, "str | None"], None]
 
-    Driven by loop callbacks (a writer on the socket, a timer for the deadline), with
-    no task and no cancel scope per probe: at tens of thousands of probes a second
-    those costs dominate. Returns a function that abandons the attempt (closing the
-    socket, never calling ``on_done``).
+
+class _Handshake:
+    """A socket whose handshake the :class:`Dialer` is waiting for."""
+
+    __slots__ = ("deadline", "dialer", "fd", "live", "on_done", "sock", "started")
+
+    def __init__(self, dialer: Dialer, sock: _socket.socket, started: float, deadline: float,
+                 on_done: OnDone) -> None:
+        self.dialer = dialer
+        self.sock = sock
+        self.fd = sock.fileno()
+        self.started = started
+        self.deadline = deadline
+        self.on_done = on_done
+        self.live = True
+
+    def abandon(self) -> None:
+        """Stop waiting: close the socket, never call ``on_done``."""
+        if self.live:
+            self.live = False
+            del self.dialer.waiting[self.fd]
+            _close(self.sock, connected=True)  # it may have connected unnoticed
+
+
+class Dialer:
+    """Starts TCP handshakes on one event loop; ``on_done`` is called once for each.
+
+    Sockets still connecting sit in an epoll set of the dialer's own, which the loop
+    watches as one reader; their deadlines sit in first-in-first-out queues, one per
+    timeout value (deadlines in a queue come in order), under a single loop timer.
+    Handing every socket to the loop instead (``add_writer`` plus ``call_later``) cost
+    about 30 µs a handshake under uvloop: more than all the system calls of it.
     """
-    try:
-        sock = _open_socket(family)
-    except OSError as exc:  # EMFILE, ENFILE, ENOBUFS ...: our shortage, not theirs
-        loop.call_soon(on_done, ConnectOutcome(exc.errno or errno.EIO, False, 0.0), None)
-        return _noop
-    sockaddr: tuple[str, int] | tuple[str, int, int, int] = (
-        (address, port) if family == "ipv4" else (address, port, 0, 0)
-    )
-    started = time.perf_counter()
-    err = sock.connect_ex(sockaddr)
-    if err == errno.EINPROGRESS:
-        # On a near path (loopback, the same host) the kernel has often finished the
-        # handshake, or received the RST, before connect() returned: ask once, and
-        # skip registering with the event loop when there is nothing left to wait for.
-        err = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
-        if err == 0:
-            try:
-                sock.getpeername()
-            except OSError:
-                err = errno.EINPROGRESS  # still connecting: wait for the loop
-    if err != errno.EINPROGRESS:  # done already, or failed at once (no route, policy)
-        loop.call_soon(on_done, *_finish(sock, err, False, started))
-        return _noop
-    fd = sock.fileno()
-    timer: asyncio.TimerHandle | None = None
-    live = True
 
-    def finished(timed_out: bool) -> None:
-        nonlocal live
-        if not live:
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._epoll: select.epoll | None = None  # made for the first socket that waits
+        self.waiting: dict[int, _Handshake] = {}
+        self._deadlines: dict[float, deque[_Handshake]] = {}
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at = math.inf
+
+    def connect(self, address: str, port: int, family: AddressFamily, timeout: float,
+                on_done: OnDone) -> Callable[[], None]:
+        """Begin one handshake; returns a function that abandons it."""
+        loop = self._loop
+        try:
+            sock = _open_socket(family)
+        except OSError as exc:  # EMFILE, ENFILE, ENOBUFS ...: our shortage, not theirs
+            loop.call_soon(on_done, ConnectOutcome(exc.errno or errno.EIO, False, 0.0), None)
+            return _noop
+        started = time.perf_counter()
+        err = sock.connect_ex((address, port) if family == "ipv4" else (address, port, 0, 0))
+        if err == errno.EINPROGRESS:
+            # On a near path (loopback, the same host) the kernel has often finished the
+            # handshake, or received the RST, before connect() returned: ask once, and
+            # skip waiting when there is nothing left to wait for.
+            err = _connect_error(sock)
+        if err != errno.EINPROGRESS:  # done already, or failed at once (no route, policy)
+            # call_soon, not a direct call: ``on_done`` may start the next handshake
+            loop.call_soon(on_done, *_finish(sock, err, False, started))
+            return _noop
+        try:
+            epoll = self._epoll or self._open_epoll()
+        except OSError as exc:  # out of descriptors for the epoll set: our shortage too
+            _close(sock, connected=True)
+            loop.call_soon(on_done, ConnectOutcome(exc.errno or errno.EIO, False, 0.0), None)
+            return _noop
+        handshake = _Handshake(self, sock, started, loop.time() + timeout, on_done)
+        epoll.register(handshake.fd, select.EPOLLOUT)
+        self.waiting[handshake.fd] = handshake
+        queue = self._deadlines.get(timeout)
+        if queue is None:
+            queue = self._deadlines[timeout] = deque()
+        queue.append(handshake)
+        if handshake.deadline < self._timer_at:
+            self._arm(handshake.deadline)
+        return handshake.abandon
+
+    def close(self) -> None:
+        """Abandon every handshake still waiting and release the epoll set."""
+        for handshake in list(self.waiting.values()):
+            handshake.abandon()
+        self._deadlines.clear()
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if self._epoll is not None:
+            self._loop.remove_reader(self._epoll.fileno())
+            self._epoll.close()
+            self._epoll = None
+
+    def _open_epoll(self) -> select.epoll:
+        self._epoll = select.epoll()
+        self._loop.add_reader(self._epoll.fileno(), self._on_ready)
+        return self._epoll
+
+    def _on_ready(self) -> None:
+        if self._epoll is None:
             return
-        live = False
-        loop.remove_writer(fd)
-        if timer is not None and not timed_out:
-            timer.cancel()
-        code = errno.ETIMEDOUT if timed_out else sock.getsockopt(socket.SOL_SOCKET,
-                                                                   socket.SO_ERROR)
-        on_done(*_finish(sock, code, timed_out, started))
+        waiting = self.waiting
+        for fd, _events in self._epoll.poll(0):
+            handshake = waiting.get(fd)
+            if handshake is None:
+                continue
+            err = _connect_error(handshake.sock)
+            if err == errno.EINPROGRESS:
+                # a stale event: its socket was abandoned and the number reused
+                continue
+            self._end(handshake, err, timed_out=False)
 
-    def abandon() -> None:
-        nonlocal live
-        if live:
-            live = False
-            loop.remove_writer(fd)
-            if timer is not None:
-                timer.cancel()
-            _close(sock, connected=True)  # it may have connected unnoticed
+    def _end(self, handshake: _Handshake, err: int, *, timed_out: bool) -> None:
+        handshake.live = False
+        del self.waiting[handshake.fd]
+        # closing also takes the socket out of the epoll set
+        handshake.on_done(*_finish(handshake.sock, err, timed_out, handshake.started))
 
-    loop.add_writer(fd, finished, False)
-    timer = loop.call_later(timeout, finished, True)
-    return abandon
+    def _arm(self, when: float) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer_at = when
+        self._timer = self._loop.call_at(when, self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer, self._timer_at = None, math.inf
+        now = self._loop.time()
+        for queue in list(self._deadlines.values()):  # on_done may add a timeout value
+            while queue:
+                handshake = queue[0]
+                if handshake.live and handshake.deadline > now:
+                    break
+                queue.popleft()
+                if handshake.live:
+                    self._end(handshake, errno.ETIMEDOUT, timed_out=True)
+        soonest = min((queue[0].deadline for queue in self._deadlines.values() if queue),
+                      default=math.inf)
+        if soonest < self._timer_at:
+            self._arm(soonest)
+
+
+def _connect_error(sock: _socket.socket) -> int:
+    """The socket's pending error; EINPROGRESS while its handshake is still under way.
+
+    No error yet means connected or still connecting; the first byte of TCP_INFO (the
+    TCP state) tells which without the exception getpeername() would raise.
+    """
+    err: int = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+    if err == 0 and sock.getsockopt(socket.IPPROTO_TCP, _TCP_INFO, 1)[0] == _TCP_SYN_SENT:
+        return errno.EINPROGRESS
+    return err
 
 
 async def connect_once(
@@ -197,9 +293,9 @@ async def connect_once(
         if not future.done():
             future.set_result((outcome, local))
 
-    abandon = start_connect(loop, address, port, family, timeout=timeout, on_done=deliver)
+    dialer = Dialer(loop)
     try:
+        dialer.connect(address, port, family, timeout, deliver)
         return await future
     finally:
-        if not future.done():
-            abandon()
+        dialer.close()

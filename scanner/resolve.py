@@ -18,7 +18,6 @@ import socket
 import time
 from collections.abc import Mapping
 
-import aiodns
 import anyio
 
 from .classify import classify_ares, combine_dns
@@ -81,7 +80,10 @@ class Resolver:
     """
 
     def __init__(self, config: ResolverConfig, *, concurrency: int = 256) -> None:
+        import aiodns  # here, not at the top: a scan of addresses never needs c-ares
+
         self._config = config
+        self._dns_error = aiodns.error.DNSError
         options: dict[str, object] = {"timeout": config.timeout, "tries": config.tries}
         self._dns = aiodns.DNSResolver(
             nameservers=list(config.nameservers) or None,
@@ -156,7 +158,7 @@ class Resolver:
         with anyio.move_on_after(self._deadline):
             try:
                 answer = await self._dns.getaddrinfo(host, family=_AF[af], flags=self._flags)
-            except aiodns.error.DNSError as exc:
+            except self._dns_error as exc:
                 status = int(exc.args[0]) if exc.args else -1
                 message = str(exc.args[1]) if len(exc.args) > 1 else str(exc)
                 return classify_ares(status), [], f"{af}: {message}"

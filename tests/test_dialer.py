@@ -1,0 +1,80 @@
+"""The Dialer: one epoll set and one timer for many handshakes, on real loopback sockets."""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+
+from scanner.models import ConnectOutcome
+from scanner.probe import Dialer
+
+from .conftest import Listener
+
+Ended = list[tuple[str, ConnectOutcome]]
+
+
+def recorder(ended: Ended, label: str):  # type: ignore[no-untyped-def]
+    return lambda outcome, _local: ended.append((label, outcome))
+
+
+async def settle(ended: Ended, count: int, timeout: float = 3.0) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while len(ended) < count and loop.time() < deadline:
+        await asyncio.sleep(0.01)
+
+
+async def test_deadlines_of_different_lengths_end_in_deadline_order(full_port: int) -> None:
+    """Three timeout values, started longest first: each ends at its own deadline."""
+    dialer = Dialer(asyncio.get_running_loop())
+    ended: Ended = []
+    try:
+        for timeout in (0.45, 0.15, 0.3):
+            dialer.connect("127.0.0.1", full_port, "ipv4", timeout,
+                           recorder(ended, f"{timeout}"))
+        await settle(ended, 3)
+    finally:
+        dialer.close()
+    assert [label for label, _ in ended] == ["0.15", "0.3", "0.45"]
+    for label, outcome in ended:
+        assert outcome.timed_out and outcome.errno == errno.ETIMEDOUT
+        assert outcome.latency_ms >= float(label) * 1000 - 1
+
+
+async def test_mixed_outcomes_share_one_dialer(listener: Listener, closed_port: int,
+                                               full_port: int) -> None:
+    dialer = Dialer(asyncio.get_running_loop())
+    ended: Ended = []
+    try:
+        dialer.connect("127.0.0.1", full_port, "ipv4", 0.2, recorder(ended, "dropped"))
+        dialer.connect("127.0.0.1", listener.port, "ipv4", 2, recorder(ended, "open"))
+        dialer.connect("::1", closed_port, "ipv6", 2, recorder(ended, "refused"))
+        await settle(ended, 3)
+    finally:
+        dialer.close()
+    outcomes = dict(ended)
+    assert set(outcomes) == {"dropped", "open", "refused"}
+    assert outcomes["open"].errno == 0 and not outcomes["open"].timed_out
+    assert outcomes["refused"].errno == errno.ECONNREFUSED
+    assert outcomes["dropped"].timed_out
+    assert [label for label, _ in ended][-1] == "dropped"  # the only one that waited
+
+
+async def test_abandoned_and_closed_handshakes_never_report(full_port: int) -> None:
+    dialer = Dialer(asyncio.get_running_loop())
+    ended: Ended = []
+    abandon = dialer.connect("127.0.0.1", full_port, "ipv4", 0.1, recorder(ended, "a"))
+    dialer.connect("127.0.0.1", full_port, "ipv4", 0.1, recorder(ended, "b"))
+    kept = dialer.connect("127.0.0.1", full_port, "ipv4", 0.1, recorder(ended, "c"))
+    assert len(dialer.waiting) == 3
+    abandon()
+    abandon()  # twice is harmless
+    assert len(dialer.waiting) == 2
+    await settle(ended, 2, timeout=1.0)
+    assert [label for label, _ in ended] == ["b", "c"]
+    kept()  # after it ended: nothing to do
+    late = dialer.connect("127.0.0.1", full_port, "ipv4", 0.1, recorder(ended, "late"))
+    dialer.close()
+    await asyncio.sleep(0.3)
+    assert [label for label, _ in ended] == ["b", "c"] and not dialer.waiting
+    late()
