@@ -1,5 +1,5 @@
 """``python -m scanner`` behaves exactly like the ``scanner`` console script."""
 
-from .cli import main
+from .cli import run
 
-raise SystemExit(main())
+run()

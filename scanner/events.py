@@ -8,7 +8,6 @@ write one line per event to stdout.
 
 from __future__ import annotations
 
-import contextlib
 import sys
 import time
 from collections.abc import Callable, MutableMapping
@@ -133,6 +132,7 @@ class _LineLogger:
         self._buffer: list[bytes] = []
         self._size = 0
         self._batch_bytes = batch_bytes
+        self._gone = False  # the reader left (`| head`)
 
     def msg(self, message: bytes) -> None:
         self._buffer.append(message)
@@ -141,12 +141,17 @@ class _LineLogger:
             self.flush()
 
     def flush(self) -> None:
-        if self._buffer:
-            self._stream.write(b"".join(self._buffer))
-            self._buffer.clear()
-            self._size = 0
-        with contextlib.suppress(BrokenPipeError):  # the reader left (`| head`): fine
+        """Write what is buffered. A reader that left loses the rest of the stream, but
+        the scan goes on: its verdict, exit code and report files do not depend on it."""
+        lines, self._buffer, self._size = self._buffer, [], 0
+        if self._gone:
+            return
+        try:
+            if lines:
+                self._stream.write(b"".join(lines))
             self._stream.flush()
+        except BrokenPipeError:
+            self._gone = True
 
 
 class UtcTimestamp:
