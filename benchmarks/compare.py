@@ -24,6 +24,7 @@ exit, also on error or Ctrl-C; no packet leaves it. Usage::
 from __future__ import annotations
 
 import argparse
+import compileall
 import ipaddress
 import json
 import math
@@ -111,9 +112,12 @@ def snapshot_scanner(dest: Path) -> str:
     """Copy scanner/ once, so every run measures the same code even while it is being edited.
 
     Returns what was copied (commit, and whether the working tree differs from it).
+    The copy is byte-compiled, as ``pip install`` does: otherwise, with
+    PYTHONDONTWRITEBYTECODE set, every run would compile the modules again.
     """
     shutil.copytree(ROOT / "scanner", dest / "scanner",
                     ignore=shutil.ignore_patterns("__pycache__"))
+    compileall.compile_dir(dest / "scanner", quiet=1)
     head = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
                           capture_output=True, text=True, check=False).stdout.strip()
     dirty = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "scanner"],

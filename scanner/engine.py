@@ -25,6 +25,7 @@ from anyio.abc import TaskGroup
 
 from .classify import classify_connect, classify_latency, hint_for, roll_up
 from .models import (
+    DEFAULT_CONCURRENCY,
     TRANSIENT,
     AddressFamily,
     Category,
@@ -48,7 +49,6 @@ from .scope import ScopeGuard
 if TYPE_CHECKING:
     from .trace import PathTracer, TraceConfig
 
-DEFAULT_CONCURRENCY = 1024
 #: seconds between flushes of buffered event output
 FLUSH_INTERVAL = 0.1
 #: descriptors kept free for stdout, DNS sockets, report files and the event loop

@@ -17,6 +17,9 @@ from typing import Literal
 
 from msgspec import Struct, field
 
+#: handshakes in flight unless ``--concurrency`` says otherwise (capped by the fd limit)
+DEFAULT_CONCURRENCY = 1024
+
 Expect = Literal["open", "closed"]
 Family = Literal["any", "ipv4", "ipv6"]
 AddressFamily = Literal["ipv4", "ipv6"]

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import IO, Any
 
 from .events import JsonEventWriter
-from .models import ScanSummary
+from .models import DEFAULT_CONCURRENCY, ScanSummary
 
 _STARTED = b'{"event":"scan.started"'
 _FINISHED = b'{"event":"scan.finished"'
@@ -122,8 +122,8 @@ def worker_command(args: Any, index: int, workers: int, report: str | None) -> l
     """The ``scanner check`` command line of worker ``index`` (1-based) of ``workers``."""
     argv = [sys.executable, "-m", "scanner", "check", *args.inventories, "--format", "json",
             "--slice", f"{index}/{workers}"]
-    if args.concurrency:
-        argv += ["--concurrency", str(max(1, args.concurrency // workers))]
+    # the handshakes in flight are shared out, the default included
+    argv += ["--concurrency", str(max(1, (args.concurrency or DEFAULT_CONCURRENCY) // workers))]
     if args.rate:  # the overall rate is shared out
         argv += ["--rate", repr(args.rate / workers)]
     for flag, value in (("--timeout", args.timeout), ("--retries", args.retries),

@@ -111,3 +111,56 @@ def test_worker_slices_equal_every_nth_of_the_whole_list(tmp_path: Path, step: i
     assert len(whole) == 24 + 1 + 8 + 2 + 4
     for start in range(step):
         assert list(EveryNth(targets, start, step)) == whole[start::step]
+
+
+AUTO_CASES = [
+    # (inventory lines, extra argv, workers when the machine has more than one core)
+    pytest.param(["  - 127.0.0.0/18:1"], [], "many", id="16k-addresses"),
+    pytest.param(["  - 127.0.0.0/18:1"], ["--workers", "1"], 1, id="explicit-one"),
+    pytest.param(["  - 127.0.0.0/18:1"], ["--workers", "3"], 3, id="explicit-three"),
+    pytest.param(["  - 127.0.0.0/20:1"], [], 1, id="4k-too-few"),
+    pytest.param(["  - 127.0.0.0/18:1"], ["--format", "console"], 1, id="console"),
+    pytest.param(["  - 127.0.0.0/18:1"], ["--rate", "100"], 1, id="rate-is-global"),
+    pytest.param(["  - 127.0.0.0/18:1"], ["--per-host", "2"], 1, id="per-host-is-global"),
+    pytest.param(["  - 127.0.0.0/18:1"], ["--shard", "1/2"], 1, id="shard"),
+    pytest.param(["  - 127.0.0.0/18:1"], ["--trace-failures"], 1, id="trace"),
+    pytest.param(["  - 127.0.0.0/18:1", "  - db.example:5432"], [], 1,
+                 id="names-resolved-once"),
+]
+
+
+@pytest.mark.parametrize(("lines", "extra", "expected"), AUTO_CASES)
+def test_auto_workers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, lines: list[str],
+                      extra: list[str], expected: int | str) -> None:
+    """``--workers auto`` (the default): one process per core only where that is faster
+    and every limit and lookup still holds for the scan as a whole."""
+    import os
+
+    from scanner.cli import AUTO_WORKERS_MAX, auto_workers, build_parser
+    from scanner.inventory import load_inventories
+
+    inv = write_inventory(tmp_path / "inv.yaml", "version: 1\ntargets:\n" + "\n".join(lines)
+                          + "\n")
+    args = build_parser().parse_args(["check", str(inv), "--format", "json", *extra])
+    inventory = load_inventories([str(inv)])
+    monkeypatch.setattr(os, "sched_getaffinity", lambda _pid: set(range(16)))
+    got = args.workers if args.workers is not None else auto_workers(args, inventory)
+    assert got == (AUTO_WORKERS_MAX if expected == "many" else expected)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda _pid: {0})
+    if args.workers is None:
+        assert auto_workers(args, inventory) == 1  # one core: one process
+
+
+def test_default_scan_of_many_addresses_is_exact(tmp_path: Path, closed_port: int) -> None:
+    """16,384 refused loopback endpoints with default settings (several processes on a
+    multi-core machine): every target exactly once, all refused, one stream."""
+    inv = write_inventory(tmp_path / "inv.yaml",
+                          f"version: 1\ntargets:\n  - 127.6.0.0/18:{closed_port}\n")
+    proc = run_scanner("check", str(inv), "--format", "json")
+    assert proc.returncode == 1, proc.stderr
+    events = parse_events(proc.stdout)
+    results = [e for e in events if e["event"] == "target.result"]
+    assert len(results) == 16_384 and len({r["target"] for r in results}) == 16_384
+    assert {r["category"] for r in results} == {"refused"}
+    assert [e["event"] for e in events].count("scan.started") == 1
+    assert events[-1]["counts"]["refused"] == 16_384
