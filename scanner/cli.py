@@ -362,8 +362,7 @@ def auto_workers(args: argparse.Namespace, inventory: Inventory) -> int:
     across the whole scan: ``--rate`` and ``--per-host`` are per process once split,
     and each process would look up the same names again.
     """
-    from .resolve import literal_family
-    from .targets import TargetList
+    from .targets import TargetList, literal_family
 
     if (args.shard is not None or args.slice is not None or args.rate or args.per_host
             or args.trace_failures or _resolve_format(args.format) != "json"

@@ -43,8 +43,9 @@ from .models import (
     TargetResult,
 )
 from .probe import Dialer, connect_once
-from .resolve import Resolver, backoff_delay, literal_family
+from .resolve import Resolver, backoff_delay
 from .scope import ScopeGuard
+from .targets import literal_family
 
 if TYPE_CHECKING:
     from .trace import PathTracer, TraceConfig

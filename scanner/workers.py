@@ -1,13 +1,18 @@
 """``--workers N``: one scanner process per core, one event stream out.
 
 One asyncio loop saturates one core long before the kernel is the limit (each handshake
-costs tens of microseconds of Python). With N workers the parent starts N ordinary
-``scanner check --format json`` processes, each given every N-th target (balanced, so
-no worker waits out an extra round of timeouts; each target is probed exactly once),
-relays their event lines to stdout unchanged, and replaces their ``scan.started`` /
-``scan.finished`` by one of each for the whole scan. Artefacts (--junit, --markdown,
---report) come from merging the workers' reports with the same code as
-``scanner merge``. SIGINT/SIGTERM are forwarded to every worker.
+costs tens of microseconds of Python). With N workers the parent forks N processes that
+each run an ordinary ``scanner check --format json --slice K/N`` on every N-th target
+(balanced, so no worker waits out an extra round of timeouts; each target is probed
+exactly once), relays their event lines to stdout unchanged, and replaces their
+``scan.started`` / ``scan.finished`` by one of each for the whole scan. Artefacts
+(--junit, --markdown, --report) come from merging the workers' reports with the same
+code as ``scanner merge``. SIGINT/SIGTERM are forwarded to every worker.
+
+Forked rather than started afresh: a new interpreter spent about 0.1 s starting up and
+importing before its first handshake; a fork has all that already. The parent forks
+before it starts any event loop, thread or resolver, so there is nothing a child could
+inherit half-done.
 """
 
 from __future__ import annotations
@@ -16,15 +21,14 @@ import json
 import os
 import selectors
 import signal
-import subprocess
 import sys
 import time
+import traceback
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import IO, Any
+from typing import IO, Any, NoReturn
 
-from .events import JsonEventWriter
 from .models import DEFAULT_CONCURRENCY, ScanSummary
 
 _STARTED = b'{"event":"scan.started"'
@@ -38,12 +42,79 @@ class WorkersOutcome:
     failed_workers: list[str] = field(default_factory=list)
 
 
-def run_workers(commands: Sequence[list[str]], inventories: tuple[str, ...],
+class ForkedWorker:
+    """A child process running ``scanner`` with ``argv``, its stdout a pipe to us."""
+
+    def __init__(self, argv: Sequence[str], close_in_child: Sequence[int] = ()) -> None:
+        read, write = os.pipe()
+        for stream in (sys.stdout, sys.stderr):  # or the child writes our buffer again
+            stream.flush()
+        pid = os.fork()
+        if pid == 0:
+            os.close(read)
+            _run_child(argv, write, close_in_child)  # never returns
+        os.close(write)
+        self.pid = pid
+        self.stdout = os.fdopen(read, "rb", buffering=0)
+        self.returncode: int | None = None
+
+    def poll(self) -> int | None:
+        if self.returncode is None:
+            pid, status = os.waitpid(self.pid, os.WNOHANG)
+            if pid:
+                self.returncode = os.waitstatus_to_exitcode(status)
+        return self.returncode
+
+    def wait(self) -> int:
+        if self.returncode is None:
+            _, status = os.waitpid(self.pid, 0)
+            self.returncode = os.waitstatus_to_exitcode(status)
+        return self.returncode
+
+    def send_signal(self, signum: int) -> None:
+        if self.returncode is None:
+            os.kill(self.pid, signum)
+
+    def kill(self) -> None:
+        self.send_signal(signal.SIGKILL)
+
+
+def _run_child(argv: Sequence[str], stdout_fd: int, close: Sequence[int]) -> NoReturn:
+    """In the forked child: ``scanner check`` on our slice, output to the pipe, exit."""
+    code = 70  # EX_SOFTWARE: main() raised
+    try:
+        for fd in close:  # the other workers' pipes
+            os.close(fd)
+        os.dup2(stdout_fd, 1)
+        os.close(stdout_fd)
+        null = os.open(os.devnull, os.O_RDONLY)
+        os.dup2(null, 0)
+        os.close(null)
+        from .cli import main
+
+        code = main(list(argv))
+        sys.stdout.flush()
+    except KeyboardInterrupt:  # SIGINT before the scan installed its own handler
+        code = 130
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else 2
+    except BaseException:  # noqa: BLE001 - shown, and the parent sees exit 70
+        traceback.print_exc()
+    finally:
+        os._exit(code)
+
+
+def run_workers(commands: Sequence[Sequence[str]], inventories: tuple[str, ...],
                 out: IO[bytes], reports: Sequence[str] = ()) -> WorkersOutcome:
-    """Run the worker ``commands``, relay their events to ``out``, aggregate the verdict."""
+    """Fork a worker per ``scanner`` argv in ``commands``, relay their events to ``out``,
+    aggregate the verdict."""
     started_at = time.perf_counter()
-    procs = [subprocess.Popen(argv, stdout=subprocess.PIPE, stdin=subprocess.DEVNULL)
-             for argv in commands]
+    procs: list[ForkedWorker] = []
+    for argv in commands:
+        procs.append(ForkedWorker(argv, [p.stdout.fileno() for p in procs]))
+    # imported once the workers are starting: they need a while, this does not wait
+    from .events import JsonEventWriter
+
     interrupted_by: str | None = None
 
     def forward(signum: int, _frame: object) -> None:
@@ -119,8 +190,8 @@ def _aggregate(finishes: Sequence[dict[str, Any]], duration_s: float,
 
 
 def worker_command(args: Any, index: int, workers: int, report: str | None) -> list[str]:
-    """The ``scanner check`` command line of worker ``index`` (1-based) of ``workers``."""
-    argv = [sys.executable, "-m", "scanner", "check", *args.inventories, "--format", "json",
+    """The ``scanner`` arguments of worker ``index`` (1-based) of ``workers``."""
+    argv = ["check", *args.inventories, "--format", "json", "--workers", "1",
             "--slice", f"{index}/{workers}"]
     # the handshakes in flight are shared out, the default included
     argv += ["--concurrency", str(max(1, (args.concurrency or DEFAULT_CONCURRENCY) // workers))]
