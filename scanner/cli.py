@@ -388,7 +388,9 @@ def _check_with_workers(args: argparse.Namespace, inventory: Inventory) -> int:
         return EXIT_USAGE
     import tempfile
 
-    from .workers import run_workers, worker_command
+    from .workers import preload, run_workers, worker_command
+
+    preload()
 
     with tempfile.TemporaryDirectory(prefix="scanner-workers-") as tmp:
         reports = [os.path.join(tmp, f"worker-{k}.json") for k in range(1, args.workers + 1)] \

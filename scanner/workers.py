@@ -42,6 +42,16 @@ class WorkersOutcome:
     failed_workers: list[str] = field(default_factory=list)
 
 
+def preload() -> None:
+    """Import what every worker needs once, here, so each fork starts scanning at once."""
+    import anyio._backends._asyncio  # noqa: F401 - anyio.run would import it in each child
+
+    from . import engine, events  # noqa: F401
+    from .cli import _backend_options
+
+    _backend_options()  # uvloop, when installed
+
+
 class ForkedWorker:
     """A child process running ``scanner`` with ``argv``, its stdout a pipe to us."""
 
