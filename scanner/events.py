@@ -8,6 +8,7 @@ write one line per event to stdout.
 
 from __future__ import annotations
 
+import select
 import sys
 import time
 from collections.abc import Callable, MutableMapping
@@ -119,6 +120,26 @@ def level_of(category: Category, ok: bool = True) -> str:
     return "info" if ok else "error"
 
 
+def write_all(stream: IO[bytes], data: bytes) -> None:
+    """Write every byte of ``data`` to ``stream``, however many calls it takes.
+
+    Under PYTHONUNBUFFERED (``python -u``) ``sys.stdout.buffer`` is a raw FileIO, whose
+    ``write`` is one system call and may write only part: a signal that arrives while
+    the pipe is full cuts it short, and a non-blocking pipe takes what fits. Without
+    this loop the rest of the batch was lost and a line torn in two.
+    """
+    view = memoryview(data)
+    while view:
+        try:
+            written = stream.write(view)
+        except BlockingIOError as exc:  # a buffered writer on a non-blocking pipe
+            written = exc.characters_written
+        if not written:  # a non-blocking pipe is full: wait until the reader drains it
+            select.select([], [stream.fileno()], [])
+            continue
+        view = view[written:]
+
+
 class _LineLogger:
     """Collects rendered lines and writes them in batches.
 
@@ -148,7 +169,7 @@ class _LineLogger:
             return
         try:
             if lines:
-                self._stream.write(b"".join(lines))
+                write_all(self._stream, b"".join(lines))
             self._stream.flush()
         except BrokenPipeError:
             self._gone = True

@@ -123,7 +123,7 @@ def run_workers(commands: Sequence[Sequence[str]], inventories: tuple[str, ...],
     for argv in commands:
         procs.append(ForkedWorker(argv, [p.stdout.fileno() for p in procs]))
     # imported once the workers are starting: they need a while, this does not wait
-    from .events import JsonEventWriter
+    from .events import JsonEventWriter, write_all
 
     interrupted_by: str | None = None
 
@@ -169,7 +169,7 @@ def run_workers(commands: Sequence[Sequence[str]], inventories: tuple[str, ...],
                     elif line:
                         (relay if len(starts) == len(procs) else held).append(line + b"\n")
                 if relay:
-                    out.write(b"".join(relay))
+                    write_all(out, b"".join(relay))
                     out.flush()
         codes = [proc.wait() for proc in procs]
     finally:
@@ -184,7 +184,7 @@ def run_workers(commands: Sequence[Sequence[str]], inventories: tuple[str, ...],
               if code not in (0, 1, 3, 130, 143)]
     summary = _aggregate(finishes, time.perf_counter() - started_at, interrupted_by)
     if len(starts) < len(procs) and held:  # a worker died early: still show what came
-        out.write(b"".join(held))
+        write_all(out, b"".join(held))
     writer.on_finish(summary)
     return WorkersOutcome(summary, [r for r in reports if os.path.exists(r)], failed)
 

@@ -440,7 +440,9 @@ def test_a_large_network_streams_and_stops_on_sigint(tmp_path: Path) -> None:
                           "  - {name: pool, host: 127.0.0.0/16, ports: [\"47000-47015\"]}\n")
     proc = subprocess.Popen([sys.executable, "-m", "scanner", "check", str(inv), "--format",
                              "json", "--timeout", "1"], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=scanner_env(), cwd=ROOT)
+                            stderr=subprocess.PIPE, text=True, cwd=ROOT,
+                            # unbuffered stdout: a write the signal cuts short must go on
+                            env=scanner_env() | {"PYTHONUNBUFFERED": "1"})
     assert proc.stdout is not None
     head = [proc.stdout.readline() for _ in range(200)]  # streaming: results come at once
     proc.send_signal(signal.SIGINT)
