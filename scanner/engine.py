@@ -413,10 +413,17 @@ class _Attempt:
 class _ProbePump:
     """Keeps ``concurrency`` handshakes in flight, driven by event-loop callbacks alone.
 
-    A finished handshake is classified, reported and replaced by the next job within
-    the same callback: no task, future or cancel scope per probe. At tens of thousands
-    of probes a second those were most of the time. Retries wait on a loop timer and
-    keep their slot, as does a handshake the gate holds back.
+    A finished handshake is classified and replaced by the next job within the same
+    callback: no task, future or cancel scope per probe. At tens of thousands of probes
+    a second those were most of the time. Retries wait on a loop timer and keep their
+    slot, as does a handshake the gate holds back.
+
+    Reporting waits until the batch of handshakes the loop handed over at once (one
+    timer, one poll) has been replaced: writing events costs about as much as dialing,
+    and done first it would hold back the next wave. When a thousand timeouts fall due
+    together, the thousand new handshakes go out first (reporting waits while deadlines
+    are overdue, for at most ``concurrency`` results), and the reports are written
+    while they wait.
     """
 
     def __init__(self, scan: _Scan, source: _JobSource) -> None:
@@ -430,6 +437,8 @@ class _ProbePump:
         self.done: asyncio.Future[None] = self.loop.create_future()
         self.stopped = False
         self._filling = False
+        #: finished addresses whose results are not reported yet (see the class docstring)
+        self._unreported: list[tuple[int, int, _Pending, ProbeResult]] = []
         source.on_ready = self.fill
 
     def fill(self) -> None:
@@ -450,7 +459,11 @@ class _ProbePump:
             return
         finally:
             self._filling = False
-        if self.free == self.concurrency and source.drained and not self.done.done():
+        self._notice_end()
+
+    def _notice_end(self) -> None:
+        if (self.free == self.concurrency and not self._unreported and self.source.drained
+                and not self.done.done()):
             self.done.set_result(None)
 
     def close(self) -> None:
@@ -458,6 +471,7 @@ class _ProbePump:
         if self.stopped:
             return
         self.stopped = True
+        self.report()  # finished results are facts: they are reported, not cut short
         for attempt in self.live:
             attempt.stop()
         self.live.clear()
@@ -514,16 +528,39 @@ class _ProbePump:
 
     def _complete(self, index: int, slot: int, pending: _Pending, result: ProbeResult
                   ) -> None:
-        scan = self.scan
-        scan.observer.on_probe(result)
-        pending.probes[slot] = result
-        pending.done += 1
-        if pending.done == len(pending.addresses):
-            scan.finish_target(index, pending)
+        if not self._unreported:
+            self.loop.call_soon(self._report_batch)
+        self._unreported.append((index, slot, pending, result))
         self.free += 1
         self.fill()
 
+    def report(self) -> None:
+        """Hand every finished address to the observer; finish targets that are complete."""
+        unreported, self._unreported = self._unreported, []
+        scan = self.scan
+        for index, slot, pending, result in unreported:
+            scan.observer.on_probe(result)
+            pending.probes[slot] = result
+            pending.done += 1
+            if pending.done == len(pending.addresses):
+                scan.finish_target(index, pending)
+
+    def _report_batch(self) -> None:
+        if self.stopped:
+            return
+        if self.dialer.overdue() and len(self._unreported) < self.concurrency:
+            # timeouts are due: their replacements go out first (a bounded wait)
+            self.loop.call_soon(self._report_batch)
+            return
+        try:
+            self.report()
+        except BaseException as exc:  # noqa: BLE001 - a bug ends the scan, not lost in the loop
+            self._fail(exc)
+            return
+        self._notice_end()
+
     def _fail(self, exc: BaseException) -> None:
+        self._unreported.clear()  # an observer may be what failed: report no more
         self.close()
         if not self.done.done():
             self.done.set_exception(exc)

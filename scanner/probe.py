@@ -215,6 +215,10 @@ class Dialer:
             self._epoll.close()
             self._epoll = None
 
+    def overdue(self) -> bool:
+        """Handshakes have passed their deadline and wait for the timer to end them."""
+        return self._timer_at <= self._loop.time()
+
     def _open_epoll(self) -> select.epoll:
         self._epoll = select.epoll()
         self._loop.add_reader(self._epoll.fileno(), self._on_ready)
