@@ -43,7 +43,7 @@ from .models import (
     TargetResult,
 )
 from .probe import Dialer, connect_once
-from .resolve import Resolver, backoff_delay
+from .resolve import RESOLVER_CONCURRENCY, Resolver, backoff_delay
 from .scope import ScopeGuard
 from .targets import literal_family
 
@@ -301,7 +301,14 @@ class _JobSource:
     targets share it); targets that arrive while the lookup runs wait for its answer,
     and ``on_ready`` is called when it comes. Nothing is expanded ahead of need, so a
     million targets stream in bounded memory.
+
+    At most ``max_lookups`` names are looked up at once: a target that needs one more
+    waits (``held``) until a lookup ends. Otherwise an inventory of a million names would
+    be pulled whole while the first answers are awaited, a task per name.
     """
+
+    #: lookups under way at most: twice the resolver's queries in flight, so it never idles
+    max_lookups = 2 * RESOLVER_CONCURRENCY
 
     def __init__(self, scan: _Scan, targets: Sequence[Target], config: ResolverConfig,
                  lookups: TaskGroup) -> None:
@@ -316,6 +323,7 @@ class _JobSource:
         self.pulled = 0
         self.exhausted = False
         self.running = 0  # lookups under way
+        self.held: tuple[int, Target] | None = None  # pulled, waits for a lookup slot
         self.on_ready: Callable[[], None] = _nothing
         self.answers: dict[_NameKey, DnsResult] = {}
         self.waiting: dict[_NameKey, list[tuple[int, Target]]] = {}
@@ -324,9 +332,8 @@ class _JobSource:
         """The next job, or None if there is none now (see :attr:`drained`)."""
         ready = self.ready
         while not ready:
-            if self.exhausted:
+            if self.exhausted or not self._pull():
                 return None
-            self._pull()
         return ready.popleft()
 
     @property
@@ -334,28 +341,36 @@ class _JobSource:
         """No job now and none to come: every target pulled, every lookup answered."""
         return self.exhausted and not self.ready and self.running == 0
 
-    def _pull(self) -> None:
-        item = next(self.targets, None)
+    def _pull(self) -> bool:
+        """Take the next target in; False when it must wait for a lookup slot."""
+        item = self.held or next(self.targets, None)
         if item is None:
             self.exhausted = True
-            return
+            return True
         index, target = item
-        self.pulled = index + 1
         family = literal_family(target.host)
         if family is not None:
+            self.held, self.pulled = None, index + 1
             self.scan.pending[index] = _Pending(target, (target.host,), [None])
             self.ready.append((index, 0, target.host, family))
-            return
+            return True
         key = (target.host, target.family)
         answer = self.answers.get(key)
         if answer is not None:
+            self.held, self.pulled = None, index + 1
             self._fan_out(index, target, answer)
         elif key in self.waiting:
+            self.held, self.pulled = None, index + 1
             self.waiting[key].append((index, target))
+        elif self.running >= self.max_lookups:
+            self.held = item  # on_ready (a lookup ended) pulls it again
+            return False
         else:
+            self.held, self.pulled = None, index + 1
             self.waiting[key] = [(index, target)]
             self.running += 1
             self.lookups.start_soon(self._lookup, key, target.retries)
+        return True
 
     async def _lookup(self, key: _NameKey, retries: int) -> None:
         try:
@@ -385,6 +400,9 @@ class _JobSource:
             yield from waiting
         self.waiting.clear()
         if unstarted:
+            if self.held is not None:
+                yield self.held
+                self.held = None
             yield from self.targets
             self.pulled = self.total
 

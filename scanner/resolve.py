@@ -31,6 +31,8 @@ _FAMILIES: Mapping[Family, tuple[AddressFamily, ...]] = {
     "ipv6": ("ipv6",),
 }
 _AF = {"ipv4": socket.AF_INET, "ipv6": socket.AF_INET6}
+#: names looked up at once (each asks A and AAAA): enough to keep a resolver busy
+RESOLVER_CONCURRENCY = 256
 
 
 def hosts_file_path() -> str:
@@ -61,7 +63,8 @@ class Resolver:
     so one silent nameserver can never stall the scan.
     """
 
-    def __init__(self, config: ResolverConfig, *, concurrency: int = 256) -> None:
+    def __init__(self, config: ResolverConfig, *,
+                 concurrency: int = RESOLVER_CONCURRENCY) -> None:
         import aiodns  # here, not at the top: a scan of addresses never needs c-ares
 
         self._config = config

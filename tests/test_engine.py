@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections import Counter
 
 import pytest
 
-from scanner.engine import BaseObserver, Gate, ScanOptions, Tries, run_scan
-from scanner.models import Category, Inventory, ProbeResult, Target, TargetResult
+from scanner.engine import BaseObserver, Gate, ScanOptions, Tries, _JobSource, run_scan
+from scanner.models import (
+    Category,
+    DnsResult,
+    Inventory,
+    ProbeResult,
+    ResolverConfig,
+    Target,
+    TargetResult,
+)
 
-from .conftest import Listener
+from .conftest import DnsServer, Listener
 
 
 class Collect(BaseObserver):
@@ -111,3 +120,39 @@ async def test_gate_parks_per_address_and_hands_the_slot_on() -> None:
     gate.leave("a")
     gate.leave("b")
     assert gate._busy == {} and gate._parked == {}
+
+
+class TaskPeak(Collect):
+    """Records the most asyncio tasks alive whenever a name's answer arrives."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.peak = 0
+        self.dns: list[DnsResult] = []
+
+    def on_dns(self, result: DnsResult) -> None:
+        self.dns.append(result)
+        self.peak = max(self.peak, len(asyncio.all_tasks()))
+
+
+@pytest.mark.parametrize(("max_lookups", "bounded"), [(3, True), (1000, False)])
+async def test_names_are_looked_up_a_bounded_number_at_a_time(
+        dns_server: DnsServer, closed_port: int, monkeypatch: pytest.MonkeyPatch,
+        max_lookups: int, bounded: bool) -> None:
+    """A long inventory of names is not pulled whole while the first answers are awaited:
+    at most ``max_lookups`` lookups (a task each) exist at once. The unbounded case shows
+    that the measure would catch it."""
+    monkeypatch.setattr(_JobSource, "max_lookups", max_lookups)
+    targets = [Target(f"t{i}", f"n{i}.missing.test", closed_port, timeout=1, retries=0)
+               for i in range(60)]
+    scan = Inventory(paths=("test",), targets=targets,
+                     resolver=ResolverConfig((dns_server.nameserver,), timeout=2, tries=1))
+    seen = TaskPeak()
+    summary, results = await run_scan(scan, seen, ScanOptions(handle_signals=False))
+    assert summary.total == 60
+    assert [r.category for r in results] == [Category.DNS_NXDOMAIN] * 60
+    assert sorted(d.host for d in seen.dns) == sorted(t.host for t in targets)
+    if bounded:
+        assert seen.peak <= 3 * max_lookups + 8, seen.peak  # each: A and AAAA; the scan: a few
+    else:
+        assert seen.peak >= 60
