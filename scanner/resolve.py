@@ -17,6 +17,7 @@ import random
 import socket
 import time
 from collections.abc import Mapping
+from typing import Any
 
 import anyio
 
@@ -102,24 +103,30 @@ class Resolver:
 
     async def _resolve_once(self, host: str, family: Family, attempt: int) -> DnsResult:
         started = time.perf_counter()
+        families = _FAMILIES[family]
+        outcomes: dict[AddressFamily, tuple[Category, list[str], str | None]] = {}
         async with self._limiter:
-            outcomes: dict[AddressFamily, tuple[Category, list[str], str | None]] = {}
-
-            async def lookup(af: AddressFamily) -> None:
-                outcomes[af] = await self._lookup_family(host, af)
-
-            async with anyio.create_task_group() as group:
-                for af in _FAMILIES[family]:
-                    group.start_soon(lookup, af)
+            # Both families are asked at once, a future each: a task per query cost more
+            # than the query. Our deadline covers both; an unanswered one is a timeout.
+            futures = [self._dns.getaddrinfo(host, family=_AF[af], flags=self._flags)
+                       for af in families]
+            with anyio.move_on_after(self._deadline):
+                for af, future in zip(families, futures, strict=True):
+                    outcomes[af] = await self._answer(af, future)
+            for af, future in zip(families, futures, strict=True):
+                if af not in outcomes:
+                    future.cancel()
+                    outcomes[af] = (classify_ares(_ARES_ETIMEOUT), [],
+                                    f"{af}: no answer within {self._deadline:g}s")
         latency_ms = (time.perf_counter() - started) * 1000.0
-        per_family = tuple((af, outcomes[af][0]) for af in _FAMILIES[family])
+        per_family = tuple((af, outcomes[af][0]) for af in families)
         addresses: list[str] = []
-        for af in _FAMILIES[family]:
+        for af in families:
             for address in outcomes[af][1]:
                 if address not in addresses:
                     addresses.append(address)
         category = combine_dns(per_family)
-        details = [d for af in _FAMILIES[family] if (d := outcomes[af][2])]
+        details = [d for af in families if (d := outcomes[af][2])]
         source = (
             self._hosts_path
             if host.lower() in self._hosts_names
@@ -137,26 +144,24 @@ class Resolver:
             attempts=attempt,
         )
 
-    async def _lookup_family(
-        self, host: str, af: AddressFamily
-    ) -> tuple[Category, list[str], str | None]:
-        with anyio.move_on_after(self._deadline):
-            try:
-                answer = await self._dns.getaddrinfo(host, family=_AF[af], flags=self._flags)
-            except self._dns_error as exc:
-                status = int(exc.args[0]) if exc.args else -1
-                message = str(exc.args[1]) if len(exc.args) > 1 else str(exc)
-                return classify_ares(status), [], f"{af}: {message}"
-            addresses = []
-            for node in answer.nodes:
-                raw = node.addr[0]
-                text = raw.decode() if isinstance(raw, bytes) else str(raw)
-                if text not in addresses:
-                    addresses.append(text)
-            if not addresses:
-                return Category.DNS_NO_ADDRESS, [], None
-            return Category.RESOLVED, addresses, None
-        return classify_ares(_ARES_ETIMEOUT), [], f"{af}: no answer within {self._deadline:g}s"
+    async def _answer(self, af: AddressFamily, future: asyncio.Future[Any]
+                      ) -> tuple[Category, list[str], str | None]:
+        """One family's outcome: its category, its addresses, c-ares' message if it failed."""
+        try:
+            answer = await future
+        except self._dns_error as exc:
+            status = int(exc.args[0]) if exc.args else -1
+            message = str(exc.args[1]) if len(exc.args) > 1 else str(exc)
+            return classify_ares(status), [], f"{af}: {message}"
+        addresses = []
+        for node in answer.nodes:
+            raw = node.addr[0]
+            text = raw.decode() if isinstance(raw, bytes) else str(raw)
+            if text not in addresses:
+                addresses.append(text)
+        if not addresses:
+            return Category.DNS_NO_ADDRESS, [], None
+        return Category.RESOLVED, addresses, None
 
 
 def backoff_delay(attempt: int, base: float = 0.2, cap: float = 5.0) -> float:
