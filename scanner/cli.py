@@ -394,6 +394,10 @@ def _check_with_workers(args: argparse.Namespace, inventory: Inventory) -> int:
         print("scanner: --workers needs --format json (the console view comes from one "
               "process)", file=sys.stderr)
         return EXIT_USAGE
+    if args.per_host and args.per_host < args.workers:
+        print(f"scanner: --per-host {args.per_host} is shared out among the workers, "
+              f"at least one each: use --workers {args.per_host} or fewer", file=sys.stderr)
+        return EXIT_USAGE
     import tempfile
 
     from .workers import preload, run_workers, worker_command

@@ -207,9 +207,11 @@ def worker_command(args: Any, index: int, workers: int, report: str | None) -> l
     argv += ["--concurrency", str(max(1, (args.concurrency or DEFAULT_CONCURRENCY) // workers))]
     if args.rate:  # the overall rate is shared out
         argv += ["--rate", repr(args.rate / workers)]
+    if args.per_host:  # so is the cap per address: one address's targets are in every slice
+        argv += ["--per-host", str(args.per_host // workers)]
     for flag, value in (("--timeout", args.timeout), ("--retries", args.retries),
                         ("--tags", args.tags), ("--max-duration", args.max_duration),
-                        ("--per-host", args.per_host), ("--baseline", args.baseline)):
+                        ("--baseline", args.baseline)):
         if value is not None:
             argv += [flag, str(value)]
     for network in args.allow:

@@ -164,3 +164,30 @@ def test_default_scan_of_many_addresses_is_exact(tmp_path: Path, closed_port: in
     assert {r["category"] for r in results} == {"refused"}
     assert [e["event"] for e in events].count("scan.started") == 1
     assert events[-1]["counts"]["refused"] == 16_384
+
+
+def test_per_host_cap_holds_across_workers(tmp_path: Path, full_port: int) -> None:
+    """--per-host 2 with --workers 2: the cap is for the scan, not for each process. Six
+    silent handshakes to one address (three in each worker's slice) take three timeout
+    rounds — at most two in flight in all — where 2 per process would take two."""
+    silent = "\n".join(f"  - {{name: d{i}, host: 127.0.0.1, port: {full_port}}}"
+                       for i in range(6))
+    inv = write_inventory(tmp_path / "inv.yaml", "version: 1\n"
+                          "defaults: {timeout: 0.4, retries: 0}\n"
+                          f"targets:\n{silent}\n")
+    proc = run_scanner("check", str(inv), "--format", "json", "--workers", "2",
+                       "--per-host", "2")
+    assert proc.returncode == 1, proc.stderr
+    events = parse_events(proc.stdout)
+    assert Counter(e["category"] for e in events if e["event"] == "target.result") == {
+        "timeout": 6}
+    assert events[-1]["duration_s"] >= 3 * 0.4 * 0.95
+
+
+def test_per_host_below_workers_is_a_usage_error(tmp_path: Path) -> None:
+    inv = write_inventory(tmp_path / "inv.yaml", "version: 1\ntargets:\n  - 127.0.0.1:9\n")
+    proc = run_scanner("check", str(inv), "--format", "json", "--workers", "3",
+                       "--per-host", "2")
+    assert proc.returncode == 2
+    assert proc.stdout == ""
+    assert "--per-host 2 is shared out among the workers" in proc.stderr
