@@ -210,6 +210,7 @@ class Dialer:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+        self._timer_at = math.inf
         if self._epoll is not None:
             self._loop.remove_reader(self._epoll.fileno())
             self._epoll.close()

@@ -78,3 +78,24 @@ async def test_abandoned_and_closed_handshakes_never_report(full_port: int) -> N
     await asyncio.sleep(0.3)
     assert [label for label, _ in ended] == ["b", "c"] and not dialer.waiting
     late()
+
+
+async def test_overdue_while_a_deadline_has_passed_unhandled(full_port: int) -> None:
+    """``overdue`` is what lets the engine replace timed-out handshakes before reporting
+    them: true from a deadline until the timer has ended those handshakes."""
+    import time
+
+    dialer = Dialer(asyncio.get_running_loop())
+    ended: Ended = []
+    try:
+        assert not dialer.overdue()  # nothing waits
+        dialer.connect("127.0.0.1", full_port, "ipv4", 0.05, recorder(ended, "silent"))
+        assert not dialer.overdue()
+        time.sleep(0.1)  # the loop is busy: the deadline passes, the timer cannot run
+        assert dialer.overdue() and not ended
+        await settle(ended, 1)
+        assert [label for label, _ in ended] == ["silent"]
+        assert not dialer.overdue()
+    finally:
+        dialer.close()
+    assert not dialer.overdue()
