@@ -261,7 +261,13 @@ class Dialer:
                     break
                 queue.popleft()
                 if handshake.live:
-                    self._end(handshake, errno.ETIMEDOUT, timed_out=True)
+                    # The answer may have come in time, unseen by a busy loop (libuv, so
+                    # uvloop, runs due timers before it polls): the socket knows.
+                    err = _connect_error(handshake.sock)
+                    if err == errno.EINPROGRESS:
+                        self._end(handshake, errno.ETIMEDOUT, timed_out=True)
+                    else:
+                        self._end(handshake, err, timed_out=False)
         soonest = min((queue[0].deadline for queue in self._deadlines.values() if queue),
                       default=math.inf)
         if soonest < self._timer_at:

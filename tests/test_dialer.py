@@ -99,3 +99,40 @@ async def test_overdue_while_a_deadline_has_passed_unhandled(full_port: int) -> 
     finally:
         dialer.close()
     assert not dialer.overdue()
+
+
+async def test_an_answer_a_busy_loop_has_not_seen_is_not_a_timeout() -> None:
+    """At the deadline the socket is asked before the handshake is called timed out.
+
+    libuv (uvloop) runs due timers before it polls, so after a long busy stretch the timer
+    comes first even when the answer came long ago. Staged for real: the SYN meets a full
+    accept queue and is dropped; the queue is drained; the kernel's retransmission after
+    1 s connects while the loop is blocked; then the timer runs first, as under libuv.
+    """
+    import socket
+    import time
+
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(0)
+    port = server.getsockname()[1]
+    filler = socket.create_connection(("127.0.0.1", port), timeout=1)  # the queue is full
+    dialer = Dialer(asyncio.get_running_loop())
+    ended: Ended = []
+    try:
+        dialer.connect("127.0.0.1", port, "ipv4", 1.3, recorder(ended, "late"))
+        time.sleep(0.1)
+        assert dialer.waiting  # the SYN was dropped: still connecting
+        server.settimeout(1)
+        server.accept()[0].close()  # room in the queue for the retransmitted SYN
+        time.sleep(1.5)  # the loop is busy: the handshake completes, the deadline passes
+        assert dialer.overdue() and not ended
+        dialer._on_timer()  # timers before polling, as libuv does
+        assert [label for label, _ in ended] == ["late"]
+        outcome = ended[0][1]
+        assert outcome.errno == 0 and not outcome.timed_out  # connected: open, not timeout
+        assert outcome.latency_ms >= 1300
+    finally:
+        dialer.close()
+        filler.close()
+        server.close()
