@@ -409,7 +409,8 @@ def _check_with_workers(args: argparse.Namespace, inventory: Inventory) -> int:
             if _wants_report(args) else []
         commands = [worker_command(args, k, args.workers, reports[k - 1] if reports else None)
                     for k in range(1, args.workers + 1)]
-        outcome = run_workers(commands, inventory.paths, sys.stdout.buffer, reports)
+        outcome = run_workers(commands, inventory.paths, sys.stdout.buffer, reports,
+                              targets=len(inventory.targets))
         for problem in outcome.failed_workers:
             print(f"scanner: {problem}", file=sys.stderr)
         code = exit_code(outcome.summary)

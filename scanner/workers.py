@@ -115,9 +115,13 @@ def _run_child(argv: Sequence[str], stdout_fd: int, close: Sequence[int]) -> NoR
 
 
 def run_workers(commands: Sequence[Sequence[str]], inventories: tuple[str, ...],
-                out: IO[bytes], reports: Sequence[str] = ()) -> WorkersOutcome:
+                out: IO[bytes], reports: Sequence[str] = (), *, targets: int) -> WorkersOutcome:
     """Fork a worker per ``scanner`` argv in ``commands``, relay their events to ``out``,
-    aggregate the verdict."""
+    aggregate the verdict over all ``targets``.
+
+    A worker that dies leaves its targets unchecked: they count as inconclusive, so the
+    stream's ``scan.finished`` agrees with the exit code and never passes a partial scan.
+    """
     started_at = time.perf_counter()
     procs: list[ForkedWorker] = []
     for argv in commands:
@@ -139,6 +143,7 @@ def run_workers(commands: Sequence[Sequence[str]], inventories: tuple[str, ...],
     writer = JsonEventWriter(out)
     starts: list[dict[str, Any]] = []
     finishes: list[dict[str, Any]] = []
+    finished: set[int] = set()  # the workers whose scan.finished came
     held: list[bytes] = []  # lines that arrive before every worker has started
     try:
         selector = selectors.DefaultSelector()
@@ -166,6 +171,7 @@ def run_workers(commands: Sequence[Sequence[str]], inventories: tuple[str, ...],
                             relay, held = held, []
                     elif line.startswith(_FINISHED):
                         finishes.append(json.loads(line))
+                        finished.add(proc.pid)
                     elif line:
                         (relay if len(starts) == len(procs) else held).append(line + b"\n")
                 if relay:
@@ -181,21 +187,25 @@ def run_workers(commands: Sequence[Sequence[str]], inventories: tuple[str, ...],
                 proc.wait()
     failed = [f"worker {i + 1} exited {code} without finishing"
               for i, (code, proc) in enumerate(zip(codes, procs, strict=True))
-              if code not in (0, 1, 3, 130, 143)]
-    summary = _aggregate(finishes, time.perf_counter() - started_at, interrupted_by)
-    if len(starts) < len(procs) and held:  # a worker died early: still show what came
+              if code not in (0, 1, 3, 130, 143) or proc.pid not in finished]
+    summary = _aggregate(finishes, time.perf_counter() - started_at, interrupted_by, targets)
+    if len(starts) < len(procs):  # a worker died before it started: still one whole stream
+        writer.on_start(targets, inventories, sum(s["concurrency"] for s in starts))
         write_all(out, b"".join(held))
     writer.on_finish(summary)
     return WorkersOutcome(summary, [r for r in reports if os.path.exists(r)], failed)
 
 
 def _aggregate(finishes: Sequence[dict[str, Any]], duration_s: float,
-               interrupted_by: str | None) -> ScanSummary:
+               interrupted_by: str | None, targets: int) -> ScanSummary:
     counts: Counter[str] = Counter()
     for finish in finishes:
         counts.update(finish.get("counts", {}))
         if interrupted_by is None and finish.get("interrupted"):
             interrupted_by = finish.get("interrupted_by") or "deadline"
+    accounted = sum(counts[key] for key in ("ok", "failed", "inconclusive", "not_started"))
+    if accounted < targets:  # a worker's share that nobody reported: not checked
+        counts["inconclusive"] += targets - accounted
     return ScanSummary.from_counts(counts, duration_s, interrupted_by)
 
 

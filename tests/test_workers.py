@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -191,3 +192,33 @@ def test_per_host_below_workers_is_a_usage_error(tmp_path: Path) -> None:
     assert proc.returncode == 2
     assert proc.stdout == ""
     assert "--per-host 2 is shared out among the workers" in proc.stderr
+
+
+def test_a_worker_that_dies_never_passes_the_scan(tmp_path: Path, closed_port: int,
+                                                  full_port: int) -> None:
+    """One worker killed mid-scan: its unreported targets count as inconclusive, so the
+    stream's own scan.finished says not ok, agreeing with exit 3, and the total holds."""
+    # worker 1's slice (even positions) refuses at once, worker 2's hangs on a full queue
+    lines = "\n".join(
+        f"  - {{name: t{i}, host: 127.0.0.1, port: {closed_port if i % 2 == 0 else full_port},"
+        f" expect: closed, timeout: 30}}" for i in range(8))
+    inv = write_inventory(tmp_path / "inv.yaml", f"version: 1\ntargets:\n{lines}\n")
+    proc = subprocess.Popen([sys.executable, "-m", "scanner", "check", str(inv), "--format",
+                             "json", "--workers", "2"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=scanner_env(), cwd=ROOT)
+    assert proc.stdout is not None and proc.stderr is not None
+    first = proc.stdout.readline()  # every worker has started
+    children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()
+    assert len(children) == 2
+    time.sleep(0.3)
+    os.kill(int(children[1]), signal.SIGKILL)  # the worker that waits on the full queue
+    rest = proc.stdout.read()
+    assert proc.wait(timeout=20) == 3
+    assert "worker 2 exited -9 without finishing" in proc.stderr.read()
+    events = parse_events(first + rest)
+    assert events[0]["event"] == "scan.started" and events[0]["targets"] == 8
+    finished = events[-1]
+    assert finished["event"] == "scan.finished" and finished["ok"] is False
+    counts = finished["counts"]
+    assert counts["ok"] == 4  # worker 1: every refusal meets expect: closed
+    assert counts["inconclusive"] == 4 and counts["ok"] + counts["inconclusive"] == 8
