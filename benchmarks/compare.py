@@ -9,10 +9,12 @@ for all of 127.0.0.0/8):
 
 Every tool gets the same job: one TCP handshake per endpoint, no ping, no DNS, no retries,
 the same timeout and the same number of handshakes in flight. Each tool runs in the namespace
-(``ip netns exec``); wall time and peak RSS come from ``os.wait4``. Every run is checked
-against the expected outcome (e.g. exactly 20,000 ``open`` target.result events), and each
-table shows the median of ``--repeat`` runs. For the dropped case the bound from issue 6 is
-checked: wall ≤ 1.1 × ceil(N / concurrency) × timeout.
+(``ip netns exec``); wall time and peak RSS come from ``os.wait4``. scanner is installed
+from this checkout with pip into a fresh venv, as a user installs it, and both Python tools
+run on that venv's interpreter (``--dev-python``: a snapshot on PYTHONPATH instead).
+Every run is checked against the expected outcome (e.g. exactly 20,000 ``open``
+target.result events), and each table shows the median of ``--repeat`` runs. For the
+dropped case the bound from issue 6 is checked: wall ≤ 1.1 × ceil(N / concurrency) × timeout.
 
 Needs root, ``ip``, ``nft`` and ``nmap``. The namespace has a unique name and is deleted on
 exit, also on error or Ctrl-C; no packet leaves it. Usage::
@@ -46,6 +48,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from procmem import Watch  # noqa: E402 - the script's directory, as for dns.py
 
 from tests.lab import netns as lab  # noqa: E402 - needs ROOT on sys.path first
 
@@ -101,6 +105,9 @@ class Run:
     correct: bool
     note: str = ""
     duration: float | None = None  # the scanner's own scan.finished.duration_s
+    #: scanner: peak PSS of all its processes together (workers forked) and how many
+    tree_mib: float | None = None
+    processes: int = 1
 
 
 @dataclass
@@ -118,6 +125,40 @@ def snapshot_scanner(dest: Path) -> str:
     shutil.copytree(ROOT / "scanner", dest / "scanner",
                     ignore=shutil.ignore_patterns("__pycache__"))
     compileall.compile_dir(dest / "scanner", quiet=1)
+    return snapshot_label()
+
+
+def install_scanner(dest: Path) -> tuple[str, str] | None:
+    """A fresh venv with scanner installed from this checkout, as ``pip install .`` does.
+
+    The Python tools then run as a user runs them: no editable-install finder, none of
+    the development interpreter's ``.pth`` hooks (here they cost ~20 ms of each start).
+    Returns (the venv's python, what was installed), or None when it cannot be built
+    (no package index): the caller falls back to the snapshot on PYTHONPATH.
+    """
+    package = dest / "package"
+    package.mkdir(parents=True)
+    for name in ("pyproject.toml", "README.md", "LICENSE"):
+        if (ROOT / name).exists():
+            shutil.copy2(ROOT / name, package / name)
+    shutil.copytree(ROOT / "scanner", package / "scanner",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    venv = dest / "venv"
+    python = venv / "bin" / "python"
+    try:
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True,
+                       capture_output=True, timeout=300)
+        subprocess.run([str(python), "-m", "pip", "install", "-q", str(package)], check=True,
+                       capture_output=True, timeout=600)
+    except (subprocess.CalledProcessError, subprocess.TimeoutExpired, OSError) as exc:
+        tail = getattr(exc, "stderr", b"") or b""
+        print(f"could not install scanner in a venv ({exc}): {tail.decode()[-300:]}",
+              file=sys.stderr)
+        return None
+    return str(python), f"{snapshot_label()}, installed with pip in a fresh venv"
+
+
+def snapshot_label() -> str:
     head = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
                           capture_output=True, text=True, check=False).stdout.strip()
     dirty = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "scanner"],
@@ -125,15 +166,20 @@ def snapshot_scanner(dest: Path) -> str:
     return f"scanner/ at {head or 'unknown commit'}{' + uncommitted changes' if dirty else ''}"
 
 
-def timed(argv: list[str], stdout: Path, cwd: Path,
-          env: dict[str, str] | None = None) -> tuple[float, float, int, str]:
-    """(wall s, peak RSS MiB, exit code, stderr tail) of one process, killed at the deadline."""
+def timed(argv: list[str], stdout: Path, cwd: Path, env: dict[str, str] | None = None,
+          tree: Watch | None = None) -> tuple[float, float, int, str]:
+    """(wall s, peak RSS MiB, exit code, stderr tail) of one process, killed at the deadline.
+
+    With ``tree``, that watch samples the process and every process it forks meanwhile.
+    """
     with open(stdout, "wb") as out, tempfile.TemporaryFile() as err:
         started = time.perf_counter()
         proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=err,
                                 env=env, cwd=cwd, start_new_session=True)
         watchdog = threading.Timer(RUN_DEADLINE_S, os.killpg, (proc.pid, signal.SIGKILL))
         watchdog.start()
+        if tree is not None:
+            tree.start(proc.pid)
         try:
             _, status, usage = os.wait4(proc.pid, 0)
         except BaseException:  # Ctrl-C / SIGTERM: the tool must not outlive the benchmark
@@ -142,6 +188,8 @@ def timed(argv: list[str], stdout: Path, cwd: Path,
             raise
         finally:
             watchdog.cancel()
+            if tree is not None:
+                tree.stop()
         wall = time.perf_counter() - started
         proc.returncode = os.waitstatus_to_exitcode(status)  # reaped here, not by Popen
         err.seek(0)
@@ -181,8 +229,21 @@ class Bench:
         self.ns = ns
         self.work = work
         self.src = work / "src"
+        #: the interpreter of both Python tools; set by ``prepare``
+        self.python = sys.executable
+        self.installed = False  # scanner installed in self.python's venv, else on PYTHONPATH
         self.concurrency = concurrency
         self.timeout = timeout
+
+    def prepare(self, venv: bool) -> str:
+        """Install scanner in a fresh venv (or, failing that or without ``venv``, snapshot
+        it for PYTHONPATH); says what will run."""
+        installed = install_scanner(self.work / "install") if venv else None
+        if installed is not None:
+            self.python, label = installed
+            self.installed = True
+            return f"{label}: {self.python}"
+        return f"{snapshot_scanner(self.src)} on PYTHONPATH, run by {self.python}"
 
     def stage(self, case: Case) -> None:
         hosts = case.hosts()
@@ -197,7 +258,7 @@ class Bench:
         c, t = str(self.concurrency), self.timeout
         rounds = math.ceil(case.count / self.concurrency)
         if tool == "scanner":
-            return [sys.executable, "-m", "scanner", "check", str(self.work / f"{case.name}.yaml"),
+            return [self.python, "-m", "scanner", "check", str(self.work / f"{case.name}.yaml"),
                     "--format", "json", "--timeout", str(t), "--retries", "0",
                     "--concurrency", c, *self.scanner_args]
         if tool == "nmap -sT":
@@ -215,16 +276,19 @@ class Bench:
                     "--min-hostgroup", str(case.count), "--max-hostgroup", str(case.count),
                     "-p", str(case.port), "-iL", str(self.work / f"{case.name}.txt"),
                     "-oG", str(self.work / "nmap.gnmap")]
-        return [sys.executable, str(PLAIN), str(self.work / f"{case.name}.txt"), str(case.port),
+        return [self.python, str(PLAIN), str(self.work / f"{case.name}.txt"), str(case.port),
                 "--concurrency", c, "--timeout", str(t)]
 
     def run(self, tool: str, case: Case) -> Run:
         out = self.work / "stdout"
         (self.work / "nmap.gnmap").unlink(missing_ok=True)
         # the snapshot, from its own directory: ``-m`` puts the cwd first on sys.path
-        env = ["env", f"PYTHONPATH={self.src}"] if tool == "scanner" else []
+        env = ["env", f"PYTHONPATH={self.src}"] if tool == "scanner" and not self.installed \
+            else []
+        # scanner may fork workers: wait4's peak is then its largest process only
+        tree = Watch(interval=0.05) if tool == "scanner" else None
         wall, rss, code, err = timed(self.ns.exec_argv([*env, *self.argv(tool, case)]), out,
-                                     self.src)
+                                     self.work if self.installed else self.src, tree=tree)
         note, duration = "", None
         if tool == "scanner":
             counts, duration = scanner_counts(out)
@@ -244,7 +308,10 @@ class Bench:
         if not correct or "no scan.finished" in note:
             last = err.strip().splitlines()[-1:] or ["(no stderr)"]
             note += f"; exit {code}; stderr: {last[0][-300:]}"
-        return Run(wall, rss, counts, correct, note.strip(), duration)
+        run = Run(wall, rss, counts, correct, note.strip(), duration)
+        if tree is not None and tree.peak_pss_sum_kib:
+            run.tree_mib, run.processes = tree.peak_pss_sum_kib / 1024, tree.processes
+        return run
 
 
 def setup_namespace() -> lab.Netns:
@@ -277,6 +344,10 @@ def print_table(case: Case, result: Result, concurrency: int, timeout: float) ->
     rows = {tool: median_row(tool, runs, case.count) for tool, runs in result.runs.items()}
     for tool, rate, wall, rss, ok in rows.values():
         print(f"  {tool:<15}{rate:>11,.0f}{wall:>9.2f}{rss:>14.1f}{ok:>9}")
+    trees = [r for r in result.runs["scanner"] if r.correct and r.tree_mib is not None]
+    if trees:
+        print(f"  {'':<15}scanner's processes together (up to {max(r.processes for r in trees)}):"
+              f" peak PSS {statistics.median(r.tree_mib or 0.0 for r in trees):.1f} MiB")
     scanner, nmap = rows["scanner"], rows["nmap -sT"]
     print(f"  {'scanner/nmap':<15}{scanner[1] / nmap[1]:>10.2f}x{scanner[2] / nmap[2]:>8.2f}x"
           f"{scanner[3] / nmap[3]:>13.2f}x")
@@ -306,6 +377,9 @@ def main() -> int:
     parser.add_argument("--timeout", type=float, default=1.0, help="handshake timeout, s")
     parser.add_argument("--scanner-args", default="",
                         help="extra arguments for scanner check, e.g. \"--workers 2\"")
+    parser.add_argument("--dev-python", action="store_true",
+                        help="run scanner from a snapshot on PYTHONPATH with this interpreter "
+                             "instead of installing it in a fresh venv")
     args = parser.parse_args()
     repeat = args.repeat or (1 if args.quick else 3)
     if not 1 <= repeat <= 20 or args.concurrency < 1 or not 0 < args.timeout <= 10:
@@ -329,7 +403,7 @@ def main() -> int:
         with tempfile.TemporaryDirectory(prefix="scanner-bench-") as tmp:
             bench = Bench(ns, Path(tmp), args.concurrency, args.timeout,
                           shlex.split(args.scanner_args))
-            print(snapshot_scanner(bench.src))
+            print(bench.prepare(venv=not args.dev_python), flush=True)
             for case in cases:
                 bench.stage(case)
             for i in range(repeat):  # tools interleaved, so a slow phase hurts all alike

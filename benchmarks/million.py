@@ -33,11 +33,12 @@ import time
 from collections import Counter
 from pathlib import Path
 
+from procmem import Watch
+
 ROOT = Path(__file__).resolve().parent.parent
 PORTS = range(47000, 47016)
 TOTAL = 65_536 * len(PORTS)
 RSS_BOUND_MIB = 150 * 1000 * 1000 / 2**20  # issue 6: 150 MB
-SAMPLE_S = 0.05
 DEADLINE_S = 900.0  # every loop here is bounded
 
 
@@ -49,64 +50,6 @@ def ports_are_closed() -> bool:
             if sock.connect_ex(("127.0.0.1", port)) == 0:
                 return False
     return True
-
-
-def tree(pid: int) -> list[int]:
-    """``pid`` and its descendants (forked workers), from /proc."""
-    found, frontier = [pid], [pid]
-    while frontier:
-        parent = frontier.pop()
-        try:
-            children = Path(f"/proc/{parent}/task/{parent}/children").read_text().split()
-        except OSError:
-            continue
-        for child in map(int, children):
-            found.append(child)
-            frontier.append(child)
-    return found
-
-
-def memory_kib(pid: int) -> tuple[int, int]:
-    """(VmRSS, Pss) of one process in KiB; zeros once it has gone."""
-    rss = pss = 0
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                rss = int(line.split()[1])
-        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
-            if line.startswith("Pss:"):
-                pss = int(line.split()[1])
-    except (OSError, ValueError):
-        pass
-    return rss, pss
-
-
-class Watch:
-    """Samples the memory of a process tree until told to stop."""
-
-    def __init__(self, pid: int) -> None:
-        self.pid = pid
-        self.peak_rss_kib = 0  # the largest single process
-        self.peak_pss_sum_kib = 0  # all processes together, shared pages once
-        self.processes = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def __enter__(self) -> Watch:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *_exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
-
-    def _run(self) -> None:
-        while not self._stop.wait(SAMPLE_S):
-            pids = tree(self.pid)
-            self.processes = max(self.processes, len(pids))
-            samples = [memory_kib(pid) for pid in pids]
-            self.peak_rss_kib = max(self.peak_rss_kib, *(rss for rss, _ in samples))
-            self.peak_pss_sum_kib = max(self.peak_pss_sum_kib, sum(pss for _, pss in samples))
 
 
 def main() -> int:

@@ -113,7 +113,9 @@ def _finish(sock: _socket.socket, err: int, timed_out: bool, started: float
             local = sock.getsockname()[0]
         except OSError:
             local = None
-    _close(sock, connected=err == 0 or timed_out)  # a late SYN-ACK may have raced the timer
+    # a timed-out socket was just seen still in SYN_SENT (see Dialer._on_timer): no linger.
+    # Should a SYN-ACK slip in between, closing sends a FIN instead of a RST: harmless.
+    _close(sock, connected=err == 0)
     return ConnectOutcome(err, timed_out, latency_ms, icmp), local
 
 
