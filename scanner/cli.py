@@ -336,7 +336,7 @@ def cmd_check(args: argparse.Namespace) -> int:
                           allow=tuple(args.allow), rate=args.rate, per_address=args.per_host,
                           keep_results=_wants_report(args),
                           trace_failures=args.trace_failures, trace=trace)
-    started = _utc_now()
+    started = _utc_now() if _wants_report(args) else ""  # the report module only if needed
     summary, results = anyio.run(run_scan, inventory, observer, options,
                                  backend_options=_backend_options())
     if _wants_report(args):
