@@ -10,7 +10,7 @@ import argparse
 import contextlib
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Literal, NoReturn
 
 if TYPE_CHECKING:
@@ -279,19 +279,18 @@ def exit_code(summary: ScanSummary) -> int:
 
 def make_observer(fmt: str, show_ok: bool = False,
                   baseline: Baseline | None = None) -> ScanObserver:
-    if fmt == "json":
-        from .events import JsonEventWriter
-
-        if baseline is None:
-            return JsonEventWriter()
-
+    change_of: Callable[[TargetResult], str | None] | None = None
+    if baseline is not None:
         def change_of(result: TargetResult) -> str | None:
             return baseline.change(result.target.name, result.ok, result.category.value)
+
+    if fmt == "json":
+        from .events import JsonEventWriter
 
         return JsonEventWriter(change_of=change_of)
     from .report.console import ConsoleReport
 
-    return ConsoleReport(sys.stdout, sys.stderr, show_ok=show_ok)
+    return ConsoleReport(sys.stdout, sys.stderr, show_ok=show_ok, change_of=change_of)
 
 
 def cmd_check(args: argparse.Namespace) -> int:

@@ -110,3 +110,26 @@ def test_change_table(then: tuple[str, bool] | None, now: tuple[str, bool],
     targets = [] if then is None else [{"target": "t", "ok": then[1], "category": then[0]}]
     baseline = Baseline({"targets": targets}, "b.json")
     assert baseline.change("t", now[1], now[0]) == change
+
+
+def test_console_marks_what_changed(tmp_path: Path, baseline: Path, listener: Listener,
+                                    closed_port: int, full_port: int) -> None:
+    """--format console with --baseline: each failed line says whether it is new, fixed
+    targets are listed though ok, and the verdict line counts the changes."""
+    inv = _inv(tmp_path / "after.yaml", {
+        "breaks": closed_port, "gets-fixed": listener.port, "moves": full_port,
+        "still-broken": closed_port, "still-ok": listener.port, "brand-new": closed_port},
+        timeout=0.3)
+    proc = run_scanner("check", str(inv), "--format", "console", "--baseline", str(baseline),
+                       extra_env={"NO_COLOR": "1"})
+    assert proc.returncode == 1, proc.stderr
+    lines = {line.split()[1]: line for line in proc.stdout.splitlines()
+             if line.startswith(("FAIL", "ok  ", "??  "))}
+    assert lines["breaks"].endswith("[new failure]")
+    assert lines["brand-new"].endswith("[new failure]")
+    assert lines["moves"].endswith("[category changed]")
+    assert lines["gets-fixed"].startswith("ok") and lines["gets-fixed"].endswith("[fixed]")
+    assert not lines["still-broken"].endswith("]")
+    assert "still-ok" not in lines  # unchanged and ok: not listed without --show-ok
+    assert ("against the baseline: new failures 2, changed category 1, fixed 1"
+            in proc.stdout)

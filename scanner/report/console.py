@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from typing import TextIO
 
 from ..classify import icmp_name
@@ -44,12 +45,22 @@ def hop_label(hop: Hop, family: AddressFamily) -> str:
     return hop.errno or "no answer"
 
 
+_CHANGE_LABEL = {"new_failure": "new failure", "category_changed": "category changed",
+                 "fixed": "fixed"}
+_CHANGE_COUNT = {"new_failure": "new failures", "category_changed": "changed category",
+                 "fixed": "fixed"}
+
+
 class ConsoleReport(BaseObserver):
     """Observer that prints failed targets as they are decided, then a summary."""
 
     def __init__(self, out: TextIO, err: TextIO, *, colour: bool | None = None,
-                 progress: bool | None = None, show_ok: bool = False) -> None:
+                 progress: bool | None = None, show_ok: bool = False,
+                 change_of: Callable[[TargetResult], str | None] | None = None) -> None:
         self.out, self.err = out, err
+        #: with --baseline: what changed for a target (new_failure, fixed, category_changed)
+        self.change_of = change_of
+        self.changes: dict[str, int] = {}
         self.colour = use_colour(out) if colour is None else colour
         self.progress = err.isatty() if progress is None else progress
         self.show_ok = show_ok
@@ -74,13 +85,16 @@ class ConsoleReport(BaseObserver):
         if not result.ok:
             key = result.category.value
             self.failed_by_category[key] = self.failed_by_category.get(key, 0) + 1
-        if not result.ok or self.show_ok:
+        change = self.change_of(result) if self.change_of is not None else None
+        if change is not None:
+            self.changes[change] = self.changes.get(change, 0) + 1
+        if not result.ok or self.show_ok or change == "fixed":  # a fix is news too
             self._clear_progress()
-            self.out.write(self.format_target(result) + "\n")
+            self.out.write(self.format_target(result, change) + "\n")
             self.out.flush()
         self._show_progress()
 
-    def format_target(self, result: TargetResult) -> str:
+    def format_target(self, result: TargetResult, change: str | None = None) -> str:
         if result.ok:
             mark, style = "ok  ", "ok"
         elif result.inconclusive:
@@ -94,6 +108,9 @@ class ConsoleReport(BaseObserver):
                 f"{self._paint(style, result.category.value)}  {clean(where)}")
         if target.expect == "closed":
             line += self._paint("dim", " (expect closed)")
+        if change is not None:
+            line += "  " + self._paint("ok" if change == "fixed" else "bold",
+                                       f"[{_CHANGE_LABEL.get(change, change)}]")
         details = []
         for probe in result.probes:
             if probe.category is not Category.OPEN or not result.ok:
@@ -159,5 +176,9 @@ class ConsoleReport(BaseObserver):
                    f"{summary.inconclusive} inconclusive in {summary.duration_s:.2f} s")
         if summary.interrupted:
             verdict += f" (interrupted: {summary.interrupted_by})"
+        if self.change_of is not None:
+            verdict += "; against the baseline: " + ", ".join(
+                f"{label} {self.changes.get(change, 0)}"
+                for change, label in _CHANGE_COUNT.items())
         self.out.write("\n" + self._paint(verdict_style, verdict) + "\n")
         self.out.flush()
