@@ -417,7 +417,11 @@ def _check_with_workers(args: argparse.Namespace, inventory: Inventory) -> int:
             from .report.json_report import ReportError, load_report, merge_reports
 
             try:
-                report = merge_reports([(p, load_report(p)) for p in outcome.reports])
+                loaded = [(p, load_report(p)) for p in outcome.reports]
+                if outcome.dead:  # their targets go in as unchecked, never just missing
+                    loaded.append(("(unchecked)", _unchecked_report(
+                        inventory, args.workers, outcome.dead, loaded)))
+                report = merge_reports(loaded)
             except ReportError as exc:
                 print(f"scanner: workers' reports: {exc}", file=sys.stderr)
                 return EXIT_INCONCLUSIVE if code == EXIT_OK else code
@@ -428,6 +432,33 @@ def _check_with_workers(args: argparse.Namespace, inventory: Inventory) -> int:
     if outcome.failed_workers and code == EXIT_OK:
         return EXIT_INCONCLUSIVE  # part of the inventory went unchecked: never a pass
     return code
+
+
+def _unchecked_report(inventory: Inventory, workers: int, dead: Sequence[int],
+                      reports: Sequence[tuple[str, Report]]) -> Report:
+    """A report of the targets of dead workers that no report holds: each inconclusive.
+
+    Their events may have gone out before the worker died, but a worker writes its report
+    at the end: what is not in a report was not checked as far as the artefacts can say.
+    """
+    from .events import SCHEMA_VERSION
+    from .models import Category, TargetResult
+    from .report.json_report import counts_of, target_entry, utc_now
+    from .targets import EveryNth
+
+    reported = {entry["target"] for _, report in reports for entry in report["targets"]}
+    entries = [target_entry(TargetResult(
+        target, ok=False, category=Category.INCONCLUSIVE, addresses=(),
+        hint=f"not checked: worker {k} of {workers} ended before it reported this target"))
+        for k in dead for target in EveryNth(inventory.targets, k - 1, workers)
+        if target.name not in reported]
+    now = utc_now()
+    counts = counts_of(entries)
+    return {"schema_version": SCHEMA_VERSION, "started": now, "finished": now,
+            "inventories": list(inventory.paths), "shard": None, "baseline": None,
+            "targets": entries,
+            "summary": {"counts": counts, "duration_s": 0.0, "ok": not entries,
+                        "interrupted": False, "interrupted_by": None}}
 
 
 def cmd_trace(args: argparse.Namespace) -> int:

@@ -40,6 +40,8 @@ class WorkersOutcome:
     summary: ScanSummary
     reports: list[str] = field(default_factory=list)
     failed_workers: list[str] = field(default_factory=list)
+    #: 1-based numbers of the workers that ended without their summary (or report)
+    dead: list[int] = field(default_factory=list)
 
 
 def preload() -> None:
@@ -185,15 +187,15 @@ def run_workers(commands: Sequence[Sequence[str]], inventories: tuple[str, ...],
             if proc.poll() is None:
                 proc.kill()
                 proc.wait()
-    failed = [f"worker {i + 1} exited {code} without finishing"
-              for i, (code, proc) in enumerate(zip(codes, procs, strict=True))
-              if code not in (0, 1, 3, 130, 143) or proc.pid not in finished]
+    dead = [i + 1 for i, (code, proc) in enumerate(zip(codes, procs, strict=True))
+            if code not in (0, 1, 3, 130, 143) or proc.pid not in finished]
+    failed = [f"worker {k} exited {codes[k - 1]} without finishing" for k in dead]
     summary = _aggregate(finishes, time.perf_counter() - started_at, interrupted_by, targets)
     if len(starts) < len(procs):  # a worker died before it started: still one whole stream
         writer.on_start(targets, inventories, sum(s["concurrency"] for s in starts))
         write_all(out, b"".join(held))
     writer.on_finish(summary)
-    return WorkersOutcome(summary, [r for r in reports if os.path.exists(r)], failed)
+    return WorkersOutcome(summary, [r for r in reports if os.path.exists(r)], failed, dead)
 
 
 def _aggregate(finishes: Sequence[dict[str, Any]], duration_s: float,

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from .conftest import ROOT, Listener, parse_events, run_scanner, scanner_env, write_inventory
+from .test_report_helpers import assert_valid, schema_validator
 
 
 def _inventory(tmp_path: Path, open_port: int, closed_port: int) -> Path:
@@ -203,8 +204,11 @@ def test_a_worker_that_dies_never_passes_the_scan(tmp_path: Path, closed_port: i
         f"  - {{name: t{i}, host: 127.0.0.1, port: {closed_port if i % 2 == 0 else full_port},"
         f" expect: closed, timeout: 30}}" for i in range(8))
     inv = write_inventory(tmp_path / "inv.yaml", f"version: 1\ntargets:\n{lines}\n")
+    report = tmp_path / "report.json"
+    junit = tmp_path / "junit.xml"
     proc = subprocess.Popen([sys.executable, "-m", "scanner", "check", str(inv), "--format",
-                             "json", "--workers", "2"], stdout=subprocess.PIPE,
+                             "json", "--workers", "2", "--report", str(report),
+                             "--junit", str(junit)], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, env=scanner_env(), cwd=ROOT)
     assert proc.stdout is not None and proc.stderr is not None
     first = proc.stdout.readline()  # every worker has started
@@ -222,3 +226,14 @@ def test_a_worker_that_dies_never_passes_the_scan(tmp_path: Path, closed_port: i
     counts = finished["counts"]
     assert counts["ok"] == 4  # worker 1: every refusal meets expect: closed
     assert counts["inconclusive"] == 4 and counts["ok"] + counts["inconclusive"] == 8
+    # the artefacts hold every target too: the dead worker's as not checked
+    merged = json.loads(report.read_text())
+    assert_valid(schema_validator("report"), merged)
+    entries = {entry["target"]: entry for entry in merged["targets"]}
+    assert sorted(entries) == sorted(f"t{i}" for i in range(8))
+    assert merged["summary"]["ok"] is False
+    assert merged["summary"]["counts"]["inconclusive"] == 4
+    for i in range(1, 8, 2):
+        assert entries[f"t{i}"]["category"] == "inconclusive"
+        assert "worker 2 of 2 ended before it reported" in entries[f"t{i}"]["hint"]
+    assert junit.read_text().count("<testcase") == 8
