@@ -147,6 +147,17 @@ def run_workers(commands: Sequence[Sequence[str]], inventories: tuple[str, ...],
     finishes: list[dict[str, Any]] = []
     finished: set[int] = set()  # the workers whose scan.finished came
     held: list[bytes] = []  # lines that arrive before every worker has started
+    reader_left = False  # stdout's reader went away (`| head`): drain, relay nothing
+
+    def relay_out(data: bytes) -> None:
+        nonlocal reader_left
+        if reader_left:
+            return
+        try:
+            write_all(out, data)
+            out.flush()
+        except BrokenPipeError:  # as one process does: the verdict and reports go on
+            reader_left = True
     try:
         selector = selectors.DefaultSelector()
         partial: dict[int, bytes] = {}
@@ -177,8 +188,7 @@ def run_workers(commands: Sequence[Sequence[str]], inventories: tuple[str, ...],
                     elif line:
                         (relay if len(starts) == len(procs) else held).append(line + b"\n")
                 if relay:
-                    write_all(out, b"".join(relay))
-                    out.flush()
+                    relay_out(b"".join(relay))
         codes = [proc.wait() for proc in procs]
     finally:
         for sig, handler in previous.items():
@@ -193,7 +203,7 @@ def run_workers(commands: Sequence[Sequence[str]], inventories: tuple[str, ...],
     summary = _aggregate(finishes, time.perf_counter() - started_at, interrupted_by, targets)
     if len(starts) < len(procs):  # a worker died before it started: still one whole stream
         writer.on_start(targets, inventories, sum(s["concurrency"] for s in starts))
-        write_all(out, b"".join(held))
+        relay_out(b"".join(held))
     writer.on_finish(summary)
     return WorkersOutcome(summary, [r for r in reports if os.path.exists(r)], failed, dead)
 
