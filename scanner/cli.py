@@ -366,14 +366,16 @@ def auto_workers(args: argparse.Namespace, inventory: Inventory) -> int:
     """How many processes ``--workers auto`` uses: one per core when it pays, else one.
 
     Only for big JSON scans of IP addresses and networks with no limit that must hold
-    across the whole scan: ``--rate`` and ``--per-host`` are per process once split,
-    and each process would look up the same names again.
+    across the whole scan (``--rate`` and ``--per-host`` shared out among processes are
+    stricter than asked), no names (each process would look them up again) and no
+    artefacts: merging the workers' reports held every one of them in memory at once
+    (262,144 targets: 1.2 GB, against 0.2 GB in one process) and took the time saved.
     """
     from .targets import TargetList, literal_family
 
     if (args.shard is not None or args.slice is not None or args.rate or args.per_host
             or args.trace_failures or _resolve_format(args.format) != "json"
-            or len(inventory.targets) < AUTO_WORKERS_MIN_TARGETS):
+            or _wants_report(args) or len(inventory.targets) < AUTO_WORKERS_MIN_TARGETS):
         return 1
     targets = inventory.targets
     if not isinstance(targets, TargetList) or not all(

@@ -115,3 +115,35 @@ def test_unwritable_artefact_path_is_a_usage_error(tmp_path: Path) -> None:
         assert proc.returncode == 2
         assert proc.stdout == ""  # nothing was probed
         assert "does not exist" in proc.stderr
+
+
+async def test_streamed_report_is_byte_for_byte_the_whole_document(
+        tmp_path: Path, listener: Listener, closed_port: int) -> None:
+    """The report is written one target at a time from entries made as they are read;
+    the file must be exactly what serialising the whole document at once gives."""
+    import orjson
+
+    from scanner.engine import BaseObserver, ScanOptions, run_scan
+    from scanner.models import Inventory, Target
+    from scanner.report.json_report import TargetEntries, build_report, write_report
+
+    targets = [Target(f"t{i}", "127.0.0.1", listener.port if i % 3 else closed_port,
+                      timeout=1, retries=0, tags=("prod",) if i % 2 else ())
+               for i in range(25)]
+    summary, results = await run_scan(Inventory(paths=("inv.yaml",), targets=targets),
+                                      BaseObserver(), ScanOptions(handle_signals=False))
+    changes = {"t0": "new_failure", "t4": "fixed"}
+    report = build_report(results, summary, inventories=["inv.yaml"],
+                          started="2026-01-01T00:00:00Z", finished="2026-01-01T00:00:01Z",
+                          baseline="before.json", changes=changes)
+    assert isinstance(report["targets"], TargetEntries) and len(report["targets"]) == 25
+    path = tmp_path / "report.json"
+    write_report(report, path)
+    whole = {**report, "targets": list(report["targets"])}
+    assert path.read_bytes() == orjson.dumps(whole) + b"\n"
+    document = json.loads(path.read_text())
+    assert_valid(schema_validator("report"), document)
+    assert [t["target"] for t in document["targets"]] == [f"t{i}" for i in range(25)]
+    assert document["targets"][0]["change"] == "new_failure"
+    assert report["targets"][4]["change"] == "fixed"
+    assert [e["target"] for e in report["targets"][3:5]] == ["t3", "t4"]

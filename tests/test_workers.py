@@ -126,6 +126,8 @@ AUTO_CASES = [
     pytest.param(["  - 127.0.0.0/18:1"], ["--per-host", "2"], 1, id="per-host-is-global"),
     pytest.param(["  - 127.0.0.0/18:1"], ["--shard", "1/2"], 1, id="shard"),
     pytest.param(["  - 127.0.0.0/18:1"], ["--trace-failures"], 1, id="trace"),
+    pytest.param(["  - 127.0.0.0/18:1"], ["--report", "r.json"], 1, id="report"),
+    pytest.param(["  - 127.0.0.0/18:1"], ["--junit", "j.xml"], 1, id="junit"),
     pytest.param(["  - 127.0.0.0/18:1", "  - db.example:5432"], [], 1,
                  id="names-resolved-once"),
 ]
@@ -143,6 +145,7 @@ def test_auto_workers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, lines: li
 
     inv = write_inventory(tmp_path / "inv.yaml", "version: 1\ntargets:\n" + "\n".join(lines)
                           + "\n")
+    monkeypatch.delenv("GITHUB_STEP_SUMMARY", raising=False)  # that asks for a report too
     args = build_parser().parse_args(["check", str(inv), "--format", "json", *extra])
     inventory = load_inventories([str(inv)])
     monkeypatch.setattr(os, "sched_getaffinity", lambda _pid: set(range(16)))

@@ -117,7 +117,8 @@ def render(report: Report) -> ET.ElementTree:
     for entry in report["targets"]:
         by_file.setdefault(entry.get("inventory") or NO_FILE, []).append(entry)
     root = ET.Element("testsuites", {"name": "scanner"})
-    _suite_stats(root, report["targets"])
+    # the entries as collected above: a report's targets may be made as they are read
+    _suite_stats(root, [entry for cases in by_file.values() for entry in cases])
     baseline = report.get("baseline")
     for path, cases in by_file.items():
         suite = ET.SubElement(root, "testsuite", {"name": xml_safe(path)})

@@ -9,6 +9,7 @@ always has everything.
 
 from __future__ import annotations
 
+import heapq
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -92,52 +93,85 @@ def _failure_rows(entries: Sequence[Mapping[str, Any]]) -> Iterable[list[object]
         yield [e["target"], e["category"], e["hint"], e["addresses"], icmp_senders(e)]
 
 
-def _slowest(report: Report) -> list[tuple[float, Mapping[str, Any], str]]:
-    """Targets by their slowest *completed* handshake.
+def _slowest_answer(entry: Mapping[str, Any]) -> tuple[float, str] | None:
+    """A target's slowest *completed* handshake: (ms, address), None if none completed.
 
     Handshakes that never completed (timeouts) last as long as the timeout and are in
     the failure table already; what a deploy wants to see here is who answers slowly.
     """
-    ranked = []
-    for entry in report["targets"]:
-        answered = [p for p in entry.get("probes") or []
-                    if p["category"] in ("open", "slow") and p.get("latency_ms") is not None]
-        if answered:
-            worst = max(answered, key=lambda p: p["latency_ms"])
-            ranked.append((float(worst["latency_ms"]), entry, str(worst["address"])))
-    ranked.sort(key=lambda item: -item[0])
-    return ranked[:SLOWEST]
+    answered = [p for p in entry.get("probes") or []
+                if p["category"] in ("open", "slow") and p.get("latency_ms") is not None]
+    if not answered:
+        return None
+    worst = max(answered, key=lambda p: p["latency_ms"])
+    return float(worst["latency_ms"]), str(worst["address"])
+
+
+class _Table:
+    """The first :data:`MAX_ROWS` entries of one table, and how many there are in all."""
+
+    __slots__ = ("entries", "total")
+
+    def __init__(self) -> None:
+        self.entries: list[Mapping[str, Any]] = []
+        self.total = 0
+
+    def add(self, entry: Mapping[str, Any]) -> None:
+        self.total += 1
+        if len(self.entries) < MAX_ROWS:
+            self.entries.append(entry)
+
+
+_CHANGE_TITLES = (("new_failure", "New failures"), ("fixed", "Fixed"),
+                  ("category_changed", "Changed category"))
 
 
 def render(report: Report) -> str:
-    targets = report["targets"]
+    # One pass over the targets, keeping only what the capped tables show: a report's
+    # entries may be made as they are read (json_report.TargetEntries), a million of them.
+    changed = {change: _Table() for change, _ in _CHANGE_TITLES}
+    failed, inconclusive = _Table(), _Table()
+    slowest: list[tuple[float, int, str, Mapping[str, Any]]] = []  # a min-heap, the top few
+    for index, entry in enumerate(report["targets"]):
+        change = entry.get("change")
+        if change in changed:
+            changed[change].add(entry)
+        if is_failed(entry):
+            failed.add(entry)
+        elif is_inconclusive(entry):
+            inconclusive.add(entry)
+        answer = _slowest_answer(entry)
+        if answer is not None:
+            # ties: the earlier target ranks higher, as a stable sort would have it
+            item = (answer[0], -index, answer[1], entry)
+            if len(slowest) < SLOWEST:
+                heapq.heappush(slowest, item)
+            elif item[:2] > slowest[0][:2]:
+                heapq.heapreplace(slowest, item)
     lines = ["## scanner", "", verdict(report), ""]
     if report.get("baseline"):
         lines += [f"Compared with the baseline `{cell(report['baseline'])}`.", ""]
-        for change, title in (("new_failure", "New failures"), ("fixed", "Fixed"),
-                              ("category_changed", "Changed category")):
-            changed = [e for e in targets if e.get("change") == change]
-            lines.append(f"### {title} ({len(changed)})")
+        for change, title in _CHANGE_TITLES:
+            rows = changed[change]
+            lines.append(f"### {title} ({rows.total})")
             lines.append("")
-            if changed:
+            if rows.total:
                 lines += table(["target", "category", "hint"],
-                               ([e["target"], e["category"], e["hint"]] for e in changed),
-                               len(changed))
+                               ([e["target"], e["category"], e["hint"]] for e in rows.entries),
+                               rows.total)
             else:
                 lines.append("None.")
             lines.append("")
-    failed = [e for e in targets if is_failed(e)]
-    if failed:
-        lines += [f"### Failed targets ({len(failed)})", ""]
+    if failed.total:
+        lines += [f"### Failed targets ({failed.total})", ""]
         lines += table(["target", "category", "hint", "addresses", "icmp_from"],
-                       _failure_rows(failed), len(failed))
+                       _failure_rows(failed.entries), failed.total)
         lines.append("")
-    inconclusive = [e for e in targets if is_inconclusive(e)]
-    if inconclusive:
-        lines += [f"### Inconclusive targets ({len(inconclusive)})",
+    if inconclusive.total:
+        lines += [f"### Inconclusive targets ({inconclusive.total})",
                   "", "A problem on the scanning machine, not the target's fault.", ""]
         lines += table(["target", "category", "hint", "addresses", "icmp_from"],
-                       _failure_rows(inconclusive), len(inconclusive))
+                       _failure_rows(inconclusive.entries), inconclusive.total)
         lines.append("")
     counts = report["summary"]["counts"]
     # counts mixes categories with the ok/failed verdicts ("inconclusive" is both)
@@ -147,12 +181,12 @@ def render(report: Report) -> str:
     lines += ["### Targets per category", ""]
     lines += table(["category", "targets"], per_category, len(per_category))
     lines.append("")
-    slowest = _slowest(report)
-    if slowest:
-        lines += [f"### Slowest {len(slowest)} answering targets", ""]
+    ranked = sorted(slowest, key=lambda item: (-item[0], -item[1]))
+    if ranked:
+        lines += [f"### Slowest {len(ranked)} answering targets", ""]
         lines += table(["target", "slowest handshake (ms)", "address", "category"],
                        ([e["target"], f"{ms:.1f}", address, e["category"]]
-                        for ms, e, address in slowest), len(slowest))
+                        for ms, _index, address, e in ranked), len(ranked))
         lines.append("")
     duration = report["summary"].get("duration_s")
     lines.append(f"<sub>scanner {cell(report['scanner_version'])} · started "
