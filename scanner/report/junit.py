@@ -19,11 +19,12 @@ text, and :func:`xml_safe` drops the characters XML 1.0 cannot carry at all.
 
 from __future__ import annotations
 
+import io
 import re
 import xml.etree.ElementTree as ET
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path, PurePath
-from typing import Any
+from typing import Any, TextIO
 
 from .json_report import Report, is_failed, is_inconclusive
 
@@ -91,8 +92,8 @@ def detail(entry: Mapping[str, Any], baseline: str | None = None) -> str:
     return "\n".join(lines)
 
 
-def _testcase(suite: ET.Element, entry: Mapping[str, Any], baseline: str | None) -> None:
-    case = ET.SubElement(suite, "testcase", {
+def _testcase(entry: Mapping[str, Any], baseline: str | None) -> ET.Element:
+    case = ET.Element("testcase", {
         "classname": xml_safe(classname(entry)), "name": xml_safe(str(entry["target"])),
         "time": f"{seconds(entry):.3f}"})
     if is_failed(entry) or is_inconclusive(entry):
@@ -102,39 +103,85 @@ def _testcase(suite: ET.Element, entry: Mapping[str, Any], baseline: str | None)
         outcome.text = xml_safe(detail(entry, baseline))
     elif entry.get("change"):  # fixed since the baseline: passing, but worth a line
         ET.SubElement(case, "system-out").text = xml_safe(detail(entry, baseline))
+    return case
 
 
-def _suite_stats(element: ET.Element, cases: Sequence[Mapping[str, Any]]) -> None:
-    element.set("tests", str(len(cases)))
-    element.set("failures", str(sum(1 for e in cases if is_failed(e))))
-    element.set("errors", str(sum(1 for e in cases if is_inconclusive(e))))
-    element.set("skipped", "0")
-    element.set("time", f"{sum(seconds(e) for e in cases):.3f}")
+class _Stats:
+    """tests / failures / errors / time of a suite, added up one entry at a time."""
+
+    __slots__ = ("errors", "failures", "seconds", "tests")
+
+    def __init__(self) -> None:
+        self.tests = self.failures = self.errors = 0
+        self.seconds = 0.0
+
+    def add(self, entry: Mapping[str, Any]) -> None:
+        self.tests += 1
+        self.failures += is_failed(entry)
+        self.errors += is_inconclusive(entry)
+        self.seconds += seconds(entry)
+
+    def apply(self, element: ET.Element) -> None:
+        element.set("tests", str(self.tests))
+        element.set("failures", str(self.failures))
+        element.set("errors", str(self.errors))
+        element.set("skipped", "0")
+        element.set("time", f"{self.seconds:.3f}")
 
 
-def render(report: Report) -> ET.ElementTree:
-    by_file: dict[str, list[Mapping[str, Any]]] = {p: [] for p in report["inventories"]}
+def _start_tag(element: ET.Element) -> str:
+    """``<tag attr="…">`` of an element, escaped as ElementTree escapes it."""
+    closed = ET.tostring(element, encoding="unicode", short_empty_elements=False)
+    return closed.removesuffix(f"</{element.tag}>")
+
+
+def _indented(element: ET.Element, level: int) -> str:
+    ET.indent(element, level=level)
+    return "  " * level + ET.tostring(element, encoding="unicode") + "\n"
+
+
+def write_xml(report: Report, out: TextIO) -> None:
+    """The JUnit document, written one testcase at a time.
+
+    The counts go first, in the start tags, so the targets are read once for them and
+    once per inventory file for the testcases; none is held. A report's entries may be
+    made as they are read (json_report.TargetEntries): a tree of a million testcases
+    took gigabytes.
+    """
+    per_file = {path: _Stats() for path in report["inventories"]}
+    total = _Stats()
     for entry in report["targets"]:
-        by_file.setdefault(entry.get("inventory") or NO_FILE, []).append(entry)
-    root = ET.Element("testsuites", {"name": "scanner"})
-    # the entries as collected above: a report's targets may be made as they are read
-    _suite_stats(root, [entry for cases in by_file.values() for entry in cases])
+        per_file.setdefault(entry.get("inventory") or NO_FILE, _Stats()).add(entry)
+        total.add(entry)
     baseline = report.get("baseline")
-    for path, cases in by_file.items():
-        suite = ET.SubElement(root, "testsuite", {"name": xml_safe(path)})
-        _suite_stats(suite, cases)
+    root = ET.Element("testsuites", {"name": "scanner"})
+    total.apply(root)
+    out.write("<?xml version='1.0' encoding='utf-8'?>\n" + _start_tag(root) + "\n")
+    for path, stats in per_file.items():
+        suite = ET.Element("testsuite", {"name": xml_safe(path)})
+        stats.apply(suite)
         suite.set("timestamp", str(report["started"]).removesuffix("Z"))
-        properties = ET.SubElement(suite, "properties")
+        out.write("  " + _start_tag(suite) + "\n")
+        properties = ET.Element("properties")
         for key in ("scanner_version", "shard", "baseline"):
             if report.get(key):
                 ET.SubElement(properties, "property",
                               {"name": key, "value": xml_safe(str(report[key]))})
-        for entry in cases:
-            _testcase(suite, entry, baseline)
-    tree = ET.ElementTree(root)
-    ET.indent(tree)
-    return tree
+        out.write(_indented(properties, 2))
+        for entry in report["targets"]:
+            if (entry.get("inventory") or NO_FILE) == path:
+                out.write(_indented(_testcase(entry, baseline), 2))
+        out.write("  </testsuite>\n")
+    out.write("</testsuites>\n")
+
+
+def render(report: Report) -> ET.ElementTree:
+    """The document as a tree (tests and small reports): parsed from :func:`write_xml`."""
+    buffer = io.StringIO()
+    write_xml(report, buffer)
+    return ET.ElementTree(ET.fromstring(buffer.getvalue().split("\n", 1)[1]))  # noqa: S314 - ours
 
 
 def write_junit(report: Report, path: str | Path) -> None:
-    render(report).write(path, encoding="utf-8", xml_declaration=True)
+    with open(path, "w", encoding="utf-8") as out:
+        write_xml(report, out)
