@@ -443,24 +443,21 @@ def _unchecked_report(inventory: Inventory, workers: int, dead: Sequence[int],
     Their events may have gone out before the worker died, but a worker writes its report
     at the end: what is not in a report was not checked as far as the artefacts can say.
     """
-    from .events import SCHEMA_VERSION
-    from .models import Category, TargetResult
-    from .report.json_report import counts_of, target_entry, utc_now
+    from .models import Category, ScanSummary, TargetResult
+    from .report.json_report import build_report, utc_now
     from .targets import EveryNth
 
     reported = {entry["target"] for _, report in reports for entry in report["targets"]}
-    entries = [target_entry(TargetResult(
+    unchecked = [TargetResult(
         target, ok=False, category=Category.INCONCLUSIVE, addresses=(),
-        hint=f"not checked: worker {k} of {workers} ended before it reported this target"))
+        hint=f"not checked: worker {k} of {workers} ended before it reported this target")
         for k in dead for target in EveryNth(inventory.targets, k - 1, workers)
         if target.name not in reported]
     now = utc_now()
-    counts = counts_of(entries)
-    return {"schema_version": SCHEMA_VERSION, "started": now, "finished": now,
-            "inventories": list(inventory.paths), "shard": None, "baseline": None,
-            "targets": entries,
-            "summary": {"counts": counts, "duration_s": 0.0, "ok": not entries,
-                        "interrupted": False, "interrupted_by": None}}
+    # every one inconclusive: that is its category and its verdict (one key in counts)
+    summary = ScanSummary.from_counts({"inconclusive": len(unchecked)}, 0.0, None)
+    return build_report(unchecked, summary, inventories=inventory.paths, started=now,
+                        finished=now)
 
 
 def cmd_trace(args: argparse.Namespace) -> int:
