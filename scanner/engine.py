@@ -349,27 +349,23 @@ class _JobSource:
             return True
         index, target = item
         family = literal_family(target.host)
-        if family is not None:
-            self.held, self.pulled = None, index + 1
-            self.scan.pending[index] = _Pending(target, (target.host,), [None])
-            self.ready.append((index, 0, target.host, family))
-            return True
         key = (target.host, target.family)
-        answer = self.answers.get(key)
-        if answer is not None:
-            self.held, self.pulled = None, index + 1
-            self._fan_out(index, target, answer)
-        elif key in self.waiting:
-            self.held, self.pulled = None, index + 1
-            self.waiting[key].append((index, target))
-        elif self.running >= self.max_lookups:
+        needs_lookup = family is None and key not in self.answers and key not in self.waiting
+        if needs_lookup and self.running >= self.max_lookups:
             self.held = item  # on_ready (a lookup ended) pulls it again
             return False
-        else:
-            self.held, self.pulled = None, index + 1
+        self.held, self.pulled = None, index + 1
+        if family is not None:
+            self.scan.pending[index] = _Pending(target, (target.host,), [None])
+            self.ready.append((index, 0, target.host, family))
+        elif needs_lookup:
             self.waiting[key] = [(index, target)]
             self.running += 1
             self.lookups.start_soon(self._lookup, key, target.retries)
+        elif key in self.waiting:
+            self.waiting[key].append((index, target))
+        else:
+            self._fan_out(index, target, self.answers[key])
         return True
 
     async def _lookup(self, key: _NameKey, retries: int) -> None:
