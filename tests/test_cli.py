@@ -457,16 +457,19 @@ def test_a_large_network_streams_and_stops_on_sigint(tmp_path: Path) -> None:
     assert finished["counts"]["not_started"] + reported == 1_048_576
 
 
-def test_a_reader_that_leaves_early_does_not_break_the_scan(tmp_path: Path,
-                                                            closed_port: int) -> None:
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_a_reader_that_leaves_early_does_not_break_the_scan(tmp_path: Path, closed_port: int,
+                                                            workers: str) -> None:
     """`scanner check … | head -1`: the rest of the stream is dropped, not a traceback,
-    and the scan still ends with its verdict and writes its report."""
+    and the scan still ends with its verdict and writes its report — in one process, and
+    in the parent that relays the workers' streams."""
     lines = "\n".join(f"  - 127.0.5.{i}:{closed_port}" for i in range(1, 201))
     inv = write_inventory(tmp_path / "inv.yaml", f"version: 1\ntargets:\n{lines}\n")
     report = tmp_path / "report.json"
     proc = subprocess.Popen([sys.executable, "-m", "scanner", "check", str(inv), "--format",
-                             "json", "--report", str(report)], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, env=scanner_env(), cwd=ROOT)
+                             "json", "--report", str(report), "--workers", workers],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=scanner_env(),
+                            cwd=ROOT)
     assert proc.stdout is not None and proc.stderr is not None
     first = proc.stdout.readline()
     proc.stdout.close()  # the reader leaves
