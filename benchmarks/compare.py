@@ -122,8 +122,9 @@ def snapshot_scanner(dest: Path) -> str:
     The copy is byte-compiled, as ``pip install`` does: otherwise, with
     PYTHONDONTWRITEBYTECODE set, every run would compile the modules again.
     """
-    shutil.copytree(ROOT / "scanner", dest / "scanner",
-                    ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(
+        ROOT / "scanner", dest / "scanner", ignore=shutil.ignore_patterns("__pycache__")
+    )
     compileall.compile_dir(dest / "scanner", quiet=1)
     return snapshot_label()
 
@@ -141,41 +142,68 @@ def install_scanner(dest: Path) -> tuple[str, str] | None:
     for name in ("pyproject.toml", "README.md", "LICENSE"):
         if (ROOT / name).exists():
             shutil.copy2(ROOT / name, package / name)
-    shutil.copytree(ROOT / "scanner", package / "scanner",
-                    ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(
+        ROOT / "scanner", package / "scanner", ignore=shutil.ignore_patterns("__pycache__")
+    )
     venv = dest / "venv"
     python = venv / "bin" / "python"
     try:
-        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True,
-                       capture_output=True, timeout=300)
-        subprocess.run([str(python), "-m", "pip", "install", "-q", str(package)], check=True,
-                       capture_output=True, timeout=600)
+        subprocess.run(
+            [sys.executable, "-m", "venv", str(venv)], check=True, capture_output=True, timeout=300
+        )
+        subprocess.run(
+            [str(python), "-m", "pip", "install", "-q", str(package)],
+            check=True,
+            capture_output=True,
+            timeout=600,
+        )
     except (subprocess.CalledProcessError, subprocess.TimeoutExpired, OSError) as exc:
         tail = getattr(exc, "stderr", b"") or b""
-        print(f"could not install scanner in a venv ({exc}): {tail.decode()[-300:]}",
-              file=sys.stderr)
+        print(
+            f"could not install scanner in a venv ({exc}): {tail.decode()[-300:]}", file=sys.stderr
+        )
         return None
     return str(python), f"{snapshot_label()}, installed with pip in a fresh venv"
 
 
 def snapshot_label() -> str:
-    head = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
-                          capture_output=True, text=True, check=False).stdout.strip()
-    dirty = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "scanner"],
-                           capture_output=True, text=True, check=False).stdout.strip()
+    head = subprocess.run(
+        ["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout.strip()
+    dirty = subprocess.run(
+        ["git", "-C", str(ROOT), "status", "--porcelain", "scanner"],
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout.strip()
     return f"scanner/ at {head or 'unknown commit'}{' + uncommitted changes' if dirty else ''}"
 
 
-def timed(argv: list[str], stdout: Path, cwd: Path, env: dict[str, str] | None = None,
-          tree: Watch | None = None) -> tuple[float, float, int, str]:
+def timed(
+    argv: list[str],
+    stdout: Path,
+    cwd: Path,
+    env: dict[str, str] | None = None,
+    tree: Watch | None = None,
+) -> tuple[float, float, int, str]:
     """(wall s, peak RSS MiB, exit code, stderr tail) of one process, killed at the deadline.
 
     With ``tree``, that watch samples the process and every process it forks meanwhile.
     """
     with open(stdout, "wb") as out, tempfile.TemporaryFile() as err:
         started = time.perf_counter()
-        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=err,
-                                env=env, cwd=cwd, start_new_session=True)
+        proc = subprocess.Popen(
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=err,
+            env=env,
+            cwd=cwd,
+            start_new_session=True,
+        )
         watchdog = threading.Timer(RUN_DEADLINE_S, os.killpg, (proc.pid, signal.SIGKILL))
         watchdog.start()
         if tree is not None:
@@ -223,8 +251,14 @@ def nmap_counts(path: Path, port: int) -> Counter[str]:
 
 
 class Bench:
-    def __init__(self, ns: lab.Netns, work: Path, concurrency: int, timeout: float,
-                 scanner_args: Sequence[str] = ()) -> None:
+    def __init__(
+        self,
+        ns: lab.Netns,
+        work: Path,
+        concurrency: int,
+        timeout: float,
+        scanner_args: Sequence[str] = (),
+    ) -> None:
         self.scanner_args = list(scanner_args)
         self.ns = ns
         self.work = work
@@ -258,37 +292,83 @@ class Bench:
         c, t = str(self.concurrency), self.timeout
         rounds = math.ceil(case.count / self.concurrency)
         if tool == "scanner":
-            return [self.python, "-m", "scanner", "check", str(self.work / f"{case.name}.yaml"),
-                    "--format", "json", "--timeout", str(t), "--retries", "0",
-                    "--concurrency", c, *self.scanner_args]
+            return [
+                self.python,
+                "-m",
+                "scanner",
+                "check",
+                str(self.work / f"{case.name}.yaml"),
+                "--format",
+                "json",
+                "--timeout",
+                str(t),
+                "--retries",
+                "0",
+                "--concurrency",
+                c,
+                *self.scanner_args,
+            ]
         if tool == "nmap -sT":
             ms = f"{round(t * 1000)}ms"
-            return ["nmap", "-sT", "-Pn", "-n", "--max-retries", "0",
-                    # the per-probe timeout is nmap's RTT timeout: pin it to ours, or nmap
-                    # learns the ~0.1 ms loopback RTT and gives up on drops after 100 ms
-                    "--initial-rtt-timeout", ms, "--min-rtt-timeout", ms,
-                    "--max-rtt-timeout", ms,
-                    # a safety net only: the clock runs from the start of the host group
-                    "--host-timeout", f"{max(30, math.ceil(4 * rounds * t))}s",
-                    "--min-parallelism", c, "--max-parallelism", c,
-                    # one host group for all targets: otherwise nmap scans small groups one
-                    # after the other and never has C handshakes in flight
-                    "--min-hostgroup", str(case.count), "--max-hostgroup", str(case.count),
-                    "-p", str(case.port), "-iL", str(self.work / f"{case.name}.txt"),
-                    "-oG", str(self.work / "nmap.gnmap")]
-        return [self.python, str(PLAIN), str(self.work / f"{case.name}.txt"), str(case.port),
-                "--concurrency", c, "--timeout", str(t)]
+            return [
+                "nmap",
+                "-sT",
+                "-Pn",
+                "-n",
+                "--max-retries",
+                "0",
+                # the per-probe timeout is nmap's RTT timeout: pin it to ours, or nmap
+                # learns the ~0.1 ms loopback RTT and gives up on drops after 100 ms
+                "--initial-rtt-timeout",
+                ms,
+                "--min-rtt-timeout",
+                ms,
+                "--max-rtt-timeout",
+                ms,
+                # a safety net only: the clock runs from the start of the host group
+                "--host-timeout",
+                f"{max(30, math.ceil(4 * rounds * t))}s",
+                "--min-parallelism",
+                c,
+                "--max-parallelism",
+                c,
+                # one host group for all targets: otherwise nmap scans small groups one
+                # after the other and never has C handshakes in flight
+                "--min-hostgroup",
+                str(case.count),
+                "--max-hostgroup",
+                str(case.count),
+                "-p",
+                str(case.port),
+                "-iL",
+                str(self.work / f"{case.name}.txt"),
+                "-oG",
+                str(self.work / "nmap.gnmap"),
+            ]
+        return [
+            self.python,
+            str(PLAIN),
+            str(self.work / f"{case.name}.txt"),
+            str(case.port),
+            "--concurrency",
+            c,
+            "--timeout",
+            str(t),
+        ]
 
     def run(self, tool: str, case: Case) -> Run:
         out = self.work / "stdout"
         (self.work / "nmap.gnmap").unlink(missing_ok=True)
         # the snapshot, from its own directory: ``-m`` puts the cwd first on sys.path
-        env = ["env", f"PYTHONPATH={self.src}"] if tool == "scanner" and not self.installed \
-            else []
+        env = ["env", f"PYTHONPATH={self.src}"] if tool == "scanner" and not self.installed else []
         # scanner may fork workers: wait4's peak is then its largest process only
         tree = Watch(interval=0.05) if tool == "scanner" else None
-        wall, rss, code, err = timed(self.ns.exec_argv([*env, *self.argv(tool, case)]), out,
-                                     self.work if self.installed else self.src, tree=tree)
+        wall, rss, code, err = timed(
+            self.ns.exec_argv([*env, *self.argv(tool, case)]),
+            out,
+            self.work if self.installed else self.src,
+            tree=tree,
+        )
         note, duration = "", None
         if tool == "scanner":
             counts, duration = scanner_counts(out)
@@ -337,49 +417,71 @@ def median_row(tool: str, runs: list[Run], count: int) -> tuple[str, float, floa
 
 def print_table(case: Case, result: Result, concurrency: int, timeout: float) -> None:
     repeat = len(result.runs["scanner"])
-    print(f"\n{case.name}: {case.count:,} endpoints 127.{case.block}.x.y:{case.port}, "
-          f"concurrency {concurrency}, timeout {timeout:g} s, median of {repeat} "
-          "(correct runs only)")
+    print(
+        f"\n{case.name}: {case.count:,} endpoints 127.{case.block}.x.y:{case.port}, "
+        f"concurrency {concurrency}, timeout {timeout:g} s, median of {repeat} "
+        "(correct runs only)"
+    )
     print(f"  {'tool':<15}{'targets/s':>11}{'wall s':>9}{'peak RSS MiB':>14}{'correct':>9}")
     rows = {tool: median_row(tool, runs, case.count) for tool, runs in result.runs.items()}
     for tool, rate, wall, rss, ok in rows.values():
         print(f"  {tool:<15}{rate:>11,.0f}{wall:>9.2f}{rss:>14.1f}{ok:>9}")
     trees = [r for r in result.runs["scanner"] if r.correct and r.tree_mib is not None]
     if trees:
-        print(f"  {'':<15}scanner's processes together (up to {max(r.processes for r in trees)}):"
-              f" peak PSS {statistics.median(r.tree_mib or 0.0 for r in trees):.1f} MiB")
+        print(
+            f"  {'':<15}scanner's processes together (up to {max(r.processes for r in trees)}):"
+            f" peak PSS {statistics.median(r.tree_mib or 0.0 for r in trees):.1f} MiB"
+        )
     scanner, nmap = rows["scanner"], rows["nmap -sT"]
-    print(f"  {'scanner/nmap':<15}{scanner[1] / nmap[1]:>10.2f}x{scanner[2] / nmap[2]:>8.2f}x"
-          f"{scanner[3] / nmap[3]:>13.2f}x")
+    print(
+        f"  {'scanner/nmap':<15}{scanner[1] / nmap[1]:>10.2f}x{scanner[2] / nmap[2]:>8.2f}x"
+        f"{scanner[3] / nmap[3]:>13.2f}x"
+    )
     if case.name == "dropped":
         rounds = math.ceil(case.count / concurrency)
         bound = 1.1 * rounds * timeout
-        print(f"  bound (issue 6): wall ≤ 1.1 × ceil({case.count} / {concurrency}) × "
-              f"{timeout:g} s = {bound:.3f} s")
+        print(
+            f"  bound (issue 6): wall ≤ 1.1 × ceil({case.count} / {concurrency}) × "
+            f"{timeout:g} s = {bound:.3f} s"
+        )
         for tool, _rate, wall, _rss, _ok in rows.values():
             verdict = "within" if wall <= bound else "EXCEEDS"
             print(f"    {tool:<15} median wall {wall:.3f} s  {verdict}")
-        durations = [r.duration for r in result.runs["scanner"]
-                     if r.correct and r.duration is not None]
+        durations = [
+            r.duration for r in result.runs["scanner"] if r.correct and r.duration is not None
+        ]
         if durations:
             own = statistics.median(durations)
-            print(f"    {'scanner':<15} median scan.finished.duration_s {own:.3f} s  "
-                  f"{'within' if own <= bound else 'EXCEEDS'} (excludes interpreter start)")
+            print(
+                f"    {'scanner':<15} median scan.finished.duration_s {own:.3f} s  "
+                f"{'within' if own <= bound else 'EXCEEDS'} (excludes interpreter start)"
+            )
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeat", type=int, default=None, help="runs per tool and case "
-                        "(default 3, 1 with --quick); the tables show the median")
-    parser.add_argument("--quick", action="store_true",
-                        help="2,000 open / 2,000 refused / 2,000 dropped, one run each")
+    parser.add_argument(
+        "--repeat",
+        type=int,
+        default=None,
+        help="runs per tool and case (default 3, 1 with --quick); the tables show the median",
+    )
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="2,000 open / 2,000 refused / 2,000 dropped, one run each",
+    )
     parser.add_argument("--concurrency", type=int, default=1000, help="handshakes in flight")
     parser.add_argument("--timeout", type=float, default=1.0, help="handshake timeout, s")
-    parser.add_argument("--scanner-args", default="",
-                        help="extra arguments for scanner check, e.g. \"--workers 2\"")
-    parser.add_argument("--dev-python", action="store_true",
-                        help="run scanner from a snapshot on PYTHONPATH with this interpreter "
-                             "instead of installing it in a fresh venv")
+    parser.add_argument(
+        "--scanner-args", default="", help='extra arguments for scanner check, e.g. "--workers 2"'
+    )
+    parser.add_argument(
+        "--dev-python",
+        action="store_true",
+        help="run scanner from a snapshot on PYTHONPATH with this interpreter "
+        "instead of installing it in a fresh venv",
+    )
     args = parser.parse_args()
     repeat = args.repeat or (1 if args.quick else 3)
     if not 1 <= repeat <= 20 or args.concurrency < 1 or not 0 < args.timeout <= 10:
@@ -389,20 +491,25 @@ def main() -> int:
         print(f"cannot run: {reason}", file=sys.stderr)
         return 2
     big, dropped = (2_000, 2_000) if args.quick else (20_000, 2_000)
-    cases = [Case("open", 1, OPEN_PORT, big, "open", "open", "open"),
-             Case("refused", 2, REFUSED_PORT, big, "refused", "closed", "refused"),
-             Case("dropped", 3, DROPPED_PORT, dropped, "timeout", "filtered", "timeout")]
+    cases = [
+        Case("open", 1, OPEN_PORT, big, "open", "open", "open"),
+        Case("refused", 2, REFUSED_PORT, big, "refused", "closed", "refused"),
+        Case("dropped", 3, DROPPED_PORT, dropped, "timeout", "filtered", "timeout"),
+    ]
     # SIGTERM unwinds like Ctrl-C, so the namespace is always deleted
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     results = {case.name: Result() for case in cases}
     ns = setup_namespace()
-    print(f"namespace {ns.name}; {sys.executable} {sys.version.split()[0]}; "
-          f"{os.cpu_count()} CPUs; repeat {repeat}")
+    print(
+        f"namespace {ns.name}; {sys.executable} {sys.version.split()[0]}; "
+        f"{os.cpu_count()} CPUs; repeat {repeat}"
+    )
     failures = 0
     try:
         with tempfile.TemporaryDirectory(prefix="scanner-bench-") as tmp:
-            bench = Bench(ns, Path(tmp), args.concurrency, args.timeout,
-                          shlex.split(args.scanner_args))
+            bench = Bench(
+                ns, Path(tmp), args.concurrency, args.timeout, shlex.split(args.scanner_args)
+            )
             print(bench.prepare(venv=not args.dev_python), flush=True)
             for case in cases:
                 bench.stage(case)
@@ -412,10 +519,13 @@ def main() -> int:
                         run = bench.run(tool, case)
                         results[case.name].runs[tool].append(run)
                         failures += not run.correct
-                        print(f"run {i + 1} {case.name:<8}{tool:<14}{run.wall:7.2f} s "
-                              f"{run.rss_mib:6.1f} MiB  {dict(run.counts)} "
-                              f"{'correct' if run.correct else 'WRONG'}"
-                              f"{'  ' + run.note if run.note else ''}", flush=True)
+                        print(
+                            f"run {i + 1} {case.name:<8}{tool:<14}{run.wall:7.2f} s "
+                            f"{run.rss_mib:6.1f} MiB  {dict(run.counts)} "
+                            f"{'correct' if run.correct else 'WRONG'}"
+                            f"{'  ' + run.note if run.note else ''}",
+                            flush=True,
+                        )
     finally:
         ns.delete()
     for case in cases:

@@ -81,8 +81,13 @@ def start_dns(zone_path: Path, src: Path) -> tuple[subprocess.Popen[str], int, i
     env = dict(os.environ, PYTHONPATH=str(src))
     proc = subprocess.Popen(
         [sys.executable, "-c", SERVER, str(zone_path)],
-        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, text=True, env=env, cwd=src,
-        start_new_session=True)
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        text=True,
+        env=env,
+        cwd=src,
+        start_new_session=True,
+    )
     timer = threading.Timer(15.0, proc.kill)
     timer.start()
     try:
@@ -99,8 +104,13 @@ def start_dns(zone_path: Path, src: Path) -> tuple[subprocess.Popen[str], int, i
 def server_drops(port: int) -> int:
     """Datagrams the kernel dropped at the server's socket (``ss`` skmem ``d``), -1 if unknown."""
     try:
-        out = subprocess.run(["ss", "-uanm", f"sport = :{port}"], capture_output=True,
-                             text=True, timeout=10, check=False).stdout
+        out = subprocess.run(
+            ["ss", "-uanm", f"sport = :{port}"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=False,
+        ).stdout
     except (OSError, subprocess.TimeoutExpired):
         return -1
     match = re.search(r"skmem:\(.*?\bd(\d+)\)", out)
@@ -113,12 +123,23 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def run_scanner(inventory: Path, out: Path, src: Path,
-                extra: list[str]) -> tuple[float, float, int, str]:
+def run_scanner(
+    inventory: Path, out: Path, src: Path, extra: list[str]
+) -> tuple[float, float, int, str]:
     """(wall s, peak RSS MiB, exit code, stderr tail) of one scanner run of the snapshot."""
     env = dict(os.environ, PYTHONPATH=str(src))  # and cwd: ``-m`` puts the cwd first
-    argv = [sys.executable, "-m", "scanner", "check", str(inventory), "--format", "json",
-            "--retries", "0", *extra]
+    argv = [
+        sys.executable,
+        "-m",
+        "scanner",
+        "check",
+        str(inventory),
+        "--format",
+        "json",
+        "--retries",
+        "0",
+        *extra,
+    ]
     wall, rss, code, tail = timed(argv, out, src, env)
     last = tail.strip().splitlines()[-1:]
     return wall, rss, code, last[0] if last else ""
@@ -150,12 +171,20 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--names", type=int, default=10_000)
     parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--dns-timeout", type=float, default=2.0,
-                        help="resolver.timeout in the inventory (s)")
-    parser.add_argument("--dns-tries", type=int, default=1,
-                        help="resolver.tries: 1 (default) shows every lost query")
-    parser.add_argument("scanner_args", nargs="*", help="extra args for scanner check, "
-                        "after --, e.g. -- --concurrency 2000")
+    parser.add_argument(
+        "--dns-timeout", type=float, default=2.0, help="resolver.timeout in the inventory (s)"
+    )
+    parser.add_argument(
+        "--dns-tries",
+        type=int,
+        default=1,
+        help="resolver.tries: 1 (default) shows every lost query",
+    )
+    parser.add_argument(
+        "scanner_args",
+        nargs="*",
+        help="extra args for scanner check, after --, e.g. -- --concurrency 2000",
+    )
     args = parser.parse_args()
     if not 1 <= args.names <= 100_000 or not 1 <= args.repeat <= 20:
         parser.error("--names must be 1..100000, --repeat 1..20")
@@ -171,15 +200,23 @@ def main() -> int:
         print(snapshot_scanner(work / "src"))
         server, dns_port, rcvbuf = start_dns(work / "zone.json", work / "src")
         try:
-            lines = ["version: 1", "defaults: {timeout: 1, retries: 0, expect: closed}",
-                     "resolver:", f'  nameservers: ["127.0.0.1:{dns_port}"]',
-                     f"  timeout: {args.dns_timeout}", f"  tries: {args.dns_tries}", "targets:"]
+            lines = [
+                "version: 1",
+                "defaults: {timeout: 1, retries: 0, expect: closed}",
+                "resolver:",
+                f'  nameservers: ["127.0.0.1:{dns_port}"]',
+                f"  timeout: {args.dns_timeout}",
+                f"  tries: {args.dns_tries}",
+                "targets:",
+            ]
             lines += [f"  - {name}:{port}" for name in names]
             inventory = work / "dns.yaml"
             inventory.write_text("\n".join(lines) + "\n")
-            print(f"{args.names:,} names, DNS server 127.0.0.1:{dns_port}, closed port {port}, "
-                  f"resolver timeout {args.dns_timeout:g} s × {args.dns_tries} tries, "
-                  f"server SO_RCVBUF {rcvbuf // 1024} KiB")
+            print(
+                f"{args.names:,} names, DNS server 127.0.0.1:{dns_port}, closed port {port}, "
+                f"resolver timeout {args.dns_timeout:g} s × {args.dns_tries} tries, "
+                f"server SO_RCVBUF {rcvbuf // 1024} KiB"
+            )
             for i in range(args.repeat):
                 out = work / "events.jsonl"
                 drops, cpu = server_drops(dns_port), cpu_seconds(server.pid)
@@ -189,33 +226,43 @@ def main() -> int:
                 facts = analyse(out)
                 dns, targets, span = facts["dns"], facts["targets"], facts["span"]
                 assert isinstance(dns, Counter) and isinstance(targets, Counter)
-                correct = (dict(dns) == {"resolved": args.names}
-                           and dict(targets) == {"refused": args.names} and code == 0)
+                correct = (
+                    dict(dns) == {"resolved": args.names}
+                    and dict(targets) == {"refused": args.names}
+                    and code == 0
+                )
                 failures += not correct
                 rate = args.names / span if isinstance(span, float) and span > 0 else 0.0
                 if correct:
                     rates.append(rate)
                     walls.append(wall)
                     rss_all.append(rss)
-                print(f"run {i + 1}: {rate:,.0f} names/s (resolution {span} s), wall {wall:.2f} s,"
-                      f" peak RSS {rss:.1f} MiB, dns.result {dict(dns)}, target.result "
-                      f"{dict(targets)}, dns_timeout {dns.get('dns_timeout', 0)}, "
-                      f"DNS attempts {facts['attempts']}, server: {drops} queries dropped, "
-                      f"{cpu:.2f} CPU s, exit {code} "
-                      f"{'correct' if correct else 'WRONG'}{'' if correct else '  ' + err}",
-                      flush=True)
+                print(
+                    f"run {i + 1}: {rate:,.0f} names/s (resolution {span} s), wall {wall:.2f} s,"
+                    f" peak RSS {rss:.1f} MiB, dns.result {dict(dns)}, target.result "
+                    f"{dict(targets)}, dns_timeout {dns.get('dns_timeout', 0)}, "
+                    f"DNS attempts {facts['attempts']}, server: {drops} queries dropped, "
+                    f"{cpu:.2f} CPU s, exit {code} "
+                    f"{'correct' if correct else 'WRONG'}{'' if correct else '  ' + err}",
+                    flush=True,
+                )
         finally:
             server.kill()
             server.wait()
             for sock in held:
                 sock.close()
     if rates:
-        print(f"\nmedian of {len(rates)} correct run(s): {statistics.median(rates):,.0f} names/s, "
-              f"wall {statistics.median(walls):.2f} s "
-              f"({args.names / statistics.median(walls):,.0f} targets/s end to end), "
-              f"peak RSS {statistics.median(rss_all):.1f} MiB")
-    print("no spurious dns_timeout, all categories as expected" if not failures
-          else f"{failures} run(s) WRONG (spurious dns_* or unexpected categories)")
+        print(
+            f"\nmedian of {len(rates)} correct run(s): {statistics.median(rates):,.0f} names/s, "
+            f"wall {statistics.median(walls):.2f} s "
+            f"({args.names / statistics.median(walls):,.0f} targets/s end to end), "
+            f"peak RSS {statistics.median(rss_all):.1f} MiB"
+        )
+    print(
+        "no spurious dns_timeout, all categories as expected"
+        if not failures
+        else f"{failures} run(s) WRONG (spurious dns_* or unexpected categories)"
+    )
     return 1 if failures else 0
 
 

@@ -45,9 +45,12 @@ def run_once(inventory: Path, extra: list[str]) -> tuple[float, dict[str, int]]:
     """(wall seconds, category counts) of one scanner run."""
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     started = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "-m", "scanner", "check", str(inventory),
-                             "--format", "json", *extra], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, env=env)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "scanner", "check", str(inventory), "--format", "json", *extra],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+    )
     out, err = proc.communicate(timeout=600)
     wall = time.perf_counter() - started
     counts: dict[str, int] = {}
@@ -87,16 +90,20 @@ def main() -> None:
                 wall, counts = run_once(inventory, args.scanner_args)
                 peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
                 walls.append(wall)
-                print(f"run {run + 1}: {wall:.2f} s, {args.targets / wall:,.0f} targets/s, "
-                      f"peak RSS so far {max(peak, before) / 1024:.0f} MiB, {counts}")
+                print(
+                    f"run {run + 1}: {wall:.2f} s, {args.targets / wall:,.0f} targets/s, "
+                    f"peak RSS so far {max(peak, before) / 1024:.0f} MiB, {counts}"
+                )
     finally:
         stop.set()
         thread.join()
         server.close()
     rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     median = statistics.median(walls)
-    print(f"median wall {median:.2f} s ({args.targets / median:,.0f} targets/s), "
-          f"peak RSS {rss:.0f} MiB over {args.repeat} runs of {args.targets} targets")
+    print(
+        f"median wall {median:.2f} s ({args.targets / median:,.0f} targets/s), "
+        f"peak RSS {rss:.0f} MiB over {args.repeat} runs of {args.targets} targets"
+    )
 
 
 if __name__ == "__main__":

@@ -57,16 +57,28 @@ def main() -> int:
     parser.add_argument("scanner_args", nargs="*", help="extra arguments for scanner check")
     args = parser.parse_args()
     if not ports_are_closed():
-        print(f"something listens on 127.0.0.1:{PORTS.start}-{PORTS.stop - 1}; "
-              "the benchmark needs them closed", file=sys.stderr)
+        print(
+            f"something listens on 127.0.0.1:{PORTS.start}-{PORTS.stop - 1}; "
+            "the benchmark needs them closed",
+            file=sys.stderr,
+        )
         return 2
     with tempfile.TemporaryDirectory() as tmp:
         inventory = Path(tmp) / "million.yaml"
         inventory.write_text(
             "version: 1\ndefaults: {timeout: 1, retries: 0}\ntargets:\n"
-            f'  - {{name: pool, host: 127.0.0.0/16, ports: ["{PORTS.start}-{PORTS.stop - 1}"]}}\n')
-        argv = [sys.executable, "-m", "scanner", "check", str(inventory), "--format", "json",
-                *args.scanner_args]
+            f'  - {{name: pool, host: 127.0.0.0/16, ports: ["{PORTS.start}-{PORTS.stop - 1}"]}}\n'
+        )
+        argv = [
+            sys.executable,
+            "-m",
+            "scanner",
+            "check",
+            str(inventory),
+            "--format",
+            "json",
+            *args.scanner_args,
+        ]
         env = dict(os.environ, PYTHONPATH=str(ROOT))
         counts: Counter[str] = Counter()
         first_result = None
@@ -100,13 +112,17 @@ def main() -> int:
     rss_mib, pss_mib = watch.peak_rss_kib / 1024, watch.peak_pss_sum_kib / 1024
     print(f"scanner check, 1 inventory line = {TOTAL:,} targets, {' '.join(args.scanner_args)}")
     print(f"  exit {code}, {total:,} target.result events {dict(counts)}")
-    print(f"  wall {wall:.1f} s, {total / wall:,.0f} targets/s; scan.finished.duration_s "
-          f"{finished.get('duration_s')}")
+    print(
+        f"  wall {wall:.1f} s, {total / wall:,.0f} targets/s; scan.finished.duration_s "
+        f"{finished.get('duration_s')}"
+    )
     first = "never" if first_result is None else f"{first_result:.3f} s"
     print(f"  first target.result after {first}; {in_first_second:,} within the first second")
-    print(f"  processes {watch.processes}; peak RSS of one process {rss_mib:.1f} MiB "
-          f"({'within' if rss_mib <= RSS_BOUND_MIB else 'EXCEEDS'} 150 MB); "
-          f"peak PSS of all together {pss_mib:.1f} MiB")
+    print(
+        f"  processes {watch.processes}; peak RSS of one process {rss_mib:.1f} MiB "
+        f"({'within' if rss_mib <= RSS_BOUND_MIB else 'EXCEEDS'} 150 MB); "
+        f"peak PSS of all together {pss_mib:.1f} MiB"
+    )
     ok = total == TOTAL and code in (0, 1) and first_result is not None and first_result <= 1.0
     print("correct" if ok else "FAILED: not every target reported, or nothing in the first second")
     return 0 if ok else 1

@@ -53,19 +53,26 @@ def main() -> int:
     base, env = command()
     with tempfile.TemporaryDirectory() as tmp:
         inventory = Path(tmp) / "ten.yaml"
-        inventory.write_text("version: 1\ntargets:\n" + "".join(
-            f"  - {{name: svc-{n}, host: 127.0.0.{n + 1}, port: {5000 + n}, tags: [prod]}}\n"
-            for n in range(10)))
-        results = {"--help": timed([*base, "--help"], env, args.repeat),
-                   "validate (10 targets)": timed([*base, "validate", str(inventory)], env,
-                                                  args.repeat)}
+        inventory.write_text(
+            "version: 1\ntargets:\n"
+            + "".join(
+                f"  - {{name: svc-{n}, host: 127.0.0.{n + 1}, port: {5000 + n}, tags: [prod]}}\n"
+                for n in range(10)
+            )
+        )
+        results = {
+            "--help": timed([*base, "--help"], env, args.repeat),
+            "validate (10 targets)": timed([*base, "validate", str(inventory)], env, args.repeat),
+        }
     print(f"{' '.join(base)}: median of {args.repeat}")
     failed = False
     for name, wall in results.items():
         within = wall <= BOUND_S
         failed |= not within
-        print(f"  {name:<24} {wall * 1000:6.1f} ms  "
-              f"{'within' if within else 'EXCEEDS'} {BOUND_S * 1000:.0f} ms")
+        print(
+            f"  {name:<24} {wall * 1000:6.1f} ms  "
+            f"{'within' if within else 'EXCEEDS'} {BOUND_S * 1000:.0f} ms"
+        )
     return 1 if failed else 0
 
 

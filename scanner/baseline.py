@@ -38,9 +38,9 @@ class Baseline:
     def __init__(self, report: Report, path: str) -> None:
         self.path = path
         self.targets: dict[str, Earlier] = {
-            e["target"]: Earlier(ok=bool(e["ok"]), failed=is_failed(e),
-                                 category=str(e["category"]))
-            for e in report["targets"]}
+            e["target"]: Earlier(ok=bool(e["ok"]), failed=is_failed(e), category=str(e["category"]))
+            for e in report["targets"]
+        }
 
     @classmethod
     def load(cls, path: str | Path) -> Baseline:

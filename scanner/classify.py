@@ -94,8 +94,7 @@ HINTS: Mapping[Category, str] = {
     C.DNS_ERROR: "the resolver failed: {detail}",
     C.SLOW: "handshake took {latency_ms:.0f} ms, over the {budget_ms:g} ms budget: "
     "overloaded service or long path",
-    C.OUT_OF_SCOPE: "address outside scope.allow, no packet sent: DNS points somewhere "
-    "unexpected",
+    C.OUT_OF_SCOPE: "address outside scope.allow, no packet sent: DNS points somewhere unexpected",
 }
 
 
@@ -119,8 +118,9 @@ def classify_errno(err: int) -> Category:
     return ERRNO_CATEGORY.get(err, C.INCONCLUSIVE)
 
 
-def classify_connect(outcome: ConnectOutcome, local_addresses: Iterable[str] = (),
-                     target_address: str | None = None) -> Category:
+def classify_connect(
+    outcome: ConnectOutcome, local_addresses: Iterable[str] = (), target_address: str | None = None
+) -> Category:
     """Category of one handshake attempt.
 
     The ICMP detail wins over the errno because the errno alone cannot tell a TCP
@@ -141,7 +141,8 @@ def classify_connect(outcome: ConnectOutcome, local_addresses: Iterable[str] = (
             if category is C.REJECTED and any(same_address(sender, a) for a in local_addresses):
                 return C.BLOCKED_LOCALLY
             if category in (C.HOST_UNREACHABLE, C.NETWORK_UNREACHABLE) and same_address(
-                    sender, target_address):
+                sender, target_address
+            ):
                 return C.REJECTED
             return category
     if outcome.timed_out:
@@ -149,11 +150,16 @@ def classify_connect(outcome: ConnectOutcome, local_addresses: Iterable[str] = (
     return classify_errno(outcome.errno)
 
 
-def classify_latency(category: Category, latency_ms: float | None,
-                     budget_ms: float | None) -> Category:
+def classify_latency(
+    category: Category, latency_ms: float | None, budget_ms: float | None
+) -> Category:
     """``slow`` for a completed handshake over its latency budget; otherwise unchanged."""
-    if category is C.OPEN and budget_ms is not None and latency_ms is not None \
-            and latency_ms > budget_ms:
+    if (
+        category is C.OPEN
+        and budget_ms is not None
+        and latency_ms is not None
+        and latency_ms > budget_ms
+    ):
         return C.SLOW
     return category
 
@@ -219,9 +225,7 @@ def meets_expectation(expect: Expect, category: Category) -> bool:
 
 
 #: Outcomes that prove nothing about a port being closed (RESOLVED is a DNS outcome).
-_NOT_A_HANDSHAKE_FAILURE = frozenset(
-    {C.OPEN, C.SLOW, C.INCONCLUSIVE, C.OUT_OF_SCOPE, C.RESOLVED}
-)
+_NOT_A_HANDSHAKE_FAILURE = frozenset({C.OPEN, C.SLOW, C.INCONCLUSIVE, C.OUT_OF_SCOPE, C.RESOLVED})
 
 
 def roll_up(expect: Expect, categories: Sequence[Category]) -> tuple[bool, Category]:
@@ -250,11 +254,24 @@ def roll_up(expect: Expect, categories: Sequence[Category]) -> tuple[bool, Categ
 
 def icmp_name(icmp: IcmpDetail) -> str:
     """A readable name for an ICMP error, e.g. ``port-unreachable (3/3)``."""
-    names4 = {0: "net-unreachable", 1: "host-unreachable", 2: "prot-unreachable",
-              3: "port-unreachable", 9: "net-prohibited", 10: "host-prohibited",
-              13: "admin-prohibited"}
-    names6 = {0: "no-route", 1: "admin-prohibited", 2: "beyond-scope", 3: "addr-unreachable",
-              4: "port-unreachable", 5: "policy-fail", 6: "reject-route"}
+    names4 = {
+        0: "net-unreachable",
+        1: "host-unreachable",
+        2: "prot-unreachable",
+        3: "port-unreachable",
+        9: "net-prohibited",
+        10: "host-prohibited",
+        13: "admin-prohibited",
+    }
+    names6 = {
+        0: "no-route",
+        1: "admin-prohibited",
+        2: "beyond-scope",
+        3: "addr-unreachable",
+        4: "port-unreachable",
+        5: "policy-fail",
+        6: "reject-route",
+    }
     v4 = icmp.family == "ipv4"
     unreach = ICMP4_DEST_UNREACH if v4 else ICMP6_DEST_UNREACH
     exceeded = ICMP4_TIME_EXCEEDED if v4 else ICMP6_TIME_EXCEEDED
@@ -296,11 +313,16 @@ def hint_for(
         return None
     sender = icmp.sender if icmp else None
     if category is C.REJECTED and icmp is not None and same_address(sender, target_address):
-        return (f"the target host itself rejects port {port} (ICMP {icmp_name(icmp)}"
-                "): a host firewall, not a missing listener")
+        return (
+            f"the target host itself rejects port {port} (ICMP {icmp_name(icmp)}"
+            "): a host firewall, not a missing listener"
+        )
     rr = {"ipv4": "A", "ipv6": "AAAA"}.get(family, "A or AAAA")
-    local_cause = (f"ICMP {icmp_name(icmp)} sent by this host's own address {sender}"
-                   if icmp is not None and sender else errno_name or "unknown error")
+    local_cause = (
+        f"ICMP {icmp_name(icmp)} sent by this host's own address {sender}"
+        if icmp is not None and sender
+        else errno_name or "unknown error"
+    )
     return HINTS[category].format(
         local_cause=local_cause,
         port=port,

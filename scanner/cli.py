@@ -34,63 +34,141 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="scanner",
         description="Check a whole service inventory at once and say why each failing "
-                    "endpoint fails.",
+        "endpoint fails.",
         epilog="Exit codes: 0 all met · 1 failures · 2 usage/inventory error · "
-               "3 inconclusive (local trouble) · 130/143 interrupted.")
+        "3 inconclusive (local trouble) · 130/143 interrupted.",
+    )
     parser.add_argument("--version", action="version", version=f"scanner {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     check = sub.add_parser("check", help="probe every target of the inventories")
     check.add_argument("inventories", nargs="+", metavar="INVENTORY")
-    check.add_argument("--format", "-f", choices=("auto", "console", "json"), default="auto",
-                       help="auto (default): console on a TTY, json otherwise")
-    check.add_argument("--concurrency", "-c", type=_positive_int, default=None, metavar="N",
-                       help="max probes in flight (default 1024, capped by the fd limit)")
-    check.add_argument("--timeout", "-t", type=_positive_float, default=None, metavar="S",
-                       help="seconds per handshake attempt (overrides the inventory)")
-    check.add_argument("--retries", "-r", type=_non_negative_int, default=None, metavar="N",
-                       help="extra attempts for transient failures (overrides the inventory)")
-    check.add_argument("--tags", default=None, metavar="A,B",
-                       help="only targets carrying one of these tags")
-    check.add_argument("--max-duration", type=_positive_float, default=None, metavar="S",
-                       help="global deadline; unfinished targets end as inconclusive")
-    check.add_argument("--allow", action="append", default=[], metavar="CIDR",
-                       type=_network,
-                       help="scope guard (repeatable): only these networks get packets, "
-                            "added to the inventory's scope.allow")
-    check.add_argument("--rate", type=_positive_float, default=None, metavar="N",
-                       help="at most N handshake attempts per second overall")
-    check.add_argument("--per-host", type=_positive_int, default=None, metavar="N",
-                       help="at most N handshakes in flight to one address")
-    check.add_argument("--show-ok", action="store_true",
-                       help="console format: list targets that passed too")
-    check.add_argument("--shard", type=_shard, default=None, metavar="I/N",
-                       help="check only slice I of N (1-based, stable hash of the target name)")
+    check.add_argument(
+        "--format",
+        "-f",
+        choices=("auto", "console", "json"),
+        default="auto",
+        help="auto (default): console on a TTY, json otherwise",
+    )
+    check.add_argument(
+        "--concurrency",
+        "-c",
+        type=_positive_int,
+        default=None,
+        metavar="N",
+        help="max probes in flight (default 1024, capped by the fd limit)",
+    )
+    check.add_argument(
+        "--timeout",
+        "-t",
+        type=_positive_float,
+        default=None,
+        metavar="S",
+        help="seconds per handshake attempt (overrides the inventory)",
+    )
+    check.add_argument(
+        "--retries",
+        "-r",
+        type=_non_negative_int,
+        default=None,
+        metavar="N",
+        help="extra attempts for transient failures (overrides the inventory)",
+    )
+    check.add_argument(
+        "--tags", default=None, metavar="A,B", help="only targets carrying one of these tags"
+    )
+    check.add_argument(
+        "--max-duration",
+        type=_positive_float,
+        default=None,
+        metavar="S",
+        help="global deadline; unfinished targets end as inconclusive",
+    )
+    check.add_argument(
+        "--allow",
+        action="append",
+        default=[],
+        metavar="CIDR",
+        type=_network,
+        help="scope guard (repeatable): only these networks get packets, "
+        "added to the inventory's scope.allow",
+    )
+    check.add_argument(
+        "--rate",
+        type=_positive_float,
+        default=None,
+        metavar="N",
+        help="at most N handshake attempts per second overall",
+    )
+    check.add_argument(
+        "--per-host",
+        type=_positive_int,
+        default=None,
+        metavar="N",
+        help="at most N handshakes in flight to one address",
+    )
+    check.add_argument(
+        "--show-ok", action="store_true", help="console format: list targets that passed too"
+    )
+    check.add_argument(
+        "--shard",
+        type=_shard,
+        default=None,
+        metavar="I/N",
+        help="check only slice I of N (1-based, stable hash of the target name)",
+    )
     check.add_argument("--slice", type=_shard, default=None, help=argparse.SUPPRESS)
-    check.add_argument("--workers", type=_workers, default=None, metavar="N",
-                       help="scan with N processes, each every N-th target, one JSON stream; "
-                            "default auto: one per core for 10,000+ IP-address targets "
-                            "without --rate/--per-host, else 1")
-    check.add_argument("--trace-failures", action="store_true",
-                       help="trace the path of failed targets: which hop drops or rejects")
+    check.add_argument(
+        "--workers",
+        type=_workers,
+        default=None,
+        metavar="N",
+        help="scan with N processes, each every N-th target, one JSON stream; "
+        "default auto: one per core for 10,000+ IP-address targets "
+        "without --rate/--per-host, else 1",
+    )
+    check.add_argument(
+        "--trace-failures",
+        action="store_true",
+        help="trace the path of failed targets: which hop drops or rejects",
+    )
     _add_trace_options(check)
     _add_artefact_options(check)
 
-    trace = sub.add_parser("trace", help="path trace of one endpoint: which hop drops or rejects",
-                           description="TCP handshakes to HOST:PORT with rising hop limits; "
-                                       "routers answer ICMP time exceeded (no privileges "
-                                       "needed). Exits like check: 0 when the port is open.")
-    trace.add_argument("endpoint", metavar="HOST:PORT", type=_endpoint,
-                       help="name or IP literal and port ([v6]:port for IPv6)")
-    trace.add_argument("--format", "-f", choices=("auto", "console", "json"), default="auto",
-                       help="auto (default): console on a TTY, json otherwise")
-    trace.add_argument("--family", choices=("any", "ipv4", "ipv6"), default="any",
-                       help="which addresses of a name to trace (default: all)")
+    trace = sub.add_parser(
+        "trace",
+        help="path trace of one endpoint: which hop drops or rejects",
+        description="TCP handshakes to HOST:PORT with rising hop limits; "
+        "routers answer ICMP time exceeded (no privileges "
+        "needed). Exits like check: 0 when the port is open.",
+    )
+    trace.add_argument(
+        "endpoint",
+        metavar="HOST:PORT",
+        type=_endpoint,
+        help="name or IP literal and port ([v6]:port for IPv6)",
+    )
+    trace.add_argument(
+        "--format",
+        "-f",
+        choices=("auto", "console", "json"),
+        default="auto",
+        help="auto (default): console on a TTY, json otherwise",
+    )
+    trace.add_argument(
+        "--family",
+        choices=("any", "ipv4", "ipv6"),
+        default="any",
+        help="which addresses of a name to trace (default: all)",
+    )
     _add_trace_options(trace)
 
-    merge = sub.add_parser("merge", help="one verdict from the --report files of several shards",
-                           description="Join the --report documents of several shards (or "
-                                       "scans) into one verdict; exits like check.")
+    merge = sub.add_parser(
+        "merge",
+        help="one verdict from the --report files of several shards",
+        description="Join the --report documents of several shards (or "
+        "scans) into one verdict; exits like check.",
+    )
     merge.add_argument("reports", nargs="+", metavar="REPORT")
     _add_artefact_options(merge)
 
@@ -103,10 +181,20 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _add_trace_options(command: argparse.ArgumentParser) -> None:
-    command.add_argument("--max-hops", type=_hop_limit, default=30, metavar="N",
-                         help="highest hop limit tried (default 30)")
-    command.add_argument("--hop-timeout", type=_positive_float, default=2.0, metavar="S",
-                         help="seconds to wait for each wave of hop limits (default 2)")
+    command.add_argument(
+        "--max-hops",
+        type=_hop_limit,
+        default=30,
+        metavar="N",
+        help="highest hop limit tried (default 30)",
+    )
+    command.add_argument(
+        "--hop-timeout",
+        type=_positive_float,
+        default=2.0,
+        metavar="S",
+        help="seconds to wait for each wave of hop limits (default 2)",
+    )
 
 
 def _hop_limit(text: str) -> int:
@@ -127,17 +215,28 @@ def _endpoint(text: str) -> tuple[str, int]:
 
 def _add_artefact_options(command: argparse.ArgumentParser) -> None:
     command.add_argument("--junit", default=None, metavar="PATH", help="write JUnit XML")
-    command.add_argument("--markdown", default=None, metavar="PATH",
-                         help="write a Markdown summary (default with GITHUB_STEP_SUMMARY "
-                              "set: append to that file)")
-    command.add_argument("--report", default=None, metavar="PATH",
-                         help="write the whole result as one JSON document")
-    command.add_argument("--baseline", default=None, metavar="REPORT",
-                         help="compare with an earlier --report: new failures, fixed, "
-                              "changed category")
-    command.add_argument("--fail-on", choices=("any", "new"), default="any",
-                         help="any (default): exit 1 on any failure; new: only on failures "
-                              "that are new since --baseline")
+    command.add_argument(
+        "--markdown",
+        default=None,
+        metavar="PATH",
+        help="write a Markdown summary (default with GITHUB_STEP_SUMMARY set: append to that file)",
+    )
+    command.add_argument(
+        "--report", default=None, metavar="PATH", help="write the whole result as one JSON document"
+    )
+    command.add_argument(
+        "--baseline",
+        default=None,
+        metavar="REPORT",
+        help="compare with an earlier --report: new failures, fixed, changed category",
+    )
+    command.add_argument(
+        "--fail-on",
+        choices=("any", "new"),
+        default="any",
+        help="any (default): exit 1 on any failure; new: only on failures "
+        "that are new since --baseline",
+    )
 
 
 def _shard(text: str) -> Shard:
@@ -234,8 +333,10 @@ def _load(paths: Sequence[str]) -> Inventory | None:
         for problem in exc.problems:
             print(f"scanner: {problem}", file=sys.stderr)
         count = len(exc.problems)
-        print(f"scanner: {count} problem{'s' if count != 1 else ''}; nothing was probed",
-              file=sys.stderr)
+        print(
+            f"scanner: {count} problem{'s' if count != 1 else ''}; nothing was probed",
+            file=sys.stderr,
+        )
         return None
 
 
@@ -252,8 +353,9 @@ def cmd_validate(paths: Sequence[str]) -> int:
     return EXIT_OK
 
 
-def select_targets(inventory: Inventory, tags: str | None, timeout: float | None,
-                   retries: int | None) -> Inventory:
+def select_targets(
+    inventory: Inventory, tags: str | None, timeout: float | None, retries: int | None
+) -> Inventory:
     """Apply --tags, --timeout and --retries to a loaded inventory (nothing is expanded)."""
     from msgspec.structs import replace
 
@@ -263,8 +365,7 @@ def select_targets(inventory: Inventory, tags: str | None, timeout: float | None
     targets = inventory.targets
     if not isinstance(targets, TargetList):
         raise TypeError("select_targets needs the TargetList of a loaded inventory")
-    return replace(inventory, targets=targets.select(tags=wanted, timeout=timeout,
-                                                     retries=retries))
+    return replace(inventory, targets=targets.select(tags=wanted, timeout=timeout, retries=retries))
 
 
 def exit_code(summary: ScanSummary) -> int:
@@ -277,10 +378,12 @@ def exit_code(summary: ScanSummary) -> int:
     return EXIT_OK
 
 
-def make_observer(fmt: str, show_ok: bool = False,
-                  baseline: Baseline | None = None) -> ScanObserver:
+def make_observer(
+    fmt: str, show_ok: bool = False, baseline: Baseline | None = None
+) -> ScanObserver:
     change_of: Callable[[TargetResult], str | None] | None = None
     if baseline is not None:
+
         def change_of(result: TargetResult) -> str | None:
             return baseline.change(result.target.name, result.ok, result.category.value)
 
@@ -304,8 +407,10 @@ def cmd_check(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     inventory = select_targets(loaded, args.tags, args.timeout, args.retries)
     if not inventory.targets:
-        print(f"scanner: no target carries any of the tags {args.tags!r}; nothing to check",
-              file=sys.stderr)
+        print(
+            f"scanner: no target carries any of the tags {args.tags!r}; nothing to check",
+            file=sys.stderr,
+        )
         return EXIT_USAGE
     if args.workers is None:
         args.workers = auto_workers(args, inventory)
@@ -319,8 +424,9 @@ def cmd_check(args: argparse.Namespace) -> int:
 
         from .targets import EveryNth
 
-        inventory = replace(inventory, targets=EveryNth(inventory.targets,
-                                                        args.slice.index - 1, args.slice.count))
+        inventory = replace(
+            inventory, targets=EveryNth(inventory.targets, args.slice.index - 1, args.slice.count)
+        )
     import anyio
 
     from .engine import ScanOptions, run_scan
@@ -331,24 +437,39 @@ def cmd_check(args: argparse.Namespace) -> int:
         from .trace import TraceConfig
 
         trace = TraceConfig(max_hops=args.max_hops, hop_timeout=args.hop_timeout)
-    options = ScanOptions(concurrency=args.concurrency, max_duration=args.max_duration,
-                          allow=tuple(args.allow), rate=args.rate, per_address=args.per_host,
-                          keep_results=_wants_report(args),
-                          trace_failures=args.trace_failures, trace=trace)
+    options = ScanOptions(
+        concurrency=args.concurrency,
+        max_duration=args.max_duration,
+        allow=tuple(args.allow),
+        rate=args.rate,
+        per_address=args.per_host,
+        keep_results=_wants_report(args),
+        trace_failures=args.trace_failures,
+        trace=trace,
+    )
     started = _utc_now() if _wants_report(args) else ""  # the report module only if needed
-    summary, results = anyio.run(run_scan, inventory, observer, options,
-                                 backend_options=_backend_options())
+    summary, results = anyio.run(
+        run_scan, inventory, observer, options, backend_options=_backend_options()
+    )
     if _wants_report(args):
         from .inventory import printable_path
         from .report.json_report import build_report
 
-        changes = ({r.target.name: baseline.change(r.target.name, r.ok, r.category.value)
-                    for r in results} if baseline else None)
-        report = build_report(results, summary, inventories=inventory.paths, started=started,
-                              finished=_utc_now(),
-                              shard=str(args.shard) if args.shard else None,
-                              baseline=printable_path(baseline.path) if baseline else None,
-                              changes=changes)
+        changes = (
+            {r.target.name: baseline.change(r.target.name, r.ok, r.category.value) for r in results}
+            if baseline
+            else None
+        )
+        report = build_report(
+            results,
+            summary,
+            inventories=inventory.paths,
+            started=started,
+            finished=_utc_now(),
+            shard=str(args.shard) if args.shard else None,
+            baseline=printable_path(baseline.path) if baseline else None,
+            changes=changes,
+        )
         if not _write_artefacts(report, args):
             return EXIT_USAGE
         if args.fail_on == "new" and summary.interrupted_by not in EXIT_SIGNAL:
@@ -373,14 +494,21 @@ def auto_workers(args: argparse.Namespace, inventory: Inventory) -> int:
     """
     from .targets import TargetList, literal_family
 
-    if (args.shard is not None or args.slice is not None or args.rate or args.per_host
-            or args.trace_failures or _resolve_format(args.format) != "json"
-            or _wants_report(args) or len(inventory.targets) < AUTO_WORKERS_MIN_TARGETS):
+    if (
+        args.shard is not None
+        or args.slice is not None
+        or args.rate
+        or args.per_host
+        or args.trace_failures
+        or _resolve_format(args.format) != "json"
+        or _wants_report(args)
+        or len(inventory.targets) < AUTO_WORKERS_MIN_TARGETS
+    ):
         return 1
     targets = inventory.targets
     if not isinstance(targets, TargetList) or not all(
-            spec.network is not None or literal_family(spec.template.host)
-            for spec in targets.specs):
+        spec.network is not None or literal_family(spec.template.host) for spec in targets.specs
+    ):
         return 1
     return max(1, min(len(os.sched_getaffinity(0)), AUTO_WORKERS_MAX))
 
@@ -388,16 +516,24 @@ def auto_workers(args: argparse.Namespace, inventory: Inventory) -> int:
 def _check_with_workers(args: argparse.Namespace, inventory: Inventory) -> int:
     """``check --workers N``: N shard processes, one stream, one verdict, one set of artefacts."""
     if args.shard is not None:
-        print("scanner: --workers shards the scan itself; run --shard scans as separate jobs "
-              "instead of combining the two", file=sys.stderr)
+        print(
+            "scanner: --workers shards the scan itself; run --shard scans as separate jobs "
+            "instead of combining the two",
+            file=sys.stderr,
+        )
         return EXIT_USAGE
     if _resolve_format(args.format) != "json":
-        print("scanner: --workers needs --format json (the console view comes from one "
-              "process)", file=sys.stderr)
+        print(
+            "scanner: --workers needs --format json (the console view comes from one process)",
+            file=sys.stderr,
+        )
         return EXIT_USAGE
     if args.per_host and args.per_host < args.workers:
-        print(f"scanner: --per-host {args.per_host} is shared out among the workers, "
-              f"at least one each: use --workers {args.per_host} or fewer", file=sys.stderr)
+        print(
+            f"scanner: --per-host {args.per_host} is shared out among the workers, "
+            f"at least one each: use --workers {args.per_host} or fewer",
+            file=sys.stderr,
+        )
         return EXIT_USAGE
     import tempfile
 
@@ -406,12 +542,18 @@ def _check_with_workers(args: argparse.Namespace, inventory: Inventory) -> int:
     preload()
 
     with tempfile.TemporaryDirectory(prefix="scanner-workers-") as tmp:
-        reports = [os.path.join(tmp, f"worker-{k}.json") for k in range(1, args.workers + 1)] \
-            if _wants_report(args) else []
-        commands = [worker_command(args, k, args.workers, reports[k - 1] if reports else None)
-                    for k in range(1, args.workers + 1)]
-        outcome = run_workers(commands, inventory.paths, sys.stdout.buffer, reports,
-                              targets=len(inventory.targets))
+        reports = (
+            [os.path.join(tmp, f"worker-{k}.json") for k in range(1, args.workers + 1)]
+            if _wants_report(args)
+            else []
+        )
+        commands = [
+            worker_command(args, k, args.workers, reports[k - 1] if reports else None)
+            for k in range(1, args.workers + 1)
+        ]
+        outcome = run_workers(
+            commands, inventory.paths, sys.stdout.buffer, reports, targets=len(inventory.targets)
+        )
         for problem in outcome.failed_workers:
             print(f"scanner: {problem}", file=sys.stderr)
         code = exit_code(outcome.summary)
@@ -421,8 +563,12 @@ def _check_with_workers(args: argparse.Namespace, inventory: Inventory) -> int:
             try:
                 loaded = [(p, load_report(p)) for p in outcome.reports]
                 if outcome.dead:  # their targets go in as unchecked, never just missing
-                    loaded.append(("(unchecked)", _unchecked_report(
-                        inventory, args.workers, outcome.dead, loaded)))
+                    loaded.append(
+                        (
+                            "(unchecked)",
+                            _unchecked_report(inventory, args.workers, outcome.dead, loaded),
+                        )
+                    )
                 report = merge_reports(loaded)
             except ReportError as exc:
                 print(f"scanner: workers' reports: {exc}", file=sys.stderr)
@@ -436,8 +582,9 @@ def _check_with_workers(args: argparse.Namespace, inventory: Inventory) -> int:
     return code
 
 
-def _unchecked_report(inventory: Inventory, workers: int, dead: Sequence[int],
-                      reports: Sequence[tuple[str, Report]]) -> Report:
+def _unchecked_report(
+    inventory: Inventory, workers: int, dead: Sequence[int], reports: Sequence[tuple[str, Report]]
+) -> Report:
     """A report of the targets of dead workers that no report holds: each inconclusive.
 
     Their events may have gone out before the worker died, but a worker writes its report
@@ -448,16 +595,22 @@ def _unchecked_report(inventory: Inventory, workers: int, dead: Sequence[int],
     from .targets import EveryNth
 
     reported = {entry["target"] for _, report in reports for entry in report["targets"]}
-    unchecked = [TargetResult(
-        target, ok=False, category=Category.INCONCLUSIVE, addresses=(),
-        hint=f"not checked: worker {k} of {workers} ended before it reported this target")
-        for k in dead for target in EveryNth(inventory.targets, k - 1, workers)
-        if target.name not in reported]
+    unchecked = [
+        TargetResult(
+            target,
+            ok=False,
+            category=Category.INCONCLUSIVE,
+            addresses=(),
+            hint=f"not checked: worker {k} of {workers} ended before it reported this target",
+        )
+        for k in dead
+        for target in EveryNth(inventory.targets, k - 1, workers)
+        if target.name not in reported
+    ]
     now = utc_now()
     # every one inconclusive: that is its category and its verdict (one key in counts)
     summary = ScanSummary.from_counts({"inconclusive": len(unchecked)}, 0.0, None)
-    return build_report(unchecked, summary, inventories=inventory.paths, started=now,
-                        finished=now)
+    return build_report(unchecked, summary, inventories=inventory.paths, started=now, finished=now)
 
 
 def cmd_trace(args: argparse.Namespace) -> int:
@@ -475,15 +628,19 @@ def cmd_trace(args: argparse.Namespace) -> int:
 
     host, port = args.endpoint
     name = display(host, port)
-    target = Target(name=name, host=host, port=port, timeout=args.hop_timeout, retries=0,
-                    family=args.family)
+    target = Target(
+        name=name, host=host, port=port, timeout=args.hop_timeout, retries=0, family=args.family
+    )
     inventory = Inventory(paths=(name,), targets=(target,))
     observer = make_observer(_resolve_format(args.format), show_ok=True)
-    options = ScanOptions(keep_results=False, trace_failures=True,
-                          trace=TraceConfig(max_hops=args.max_hops,
-                                            hop_timeout=args.hop_timeout, include_ok=True))
-    summary, _ = anyio.run(run_scan, inventory, observer, options,
-                           backend_options=_backend_options())
+    options = ScanOptions(
+        keep_results=False,
+        trace_failures=True,
+        trace=TraceConfig(max_hops=args.max_hops, hop_timeout=args.hop_timeout, include_ok=True),
+    )
+    summary, _ = anyio.run(
+        run_scan, inventory, observer, options, backend_options=_backend_options()
+    )
     return exit_code(summary)
 
 
@@ -493,8 +650,9 @@ def _shard_inventory(inventory: Inventory, shard: Shard) -> Inventory:
 
     from .targets import FilteredTargets
 
-    return replace(inventory, targets=FilteredTargets(inventory.targets,
-                                                      lambda t: shard.holds(t.name)))
+    return replace(
+        inventory, targets=FilteredTargets(inventory.targets, lambda t: shard.holds(t.name))
+    )
 
 
 def _utc_now() -> str:
@@ -504,15 +662,22 @@ def _utc_now() -> str:
 
 
 def _wants_report(args: argparse.Namespace) -> bool:
-    return bool(args.junit or args.markdown or args.report or args.fail_on == "new"
-                or os.environ.get("GITHUB_STEP_SUMMARY"))
+    return bool(
+        args.junit
+        or args.markdown
+        or args.report
+        or args.fail_on == "new"
+        or os.environ.get("GITHUB_STEP_SUMMARY")
+    )
 
 
 def _artefact_args_ok(args: argparse.Namespace) -> bool:
     """Usage errors found before anything is probed: exit 2, as for a bad inventory."""
     if args.fail_on == "new" and not args.baseline:
-        print("scanner: --fail-on new needs --baseline REPORT (new compared with what?)",
-              file=sys.stderr)
+        print(
+            "scanner: --fail-on new needs --baseline REPORT (new compared with what?)",
+            file=sys.stderr,
+        )
         return False
     for option in ("junit", "markdown", "report"):
         path = getattr(args, option)
@@ -520,8 +685,7 @@ def _artefact_args_ok(args: argparse.Namespace) -> bool:
             continue
         parent = os.path.dirname(os.path.abspath(path))
         if not os.path.isdir(parent):
-            print(f"scanner: --{option} {path}: directory {parent} does not exist",
-                  file=sys.stderr)
+            print(f"scanner: --{option} {path}: directory {parent} does not exist", file=sys.stderr)
             return False
     return True
 
@@ -605,9 +769,12 @@ def cmd_merge(args: argparse.Namespace) -> int:
     if not _write_artefacts(report, args):
         return EXIT_USAGE
     counts = report["summary"]["counts"]
-    print(f"scanner: merged {len(args.reports)} reports: {len(report['targets'])} targets, "
-          f"{counts.get('ok', 0)} ok, {counts.get('failed', 0)} failed, "
-          f"{counts.get('inconclusive', 0)} inconclusive", file=sys.stderr)
+    print(
+        f"scanner: merged {len(args.reports)} reports: {len(report['targets'])} targets, "
+        f"{counts.get('ok', 0)} ok, {counts.get('failed', 0)} failed, "
+        f"{counts.get('inconclusive', 0)} inconclusive",
+        file=sys.stderr,
+    )
     return report_exit_code(report, args.fail_on)
 
 

@@ -162,9 +162,12 @@ def run_demo(fmt: str) -> int:
         finally:
             transport.close()
 
-    print("scanner demo: listeners and a DNS server now run on loopback; each of the "
-          f"{len(EXPECTED)} targets below is built to show one category, failures included.",
-          file=sys.stderr, flush=True)
+    print(
+        "scanner demo: listeners and a DNS server now run on loopback; each of the "
+        f"{len(EXPECTED)} targets below is built to show one category, failures included.",
+        file=sys.stderr,
+        flush=True,
+    )
     with loopback_fixtures() as ports:
         anyio.run(scan, ports)
     wrong = []
@@ -179,6 +182,9 @@ def run_demo(fmt: str) -> int:
         for line in wrong:
             print(f"  {line}", file=stream)
         return 1
-    print(f"scanner demo: all {len(EXPECTED)} targets got the category they were built for "
-          "(failures above are on purpose).", file=stream)
+    print(
+        f"scanner demo: all {len(EXPECTED)} targets got the category they were built for "
+        "(failures above are on purpose).",
+        file=stream,
+    )
     return 0

@@ -310,8 +310,9 @@ class _JobSource:
     #: lookups under way at most: twice the resolver's queries in flight, so it never idles
     max_lookups = 2 * RESOLVER_CONCURRENCY
 
-    def __init__(self, scan: _Scan, targets: Sequence[Target], config: ResolverConfig,
-                 lookups: TaskGroup) -> None:
+    def __init__(
+        self, scan: _Scan, targets: Sequence[Target], config: ResolverConfig, lookups: TaskGroup
+    ) -> None:
         self.scan = scan
         self.targets = enumerate(targets)
         self.config = config
@@ -385,8 +386,9 @@ class _JobSource:
         if answer.category is not Category.RESOLVED:
             self.scan.finish_target(index, _Pending(target, (), [], answer))
             return
-        self.scan.pending[index] = _Pending(target, answer.addresses,
-                                            [None] * len(answer.addresses), answer)
+        self.scan.pending[index] = _Pending(
+            target, answer.addresses, [None] * len(answer.addresses), answer
+        )
         for slot, address in enumerate(answer.addresses):
             self.ready.append((index, slot, address, literal_family(address) or "ipv4"))
 
@@ -412,8 +414,9 @@ class _Attempt:
 
     __slots__ = ("address", "family", "index", "pending", "slot", "start", "stop", "tries")
 
-    def __init__(self, index: int, slot: int, address: str, family: AddressFamily,
-                 pending: _Pending) -> None:
+    def __init__(
+        self, index: int, slot: int, address: str, family: AddressFamily, pending: _Pending
+    ) -> None:
         self.index = index
         self.slot = slot
         self.address = address
@@ -476,8 +479,12 @@ class _ProbePump:
         self._notice_end()
 
     def _notice_end(self) -> None:
-        if (self.free == self.concurrency and not self._unreported and self.source.drained
-                and not self.done.done()):
+        if (
+            self.free == self.concurrency
+            and not self._unreported
+            and self.source.drained
+            and not self.done.done()
+        ):
             self.done.set_result(None)
 
     def close(self) -> None:
@@ -496,8 +503,9 @@ class _ProbePump:
         pending = self.scan.pending[index]
         scope = self.scan.scope
         if scope is not None and not scope.allows(address):
-            self._complete(index, slot, pending, out_of_scope(pending.target, address,
-                                                              family, scope))
+            self._complete(
+                index, slot, pending, out_of_scope(pending.target, address, family, scope)
+            )
             return
         attempt = _Attempt(index, slot, address, family, pending)
         self.live.add(attempt)
@@ -516,12 +524,15 @@ class _ProbePump:
         if self.stopped:
             return
         target = attempt.pending.target
-        attempt.stop = self.dialer.connect(attempt.address, target.port, attempt.family,
-                                           target.timeout,
-                                           functools.partial(self._connected, attempt))
+        attempt.stop = self.dialer.connect(
+            attempt.address,
+            target.port,
+            attempt.family,
+            target.timeout,
+            functools.partial(self._connected, attempt),
+        )
 
-    def _connected(self, attempt: _Attempt, outcome: ConnectOutcome, local: str | None
-                   ) -> None:
+    def _connected(self, attempt: _Attempt, outcome: ConnectOutcome, local: str | None) -> None:
         if self.stopped:
             return
         try:
@@ -534,14 +545,19 @@ class _ProbePump:
                 attempt.stop = self.loop.call_later(delay, self._dial, attempt).cancel
                 return
             self.live.discard(attempt)
-            result = probe_result(target, attempt.address, attempt.family, category=category,
-                                  outcome=outcome, attempts=attempt.tries.attempts)
+            result = probe_result(
+                target,
+                attempt.address,
+                attempt.family,
+                category=category,
+                outcome=outcome,
+                attempts=attempt.tries.attempts,
+            )
             self._complete(attempt.index, attempt.slot, attempt.pending, result)
         except BaseException as exc:  # noqa: BLE001 - a bug ends the scan, not lost in the loop
             self._fail(exc)
 
-    def _complete(self, index: int, slot: int, pending: _Pending, result: ProbeResult
-                  ) -> None:
+    def _complete(self, index: int, slot: int, pending: _Pending, result: ProbeResult) -> None:
         if not self._unreported:
             self.loop.call_soon(self._report_batch)
         self._unreported.append((index, slot, pending, result))
@@ -602,8 +618,9 @@ class _Scan:
         try:
             async with anyio.create_task_group() as group:
                 self.traces = group
-                self.source = _JobSource(self, self.inventory.targets, self.inventory.resolver,
-                                         group)
+                self.source = _JobSource(
+                    self, self.inventory.targets, self.inventory.resolver, group
+                )
                 pump = _ProbePump(self, self.source)
                 pump.fill()
                 try:
@@ -619,8 +636,12 @@ class _Scan:
 
     def finish_target(self, index: int, pending: _Pending) -> None:
         self.pending.pop(index, None)
-        result = target_verdict(pending.target, pending.dns, pending.addresses,
-                                [p for p in pending.probes if p is not None])
+        result = target_verdict(
+            pending.target,
+            pending.dns,
+            pending.addresses,
+            [p for p in pending.probes if p is not None],
+        )
         if self.tracer is not None and self.traces is not None and self.tracer.wants(result):
             self.tracing[index] = result  # recorded once traced (or untraced if cut short)
             self.traces.start_soon(self._trace, index, result)
@@ -635,8 +656,9 @@ class _Scan:
 
     def _record(self, index: int, result: TargetResult) -> None:
         self.counts[result.category.value] += 1
-        self.verdicts["ok" if result.ok else "inconclusive" if result.inconclusive
-                      else "failed"] += 1
+        self.verdicts[
+            "ok" if result.ok else "inconclusive" if result.inconclusive else "failed"
+        ] += 1
         if self.keep_results:
             self.results.append((index, result))
         self.observer.on_target(result)
@@ -654,23 +676,38 @@ class _Scan:
             self._record(index, result)
         self.tracing.clear()
         for index, pending in sorted(self.pending.items()):
-            self._record(index, TargetResult(
-                target=pending.target, ok=False, category=Category.INCONCLUSIVE,
-                addresses=pending.addresses, hint=hint,
-                probes=tuple(p for p in pending.probes if p is not None), dns=pending.dns))
+            self._record(
+                index,
+                TargetResult(
+                    target=pending.target,
+                    ok=False,
+                    category=Category.INCONCLUSIVE,
+                    addresses=pending.addresses,
+                    hint=hint,
+                    probes=tuple(p for p in pending.probes if p is not None),
+                    dns=pending.dns,
+                ),
+            )
         self.pending.clear()
         if self.source is None:
             return
         for position, target in self.source.unfinished(unstarted=unstarted):
-            self._record(position, TargetResult(target=target, ok=False,
-                                             category=Category.INCONCLUSIVE,
-                                             addresses=(), hint=hint))
+            self._record(
+                position,
+                TargetResult(
+                    target=target, ok=False, category=Category.INCONCLUSIVE, addresses=(), hint=hint
+                ),
+            )
         self.not_started = self.source.total - self.source.pulled
 
     def summary(self, duration_s: float, interrupted_by: str | None) -> ScanSummary:
         # "inconclusive" is both a category and a verdict; for targets they coincide.
-        counts = {**self.counts, "ok": self.verdicts["ok"], "failed": self.verdicts["failed"],
-                  "inconclusive": self.verdicts["inconclusive"]}
+        counts = {
+            **self.counts,
+            "ok": self.verdicts["ok"],
+            "failed": self.verdicts["failed"],
+            "inconclusive": self.verdicts["inconclusive"],
+        }
         if self.not_started:
             counts["not_started"] = self.not_started
         return ScanSummary.from_counts(counts, duration_s, interrupted_by)
@@ -705,15 +742,20 @@ class Tries:
         return None
 
 
-def classify_attempt(target: Target, address: str, outcome: ConnectOutcome,
-                     local: str | None) -> Category:
+def classify_attempt(
+    target: Target, address: str, outcome: ConnectOutcome, local: str | None
+) -> Category:
     """The category of one handshake to ``address`` (``local``: the source we used)."""
-    return classify_latency(classify_connect(outcome, (local,) if local else (), address),
-                            outcome.latency_ms, target.max_latency_ms)
+    return classify_latency(
+        classify_connect(outcome, (local,) if local else (), address),
+        outcome.latency_ms,
+        target.max_latency_ms,
+    )
 
 
-async def probe_address(target: Target, address: str, family: AddressFamily,
-                        gate: Gate = OPEN_GATE) -> ProbeResult:
+async def probe_address(
+    target: Target, address: str, family: AddressFamily, gate: Gate = OPEN_GATE
+) -> ProbeResult:
     """Probe one address of a target, retrying transient outcomes with backoff.
 
     The scan itself drives probes by callbacks (:class:`_ProbePump`); this is the same
@@ -726,48 +768,80 @@ async def probe_address(target: Target, address: str, family: AddressFamily,
         category = classify_attempt(target, address, outcome, local)
         delay = tries.again(category, target.retries)
         if delay is None:
-            return probe_result(target, address, family, category=category, outcome=outcome,
-                                attempts=tries.attempts)
+            return probe_result(
+                target, address, family, category=category, outcome=outcome, attempts=tries.attempts
+            )
         await anyio.sleep(delay)
 
 
-def probe_result(target: Target, address: str, family: AddressFamily, *, category: Category,
-                 outcome: ConnectOutcome, attempts: int) -> ProbeResult:
+def probe_result(
+    target: Target,
+    address: str,
+    family: AddressFamily,
+    *,
+    category: Category,
+    outcome: ConnectOutcome,
+    attempts: int,
+) -> ProbeResult:
     """The :class:`ProbeResult` of the final handshake, with its hint."""
     errno_name = None if outcome.errno == 0 else _errno_name(outcome.errno)
     if category is Category.OPEN:
         hint = None
     elif category is Category.SLOW:
-        hint = hint_for(category, latency_ms=outcome.latency_ms,
-                        budget_ms=target.max_latency_ms)
+        hint = hint_for(category, latency_ms=outcome.latency_ms, budget_ms=target.max_latency_ms)
     else:  # the same few sentences over and over: format each once
         # the target's own address only matters to a reject ("the host itself rejects")
-        hint = _probe_hint(category, target, outcome.icmp, errno_name,
-                           address if category is Category.REJECTED else None)
+        hint = _probe_hint(
+            category,
+            target,
+            outcome.icmp,
+            errno_name,
+            address if category is Category.REJECTED else None,
+        )
     return ProbeResult(
-        target=target, address=address, family=family, category=category,
-        latency_ms=outcome.latency_ms, attempts=attempts, errno=errno_name, icmp=outcome.icmp,
+        target=target,
+        address=address,
+        family=family,
+        category=category,
+        latency_ms=outcome.latency_ms,
+        attempts=attempts,
+        errno=errno_name,
+        icmp=outcome.icmp,
         hint=hint,
     )
 
 
-def out_of_scope(target: Target, address: str, family: AddressFamily,
-                 scope: ScopeGuard) -> ProbeResult:
+def out_of_scope(
+    target: Target, address: str, family: AddressFamily, scope: ScopeGuard
+) -> ProbeResult:
     """The result for an address the scope guard keeps us away from: no packet was sent."""
     hint = hint_for(Category.OUT_OF_SCOPE)
-    return ProbeResult(target=target, address=address, family=family,
-                       category=Category.OUT_OF_SCOPE, latency_ms=None, attempts=0, errno=None,
-                       icmp=None, hint=f"{hint} (allowed: {scope})")
+    return ProbeResult(
+        target=target,
+        address=address,
+        family=family,
+        category=Category.OUT_OF_SCOPE,
+        latency_ms=None,
+        attempts=0,
+        errno=None,
+        icmp=None,
+        hint=f"{hint} (allowed: {scope})",
+    )
 
 
-def target_verdict(target: Target, dns: DnsResult | None, addresses: Sequence[str],
-                   probes: Sequence[ProbeResult]) -> TargetResult:
+def target_verdict(
+    target: Target, dns: DnsResult | None, addresses: Sequence[str], probes: Sequence[ProbeResult]
+) -> TargetResult:
     """Roll a target's DNS outcome and per-address probes up into one verdict."""
     if dns is not None and dns.category is not Category.RESOLVED:
-        return TargetResult(target=target, ok=False, category=dns.category, addresses=(),
-                            hint=hint_for(dns.category, family=target.family,
-                                          detail=dns.detail),
-                            dns=dns)
+        return TargetResult(
+            target=target,
+            ok=False,
+            category=dns.category,
+            addresses=(),
+            hint=hint_for(dns.category, family=target.family, detail=dns.detail),
+            dns=dns,
+        )
     ok, category = roll_up(target.expect, [p.category for p in probes])
     hint: str | None = None
     if not ok:
@@ -777,12 +851,21 @@ def target_verdict(target: Target, dns: DnsResult | None, addresses: Sequence[st
                 decisive = probe
                 break
         if target.expect == "closed" and category is Category.OPEN:
-            hint = (f"port {target.port} accepts connections but must be closed: the "
-                    "firewall rule that should block it is missing")
+            hint = (
+                f"port {target.port} accepts connections but must be closed: the "
+                "firewall rule that should block it is missing"
+            )
         else:
             hint = decisive.hint if decisive else None
-    return TargetResult(target=target, ok=ok, category=category, addresses=tuple(addresses),
-                        hint=hint, probes=tuple(probes), dns=dns)
+    return TargetResult(
+        target=target,
+        ok=ok,
+        category=category,
+        addresses=tuple(addresses),
+        hint=hint,
+        probes=tuple(probes),
+        dns=dns,
+    )
 
 
 def _errno_name(number: int) -> str:
@@ -794,8 +877,13 @@ _hints: dict[_HintKey, str | None] = {}
 _MISSING: Any = object()
 
 
-def _probe_hint(category: Category, target: Target, icmp: IcmpDetail | None,
-                errno_name: str | None, target_address: str | None) -> str | None:
+def _probe_hint(
+    category: Category,
+    target: Target,
+    icmp: IcmpDetail | None,
+    errno_name: str | None,
+    target_address: str | None,
+) -> str | None:
     """:func:`hint_for` a failed handshake, each distinct sentence formatted once.
 
     A big scan says the same few sentences thousands of times. The cache is bounded:
@@ -807,14 +895,20 @@ def _probe_hint(category: Category, target: Target, icmp: IcmpDetail | None,
     if hint is _MISSING:
         if len(_hints) >= 4096:
             _hints.clear()
-        hint = _hints[key] = hint_for(category, port=port, timeout=timeout, icmp=icmp,
-                                      errno_name=errno_name, target_address=target_address)
+        hint = _hints[key] = hint_for(
+            category,
+            port=port,
+            timeout=timeout,
+            icmp=icmp,
+            errno_name=errno_name,
+            target_address=target_address,
+        )
     return hint  # type: ignore[no-any-return]
 
 
-async def run_scan(inventory: Inventory, observer: ScanObserver,
-                   options: ScanOptions = ScanOptions()) -> tuple[ScanSummary,
-                                                                    list[TargetResult]]:
+async def run_scan(
+    inventory: Inventory, observer: ScanObserver, options: ScanOptions = ScanOptions()
+) -> tuple[ScanSummary, list[TargetResult]]:
     """Scan every target of ``inventory``; results stream to ``observer``.
 
     Returns the summary and, with ``options.keep_results``, every target result in
@@ -826,8 +920,11 @@ async def run_scan(inventory: Inventory, observer: ScanObserver,
     concurrency = min(concurrency, max(1, 2 * total))  # two addresses per target, mostly
     networks = (*(inventory.scope or ()), *options.allow)
     guard = ScopeGuard(networks) if inventory.scope is not None or options.allow else None
-    gate = Gate(options.rate, options.per_address) if options.rate or options.per_address \
+    gate = (
+        Gate(options.rate, options.per_address)
+        if options.rate or options.per_address
         else OPEN_GATE
+    )
     scan = _Scan(inventory, observer, concurrency, gate, guard, options.keep_results)
     if options.trace_failures:  # imported only then: start-up time counts
         from .trace import PathTracer, TraceConfig, tracer_slots
@@ -838,8 +935,8 @@ async def run_scan(inventory: Inventory, observer: ScanObserver,
     started = time.perf_counter()
     interrupted_by: str | None = None
     scope = anyio.CancelScope(
-        deadline=anyio.current_time() + options.max_duration if options.max_duration
-        else math.inf)
+        deadline=anyio.current_time() + options.max_duration if options.max_duration else math.inf
+    )
 
     def on_signal(signum: int, _frame: object) -> None:
         # Only record it. loop.add_signal_handler callbacks (and call_soon_threadsafe
@@ -857,8 +954,11 @@ async def run_scan(inventory: Inventory, observer: ScanObserver,
             if interrupted_by is not None:
                 scope.cancel()
 
-    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)} \
-        if options.handle_signals else {}
+    previous = (
+        {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+        if options.handle_signals
+        else {}
+    )
     try:
         async with anyio.create_task_group() as outer:
             outer.start_soon(tick)
@@ -871,8 +971,11 @@ async def run_scan(inventory: Inventory, observer: ScanObserver,
     if scope.cancelled_caught and interrupted_by is None:
         interrupted_by = "deadline"
     if interrupted_by is not None:
-        reason = ("--max-duration reached" if interrupted_by == "deadline"
-                  else f"{interrupted_by} received")
+        reason = (
+            "--max-duration reached"
+            if interrupted_by == "deadline"
+            else f"{interrupted_by} received"
+        )
         scan.finish_unfinished(reason, unstarted=interrupted_by == "deadline")
     summary = scan.summary(time.perf_counter() - started, interrupted_by)
     observer.on_finish(summary)

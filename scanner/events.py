@@ -34,8 +34,12 @@ EventDict = dict[str, Any]
 
 
 def scan_started(targets: int, inventories: tuple[str, ...], concurrency: int) -> EventDict:
-    return {"schema_version": SCHEMA_VERSION, "targets": targets,
-            "inventories": list(inventories), "concurrency": concurrency}
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "targets": targets,
+        "inventories": list(inventories),
+        "concurrency": concurrency,
+    }
 
 
 def dns_result(result: DnsResult) -> EventDict:
@@ -188,8 +192,9 @@ class UtcTimestamp:
         self._ms = -1
         self._text = ""
 
-    def __call__(self, _logger: Any, _method: str, event_dict: MutableMapping[str, Any]
-                 ) -> MutableMapping[str, Any]:
+    def __call__(
+        self, _logger: Any, _method: str, event_dict: MutableMapping[str, Any]
+    ) -> MutableMapping[str, Any]:
         # the key is already in place (see JsonEventWriter._emit): assigning keeps its order
         ms = int(time.time() * 1000)
         if ms != self._ms:
@@ -206,15 +211,22 @@ Processor = Callable[[Any, str, Any], Any]
 def json_processors() -> list[Processor]:
     """The event pipeline: add timestamp → render JSON (orjson)."""
     # orjson itself as the serializer: a Python wrapper around it cost as much as it
-    return [UtcTimestamp(), structlog.processors.JSONRenderer(
-        serializer=orjson.dumps, option=orjson.OPT_APPEND_NEWLINE)]
+    return [
+        UtcTimestamp(),
+        structlog.processors.JSONRenderer(
+            serializer=orjson.dumps, option=orjson.OPT_APPEND_NEWLINE
+        ),
+    ]
 
 
 class JsonEventWriter:
     """Observer that streams every scan event as a JSON line (``--format json``)."""
 
-    def __init__(self, stream: IO[bytes] | None = None,
-                 change_of: Callable[[TargetResult], str | None] | None = None) -> None:
+    def __init__(
+        self,
+        stream: IO[bytes] | None = None,
+        change_of: Callable[[TargetResult], str | None] | None = None,
+    ) -> None:
         # structlog's processor chain, driven directly: its BoundLogger layer costs more
         # than the rendering itself at tens of thousands of events per second.
         self._stamp, self._render = json_processors()
@@ -235,17 +247,24 @@ class JsonEventWriter:
         self.flush()
 
     def on_dns(self, result: DnsResult) -> None:
-        self._emit("dns.result", "info" if result.category is Category.RESOLVED else "warning",
-                   dns_result(result))
+        self._emit(
+            "dns.result",
+            "info" if result.category is Category.RESOLVED else "warning",
+            dns_result(result),
+        )
 
     def on_probe(self, result: ProbeResult) -> None:
-        self._emit("probe.result", "info" if result.category is Category.OPEN else "warning",
-                   probe_result(result))
+        self._emit(
+            "probe.result",
+            "info" if result.category is Category.OPEN else "warning",
+            probe_result(result),
+        )
 
     def on_target(self, result: TargetResult) -> None:
         change = self._change_of(result) if self._change_of is not None else None
-        self._emit("target.result", level_of(result.category, result.ok),
-                   target_result(result, change))
+        self._emit(
+            "target.result", level_of(result.category, result.ok), target_result(result, change)
+        )
 
     def on_hop(self, target: Target, path: PathTrace, hop: Hop) -> None:
         self._emit("path.hop", "info", path_hop(target, path, hop))

@@ -40,8 +40,18 @@ _LABEL = re.compile(r"^(?!-)[A-Za-z0-9_-]{1,63}(?<!-)$")
 _TOP_KEYS = ("version", "defaults", "resolver", "targets", "scope")
 _DEFAULT_KEYS = ("timeout", "retries", "expect", "family", "max_latency_ms")
 _RESOLVER_KEYS = ("nameservers", "timeout", "tries")
-_TARGET_KEYS = ("name", "host", "port", "ports", "expect", "timeout", "retries", "family",
-                "tags", "max_latency_ms")
+_TARGET_KEYS = (
+    "name",
+    "host",
+    "port",
+    "ports",
+    "expect",
+    "timeout",
+    "retries",
+    "family",
+    "tags",
+    "max_latency_ms",
+)
 _LATER = "is not supported by this version of scanner yet"
 #: An inventory is 4 levels deep; far deeper input is hostile (libyaml's composer
 #: recurses and crashes the interpreter at around 100,000 levels).
@@ -108,7 +118,8 @@ class _FileLoader:
     #: scalar nodes already reported as unreadable; no second problem for them
     _unreadable: set[int] = field(default_factory=set)
     _constructor: yaml.constructor.SafeConstructor = field(
-        default_factory=yaml.constructor.SafeConstructor)
+        default_factory=yaml.constructor.SafeConstructor
+    )
 
     def where(self, node: yaml.Node | yaml.Mark | _CMark | None) -> SourceLocation:
         mark = node.start_mark if isinstance(node, yaml.Node) else node
@@ -134,14 +145,20 @@ class _FileLoader:
         except UnicodeDecodeError as exc:
             line = data.count(b"\n", 0, exc.start) + 1
             column = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
-            self.problems.append(Problem(SourceLocation(self.path, line, column),
-                                         "not valid UTF-8"))
+            self.problems.append(
+                Problem(SourceLocation(self.path, line, column), "not valid UTF-8")
+            )
             return None
         bad = _NON_PRINTABLE.search(text)
         if bad is not None:
             char = bad.group()
-            self.problem_at(text, bad.start(), "NUL byte in inventory" if char == "\x00" else
-                            f"control character U+{ord(char):04X} is not allowed in YAML")
+            self.problem_at(
+                text,
+                bad.start(),
+                "NUL byte in inventory"
+                if char == "\x00"
+                else f"control character U+{ord(char):04X} is not allowed in YAML",
+            )
             return None
         try:
             if not self.events_are_safe(text):
@@ -173,13 +190,18 @@ class _FileLoader:
             if isinstance(event, yaml.ScalarEvent | yaml.CollectionStartEvent):
                 nodes += 1
                 if nodes > MAX_NODES:
-                    self.problem(event.start_mark, f"more than {MAX_NODES:,} values in one "
-                                 "inventory: split it into several files, or use CIDR hosts "
-                                 "and port ranges")
+                    self.problem(
+                        event.start_mark,
+                        f"more than {MAX_NODES:,} values in one "
+                        "inventory: split it into several files, or use CIDR hosts "
+                        "and port ranges",
+                    )
                     return False
             if isinstance(event, yaml.AliasEvent):
-                self.problem(event.start_mark, f"YAML alias *{event.anchor} is not allowed: "
-                             "write the value out")
+                self.problem(
+                    event.start_mark,
+                    f"YAML alias *{event.anchor} is not allowed: write the value out",
+                )
                 safe = False
             elif isinstance(event, yaml.CollectionStartEvent):
                 depth += 1
@@ -205,8 +227,11 @@ class _FileLoader:
         try:
             return self._constructor.construct_object(node)
         except (yaml.YAMLError, ValueError, KeyError, TypeError, OverflowError) as exc:
-            tag = (f"!!{node.tag[len(_STANDARD_TAG):]}" if node.tag.startswith(_STANDARD_TAG)
-                   else node.tag)
+            tag = (
+                f"!!{node.tag[len(_STANDARD_TAG) :]}"
+                if node.tag.startswith(_STANDARD_TAG)
+                else node.tag
+            )
             if isinstance(exc, yaml.constructor.ConstructorError):  # no such tag for us
                 message = f"YAML tag {_shown(tag)} is not supported"
             else:
@@ -217,8 +242,9 @@ class _FileLoader:
         finally:
             self._constructor.constructed_objects.clear()
 
-    def mapping(self, node: yaml.Node, what: str, allowed: Sequence[str]
-                ) -> dict[str, tuple[yaml.Node, yaml.Node]]:
+    def mapping(
+        self, node: yaml.Node, what: str, allowed: Sequence[str]
+    ) -> dict[str, tuple[yaml.Node, yaml.Node]]:
         """Keys of a mapping node, checking for unknown and duplicate keys."""
         if not isinstance(node, yaml.MappingNode):
             self.problem(node, f"{what} must be a mapping, not {_kind(node)}")
@@ -234,15 +260,21 @@ class _FileLoader:
                 suggestion = f" (did you mean '{close[0]}'?)" if close else ""
                 foreign = next((ch for ch in key if not ch.isascii()), None)
                 if close and foreign is not None:  # a look-alike: say what differs
-                    suggestion = (f" (did you mean '{close[0]}'? it has U+{ord(foreign):04X} "
-                                  f"{unicodedata.name(foreign, 'a non-ASCII character')})")
-                self.problem(key_node, f"unknown key {_shown(key)} in {what}{suggestion}; "
-                             f"allowed: {', '.join(allowed)}")
+                    suggestion = (
+                        f" (did you mean '{close[0]}'? it has U+{ord(foreign):04X} "
+                        f"{unicodedata.name(foreign, 'a non-ASCII character')})"
+                    )
+                self.problem(
+                    key_node,
+                    f"unknown key {_shown(key)} in {what}{suggestion}; "
+                    f"allowed: {', '.join(allowed)}",
+                )
                 continue
             if key in out:
                 first = self.where(out[key][0])
-                self.problem(key_node, f"duplicate key {_shown(key)} in {what} (first at line "
-                             f"{first.line})")
+                self.problem(
+                    key_node, f"duplicate key {_shown(key)} in {what} (first at line {first.line})"
+                )
                 continue
             out[key] = (key_node, value_node)
         return out
@@ -285,8 +317,9 @@ class _FileLoader:
         bad = _unprintable(value)
         if bad is not None:
             char = f"U+{ord(bad):04X} {unicodedata.name(bad, '')}".rstrip()
-            self.problem(node, f"{what} must not contain control characters or invisible "
-                         f"formatting ({char})")
+            self.problem(
+                node, f"{what} must not contain control characters or invisible formatting ({char})"
+            )
             return None
         return value
 
@@ -302,8 +335,11 @@ class _FileLoader:
             return None
         if network.num_addresses > MAX_NETWORK:
             smallest = 16 if network.version == 4 else 112
-            self.problem(node, f"{_shown(value)} has {network.num_addresses:,} addresses; a CIDR "
-                         f"host expands to at most {MAX_NETWORK:,} (/{smallest}): split it")
+            self.problem(
+                node,
+                f"{_shown(value)} has {network.num_addresses:,} addresses; a CIDR "
+                f"host expands to at most {MAX_NETWORK:,} (/{smallest}): split it",
+            )
             return None
         return network
 
@@ -335,8 +371,11 @@ class _FileLoader:
             self.problem(node, f"{_shown(value)} is not a valid host name or IP address")
             return None
         if labels[-1].isdigit():  # "010.0.0.1", "999.1.1.1", "10.1": a mistyped address
-            self.problem(node, f"{_shown(value)} is not a valid IP address (nor a host name: "
-                         "the last label of a name is never all digits)")
+            self.problem(
+                node,
+                f"{_shown(value)} is not a valid IP address (nor a host name: "
+                "the last label of a name is never all digits)",
+            )
             return None
         return ascii_name.lower()
 
@@ -349,13 +388,16 @@ class _FileLoader:
         if isinstance(value, str) and "-" in value:
             match = re.fullmatch(r"\s*(\d{1,5})\s*-\s*(\d{1,5})\s*", value)
             if match is None:
-                self.problem(node, f"{what} must be an integer or a range like "
-                             f"\"8000-8010\", not {_shown(value)}")
+                self.problem(
+                    node,
+                    f'{what} must be an integer or a range like "8000-8010", not {_shown(value)}',
+                )
                 return None
             low, high = int(match.group(1)), int(match.group(2))
             if not 1 <= low <= high <= MAX_PORT:
-                self.problem(node, f"port range {_shown(value)} must go upwards within "
-                             f"1-{MAX_PORT}")
+                self.problem(
+                    node, f"port range {_shown(value)} must go upwards within 1-{MAX_PORT}"
+                )
                 return None
             return range(low, high + 1)
         port = self.port(node, what)
@@ -369,8 +411,9 @@ class _FileLoader:
         self._apply_common(keys, result, "defaults")
         return result
 
-    def _apply_common(self, keys: dict[str, tuple[yaml.Node, yaml.Node]], into: Any,
-                      what: str) -> None:
+    def _apply_common(
+        self, keys: dict[str, tuple[yaml.Node, yaml.Node]], into: Any, what: str
+    ) -> None:
         """The settings a target may override from defaults."""
         if "timeout" in keys and (v := self.number(keys["timeout"][1], f"{what}.timeout")):
             into.timeout = v
@@ -378,21 +421,26 @@ class _FileLoader:
             r = self.integer(keys["retries"][1], f"{what}.retries", 0, 10)
             if r is not None:
                 into.retries = r
-        if "expect" in keys and (e := self.choice(keys["expect"][1], f"{what}.expect",
-                                                  ("open", "closed"))):
+        if "expect" in keys and (
+            e := self.choice(keys["expect"][1], f"{what}.expect", ("open", "closed"))
+        ):
             into.expect = cast(Expect, e)
-        if "family" in keys and (f := self.choice(keys["family"][1], f"{what}.family",
-                                                  ("any", "ipv4", "ipv6"))):
+        if "family" in keys and (
+            f := self.choice(keys["family"][1], f"{what}.family", ("any", "ipv4", "ipv6"))
+        ):
             into.family = cast(Family, f)
         if "max_latency_ms" in keys:
             node = keys["max_latency_ms"][1]
             value = self.scalar(node)
             if isinstance(value, bool) or not isinstance(value, int | float):
-                self.problem(node, f"{what}.max_latency_ms must be a number of milliseconds, "
-                             f"not {_kind(node)}")
+                self.problem(
+                    node,
+                    f"{what}.max_latency_ms must be a number of milliseconds, not {_kind(node)}",
+                )
             elif not 0 < value <= 600_000:
-                self.problem(node, f"{what}.max_latency_ms must be > 0 and at most 600000, "
-                             f"not {value}")
+                self.problem(
+                    node, f"{what}.max_latency_ms must be > 0 and at most 600000, not {value}"
+                )
             else:
                 into.max_latency_ms = float(value)
 
@@ -425,8 +473,11 @@ class _FileLoader:
         if "nameservers" in keys:
             seq = keys["nameservers"][1]
             if not isinstance(seq, yaml.SequenceNode) or not seq.value:
-                self.problem(seq, "resolver.nameservers must be a non-empty list of "
-                             "addresses like \"192.0.2.53\" or \"127.0.0.1:5353\"")
+                self.problem(
+                    seq,
+                    "resolver.nameservers must be a non-empty list of "
+                    'addresses like "192.0.2.53" or "127.0.0.1:5353"',
+                )
             else:
                 for item in seq.value:
                     server = self.nameserver(item)
@@ -483,15 +534,23 @@ class _FileLoader:
             return []
         if not keys:
             return []
-        settings = _Defaults(defaults.timeout, defaults.retries, defaults.expect,
-                             defaults.family, defaults.max_latency_ms)
+        settings = _Defaults(
+            defaults.timeout,
+            defaults.retries,
+            defaults.expect,
+            defaults.family,
+            defaults.max_latency_ms,
+        )
         self._apply_common(keys, settings, "target")
         host: str | Network | None = None
         if "host" not in keys:
             self.problem(node, "target has no host")
         elif (raw := self.text(keys["host"][1], "host")) is not None:
-            host = self.network(keys["host"][1], raw) if "/" in raw else \
-                self.host(keys["host"][1], raw)
+            host = (
+                self.network(keys["host"][1], raw)
+                if "/" in raw
+                else self.host(keys["host"][1], raw)
+            )
         ports: list[int] = []
         many = "ports" in keys
         if "port" in keys and "ports" in keys:
@@ -527,42 +586,55 @@ class _FileLoader:
         # name itself is invalid: its default would be a guess).
         if isinstance(host, str | None):
             if name is not None:
-                self.names.extend(((f"{name}:{p}" if many else name), source)
-                                  for p in (ports if many else [0]))
+                self.names.extend(
+                    ((f"{name}:{p}" if many else name), source) for p in (ports if many else [0])
+                )
             elif host is not None and "name" not in keys:
                 self.names.extend((display(host, p), source) for p in ports)
         elif name is not None:
             self.names.append((f"{name}/", source))  # claims every name "name/..."
-        if host is not None and not self.family_fits(keys.get("family", keys["host"])[1],
-                                                     host, settings.family):
+        if host is not None and not self.family_fits(
+            keys.get("family", keys["host"])[1], host, settings.family
+        ):
             return []
         if host is None or not ports:
             return []
-        return [self.spec(host, tuple(ports), name=name, many=many, settings=settings,
-                          tags=tags, source=source)]
+        return [
+            self.spec(
+                host,
+                tuple(ports),
+                name=name,
+                many=many,
+                settings=settings,
+                tags=tags,
+                source=source,
+            )
+        ]
 
-    def shorthand(self, node: yaml.ScalarNode, defaults: _Defaults,
-                  source: SourceLocation) -> list[TargetSpec]:
+    def shorthand(
+        self, node: yaml.ScalarNode, defaults: _Defaults, source: SourceLocation
+    ) -> list[TargetSpec]:
         """``host:port``, ``[v6]:port``, ``host:8000-8010``, ``198.51.100.0/28:443``."""
         value = self.scalar(node)
         if not isinstance(value, str):
-            self.problem(node, f"a target must be \"host:port\" or a mapping, not "
-                         f"{_kind(node)}")
+            self.problem(node, f'a target must be "host:port" or a mapping, not {_kind(node)}')
             return []
         text = value.strip()
         ranged = re.fullmatch(r"(.+):(\d{1,5})\s*-\s*(\d{1,5})", text)
         if ranged is not None:
             raw_host, low, high = ranged.group(1), int(ranged.group(2)), int(ranged.group(3))
             if not 1 <= low <= high <= MAX_PORT:
-                self.problem(node, f"port range in {_shown(value)} must go upwards within "
-                             f"1-{MAX_PORT}")
+                self.problem(
+                    node, f"port range in {_shown(value)} must go upwards within 1-{MAX_PORT}"
+                )
                 return []
             ports: tuple[int, ...] = tuple(range(low, high + 1))
         else:
             parsed = split_host_port(text)
             if parsed is None:
-                self.problem(node, f"{_shown(value)} is not host:port (write IPv6 as "
-                             "\"[2001:db8::1]:22\")")
+                self.problem(
+                    node, f'{_shown(value)} is not host:port (write IPv6 as "[2001:db8::1]:22")'
+                )
                 return []
             raw_host, port = parsed
             if not 1 <= port <= MAX_PORT:
@@ -578,20 +650,38 @@ class _FileLoader:
             self.names.extend((display(host, p), source) for p in ports)
         if not self.family_fits(node, host, defaults.family):
             return []
-        return [self.spec(host, ports, name=None, many=False, settings=defaults, tags=(),
-                          source=source)]
+        return [
+            self.spec(host, ports, name=None, many=False, settings=defaults, tags=(), source=source)
+        ]
 
-    def spec(self, host: str | Network, ports: tuple[int, ...], *, name: str | None,
-             many: bool, settings: _Defaults, tags: tuple[str, ...],
-             source: SourceLocation) -> TargetSpec:
+    def spec(
+        self,
+        host: str | Network,
+        ports: tuple[int, ...],
+        *,
+        name: str | None,
+        many: bool,
+        settings: _Defaults,
+        tags: tuple[str, ...],
+        source: SourceLocation,
+    ) -> TargetSpec:
         network = None if isinstance(host, str) else host
         first_host = host if isinstance(host, str) else str(host.network_address)
-        template = Target(name=name or display(first_host, ports[0]), host=first_host,
-                          port=ports[0], expect=settings.expect, timeout=settings.timeout,
-                          retries=settings.retries, family=settings.family, tags=tags,
-                          source=source, max_latency_ms=settings.max_latency_ms)
-        spec = TargetSpec(template=template, ports=ports, network=network, name=name,
-                          per_port_names=many)
+        template = Target(
+            name=name or display(first_host, ports[0]),
+            host=first_host,
+            port=ports[0],
+            expect=settings.expect,
+            timeout=settings.timeout,
+            retries=settings.retries,
+            family=settings.family,
+            tags=tags,
+            source=source,
+            max_latency_ms=settings.max_latency_ms,
+        )
+        spec = TargetSpec(
+            template=template, ports=ports, network=network, name=name, per_port_names=many
+        )
         if network is not None:
             self.networks.append((spec, source))
         return spec
@@ -632,8 +722,11 @@ class _FileLoader:
         else:
             version = self.scalar(keys["version"][1])
             if type(version) is not int or version != SCHEMA_VERSION:  # not True, not 1.0
-                self.problem(keys["version"][1], f"unsupported inventory version "
-                             f"{_shown(version)}; this scanner reads version {SCHEMA_VERSION}")
+                self.problem(
+                    keys["version"][1],
+                    f"unsupported inventory version "
+                    f"{_shown(version)}; this scanner reads version {SCHEMA_VERSION}",
+                )
         if "scope" in keys:
             self.scope = self.scope_section(keys["scope"][1])
         defaults = self.defaults(keys["defaults"][1]) if "defaults" in keys else _Defaults()
@@ -684,8 +777,11 @@ def _unprintable(value: str) -> str | None:
         if ch in "\u200c\u200d":
             continue
         code = ord(ch)
-        if unicodedata.category(ch) in ("Cc", "Cf", "Cs", "Zl", "Zp") or \
-                (code & 0xFFFE) == 0xFFFE or 0xFDD0 <= code <= 0xFDEF:  # noncharacters
+        if (
+            unicodedata.category(ch) in ("Cc", "Cf", "Cs", "Zl", "Zp")
+            or (code & 0xFFFE) == 0xFFFE
+            or 0xFDD0 <= code <= 0xFDEF
+        ):  # noncharacters
             return ch
     return None
 
@@ -696,7 +792,7 @@ def _shown(value: object) -> str:
     if len(text) <= _SHOWN:
         return text
     size = len(value) if isinstance(value, str) else len(text)
-    return f"{text[:_SHOWN - 10]}…{text[-8:]} ({size:,} characters)"
+    return f"{text[: _SHOWN - 10]}…{text[-8:]} ({size:,} characters)"
 
 
 def printable_path(path: str) -> str:
@@ -711,8 +807,9 @@ def printable_path(path: str) -> str:
         path = path.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
     except UnicodeEncodeError:  # a surrogate that did not come from a byte
         path = path.encode("utf-8", "backslashreplace").decode("utf-8")
-    return "".join(ch.encode("unicode_escape").decode("ascii") if _unprintable(ch) else ch
-                   for ch in path)
+    return "".join(
+        ch.encode("unicode_escape").decode("ascii") if _unprintable(ch) else ch for ch in path
+    )
 
 
 def _syntax_message(exc: yaml.MarkedYAMLError) -> str:
@@ -742,13 +839,17 @@ def _kind(node: yaml.Node) -> str:
     if isinstance(node, yaml.SequenceNode):
         return "a list"
     tag = node.tag.rsplit(":", 1)[-1]
-    names = {"str": "a string", "int": "an integer", "float": "a number",
-             "bool": "a boolean", "null": "nothing (null)"}
+    names = {
+        "str": "a string",
+        "int": "an integer",
+        "float": "a number",
+        "bool": "a boolean",
+        "null": "nothing (null)",
+    }
     return f"{names.get(tag, tag)} ({_shown(node.value)})" if tag != "null" else names["null"]
 
 
-def load_inventories(paths: Iterable[str],
-                     read: Callable[[str], bytes] | None = None) -> Inventory:
+def load_inventories(paths: Iterable[str], read: Callable[[str], bytes] | None = None) -> Inventory:
     """Load and merge inventory files; raise :class:`InventoryError` with every problem."""
     reader = read or _read_file
     problems: list[Problem] = []
@@ -765,8 +866,9 @@ def load_inventories(paths: Iterable[str],
         try:
             data = reader(real_path)
         except OSError as exc:
-            problems.append(Problem(SourceLocation(path, 1, 1),
-                                    f"cannot read: {exc.strerror or exc}"))
+            problems.append(
+                Problem(SourceLocation(path, 1, 1), f"cannot read: {exc.strerror or exc}")
+            )
             continue
         except _TooLarge as exc:
             problems.append(Problem(SourceLocation(path, 1, 1), _too_large(exc.size)))
@@ -783,32 +885,47 @@ def load_inventories(paths: Iterable[str],
             scope = (scope or []) + [n for n in loader.scope if n not in (scope or [])]
         if file_resolver is not None:
             if resolver is not None and file_resolver != resolver:
-                problems.append(Problem(SourceLocation(path, 1, 1),
-                                        f"resolver settings differ from those in "
-                                        f"{resolver_from}; give them in one inventory"))
+                problems.append(
+                    Problem(
+                        SourceLocation(path, 1, 1),
+                        f"resolver settings differ from those in "
+                        f"{resolver_from}; give them in one inventory",
+                    )
+                )
             resolver, resolver_from = file_resolver, path
     problems.extend(_network_overlaps(networks, names))
     seen: dict[str, SourceLocation] = {}
     for name, source in names:
         first = seen.get(name)
         if first is not None:
-            problems.append(Problem(source, f"duplicate target name {_shown(name)} "
-                                    f"(first at {first})"))
+            problems.append(
+                Problem(source, f"duplicate target name {_shown(name)} (first at {first})")
+            )
         else:
             seen[name] = source
     if problems:
         # file by file in the order given, then top to bottom
         order = {path: index for index, path in enumerate(path_list)}
-        problems.sort(key=lambda p: (order.get(p.location.path, len(order)),
-                                     p.location.line, p.location.column))
+        problems.sort(
+            key=lambda p: (
+                order.get(p.location.path, len(order)),
+                p.location.line,
+                p.location.column,
+            )
+        )
         raise InventoryError(problems)
-    return Inventory(paths=tuple(path_list), targets=TargetList(specs),
-                     resolver=resolver or ResolverConfig(),
-                     scope=tuple(scope) if scope is not None else None)
+    return Inventory(
+        paths=tuple(path_list),
+        targets=TargetList(specs),
+        resolver=resolver or ResolverConfig(),
+        scope=tuple(scope) if scope is not None else None,
+    )
 
 
-def _network_overlaps(networks: Sequence[tuple[TargetSpec, SourceLocation]],
-                      names: Sequence[tuple[str, SourceLocation]]) -> list[Problem]:
+def _network_overlaps(
+    networks: Sequence[tuple[TargetSpec, SourceLocation]],
+    names: Sequence[tuple[str, SourceLocation]],
+) -> list[Problem]:
     """Duplicate names that CIDR expansion would create, found without expanding.
 
     Unnamed network targets are named ``address:port``: two of them overlapping in
@@ -823,23 +940,35 @@ def _network_overlaps(networks: Sequence[tuple[TargetSpec, SourceLocation]],
     intervals = []
     for position, (spec, _source) in enumerate(unnamed):
         assert spec.network is not None
-        intervals.append((spec.network.version, int(spec.network.network_address),
-                          int(spec.network.broadcast_address), position))
+        intervals.append(
+            (
+                spec.network.version,
+                int(spec.network.network_address),
+                int(spec.network.broadcast_address),
+                position,
+            )
+        )
     intervals.sort()
     pairs: list[tuple[int, int]] = []  # (later, earlier) in inventory order
     open_intervals: list[tuple[int, int, int]] = []  # (version, last address, position)
     for version, first, last, position in intervals:
-        open_intervals = [item for item in open_intervals
-                          if item[0] == version and item[1] >= first]
+        open_intervals = [
+            item for item in open_intervals if item[0] == version and item[1] >= first
+        ]
         for _version, _last, earlier in open_intervals:
             if not set(unnamed[position][0].ports).isdisjoint(unnamed[earlier][0].ports):
                 pairs.append((max(position, earlier), min(position, earlier)))
         open_intervals.append((version, last, position))
     for later, first_seen in sorted(pairs):
         (spec, source), (other, other_source) = unnamed[later], unnamed[first_seen]
-        problems.append(Problem(source, f"{spec.network} overlaps {other.network} "
-                                f"(at {other_source}) on the same ports: the same "
-                                "targets twice"))
+        problems.append(
+            Problem(
+                source,
+                f"{spec.network} overlaps {other.network} "
+                f"(at {other_source}) on the same ports: the same "
+                "targets twice",
+            )
+        )
     endpoints = []  # named single endpoints as (version, address, port, name, source)
     for name, name_source in names:
         parsed = split_host_port(name)
@@ -860,8 +989,13 @@ def _network_overlaps(networks: Sequence[tuple[TargetSpec, SourceLocation]],
         ports = set(spec.ports)
         for _version, _address, port, name, name_source in endpoints[low:high]:
             if port in ports:
-                problems.append(Problem(name_source, f"duplicate target name {_shown(name)} "
-                                        f"(also in {spec.network} at {source})"))
+                problems.append(
+                    Problem(
+                        name_source,
+                        f"duplicate target name {_shown(name)} "
+                        f"(also in {spec.network} at {source})",
+                    )
+                )
     return problems
 
 
@@ -873,9 +1007,11 @@ class _TooLarge(Exception):
 
 def _too_large(size: int | None) -> str:
     what = f"{size / 1024 / 1024:,.1f} MiB" if size is not None else "more than that"
-    return (f"file too large for an inventory: {what}, at most "
-            f"{MAX_FILE_BYTES // 1024 // 1024} MiB (split it, or use CIDR hosts and port "
-            "ranges)")
+    return (
+        f"file too large for an inventory: {what}, at most "
+        f"{MAX_FILE_BYTES // 1024 // 1024} MiB (split it, or use CIDR hosts and port "
+        "ranges)"
+    )
 
 
 def _read_file(path: str) -> bytes:

@@ -233,12 +233,19 @@ class ScanSummary(Struct, frozen=True):
     interrupted_by: str | None = None  # "SIGINT", "SIGTERM" or "deadline"
 
     @classmethod
-    def from_counts(cls, counts: Mapping[str, int], duration_s: float,
-                    interrupted_by: str | None) -> ScanSummary:
+    def from_counts(
+        cls, counts: Mapping[str, int], duration_s: float, interrupted_by: str | None
+    ) -> ScanSummary:
         """The summary from counts per category plus the ok/failed/inconclusive verdicts."""
         full = {"ok": 0, "failed": 0, "inconclusive": 0, **counts}
         ok, failed, inconclusive = full["ok"], full["failed"], full["inconclusive"]
-        return cls(total=ok + failed + inconclusive, ok=ok, failed=failed,
-                   inconclusive=inconclusive, counts=tuple(sorted(full.items())),
-                   duration_s=duration_s, interrupted=interrupted_by is not None,
-                   interrupted_by=interrupted_by)
+        return cls(
+            total=ok + failed + inconclusive,
+            ok=ok,
+            failed=failed,
+            inconclusive=inconclusive,
+            counts=tuple(sorted(full.items())),
+            duration_s=duration_s,
+            interrupted=interrupted_by is not None,
+            interrupted_by=interrupted_by,
+        )

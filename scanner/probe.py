@@ -47,9 +47,7 @@ def parse_extended_error(level: int, kind: int, data: bytes) -> IcmpDetail | Non
         sender = socket.inet_ntop(socket.AF_INET, offender[4:8]) if len(offender) >= 8 else None
         return IcmpDetail(icmp_type, icmp_code, _unspecified_to_none(sender), "ipv4")
     if origin == SO_EE_ORIGIN_ICMP6 and level == socket.IPPROTO_IPV6 and kind == IPV6_RECVERR:
-        sender = (
-            socket.inet_ntop(socket.AF_INET6, offender[8:24]) if len(offender) >= 24 else None
-        )
+        sender = socket.inet_ntop(socket.AF_INET6, offender[8:24]) if len(offender) >= 24 else None
         return IcmpDetail(icmp_type, icmp_code, _unspecified_to_none(sender), "ipv6")
     return None
 
@@ -98,8 +96,9 @@ def _close(sock: _socket.socket, connected: bool) -> None:
     sock.close()
 
 
-def _finish(sock: _socket.socket, err: int, timed_out: bool, started: float
-            ) -> tuple[ConnectOutcome, str | None]:
+def _finish(
+    sock: _socket.socket, err: int, timed_out: bool, started: float
+) -> tuple[ConnectOutcome, str | None]:
     """Collect the facts of an ended attempt and close the socket (RST, no TIME_WAIT).
 
     The local address only matters next to an ICMP error (did this host send it to
@@ -131,8 +130,9 @@ class _Handshake:
 
     __slots__ = ("deadline", "dialer", "fd", "live", "on_done", "sock", "started")
 
-    def __init__(self, dialer: Dialer, sock: _socket.socket, started: float, deadline: float,
-                 on_done: OnDone) -> None:
+    def __init__(
+        self, dialer: Dialer, sock: _socket.socket, started: float, deadline: float, on_done: OnDone
+    ) -> None:
         self.dialer = dialer
         self.sock = sock
         self.fd = sock.fileno()
@@ -167,8 +167,9 @@ class Dialer:
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at = math.inf
 
-    def connect(self, address: str, port: int, family: AddressFamily, timeout: float,
-                on_done: OnDone) -> Callable[[], None]:
+    def connect(
+        self, address: str, port: int, family: AddressFamily, timeout: float, on_done: OnDone
+    ) -> Callable[[], None]:
         """Begin one handshake; returns a function that abandons it."""
         loop = self._loop
         try:
@@ -270,8 +271,9 @@ class Dialer:
                         self._end(handshake, errno.ETIMEDOUT, timed_out=True)
                     else:
                         self._end(handshake, err, timed_out=False)
-        soonest = min((queue[0].deadline for queue in self._deadlines.values() if queue),
-                      default=math.inf)
+        soonest = min(
+            (queue[0].deadline for queue in self._deadlines.values() if queue), default=math.inf
+        )
         if soonest < self._timer_at:
             self._arm(soonest)
 

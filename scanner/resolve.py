@@ -64,8 +64,7 @@ class Resolver:
     so one silent nameserver can never stall the scan.
     """
 
-    def __init__(self, config: ResolverConfig, *,
-                 concurrency: int = RESOLVER_CONCURRENCY) -> None:
+    def __init__(self, config: ResolverConfig, *, concurrency: int = RESOLVER_CONCURRENCY) -> None:
         import aiodns  # here, not at the top: a scan of addresses never needs c-ares
 
         self._config = config
@@ -108,16 +107,20 @@ class Resolver:
         async with self._limiter:
             # Both families are asked at once, a future each: a task per query cost more
             # than the query. Our deadline covers both; an unanswered one is a timeout.
-            futures = [self._dns.getaddrinfo(host, family=_AF[af], flags=self._flags)
-                       for af in families]
+            futures = [
+                self._dns.getaddrinfo(host, family=_AF[af], flags=self._flags) for af in families
+            ]
             with anyio.move_on_after(self._deadline):
                 for af, future in zip(families, futures, strict=True):
                     outcomes[af] = await self._answer(af, future)
             for af, future in zip(families, futures, strict=True):
                 if af not in outcomes:
                     future.cancel()
-                    outcomes[af] = (classify_ares(_ARES_ETIMEOUT), [],
-                                    f"{af}: no answer within {self._deadline:g}s")
+                    outcomes[af] = (
+                        classify_ares(_ARES_ETIMEOUT),
+                        [],
+                        f"{af}: no answer within {self._deadline:g}s",
+                    )
         latency_ms = (time.perf_counter() - started) * 1000.0
         per_family = tuple((af, outcomes[af][0]) for af in families)
         addresses: list[str] = []
@@ -144,8 +147,9 @@ class Resolver:
             attempts=attempt,
         )
 
-    async def _answer(self, af: AddressFamily, future: asyncio.Future[Any]
-                      ) -> tuple[Category, list[str], str | None]:
+    async def _answer(
+        self, af: AddressFamily, future: asyncio.Future[Any]
+    ) -> tuple[Category, list[str], str | None]:
         """One family's outcome: its category, its addresses, c-ares' message if it failed."""
         try:
             answer = await future

@@ -34,8 +34,9 @@ class ScopeGuard:
 
     def __init__(self, networks: Iterable[str | Network]) -> None:
         self.networks: tuple[Network, ...] = tuple(
-            n if isinstance(n, ipaddress.IPv4Network | ipaddress.IPv6Network)
-            else parse_network(n) for n in networks)
+            n if isinstance(n, ipaddress.IPv4Network | ipaddress.IPv6Network) else parse_network(n)
+            for n in networks
+        )
 
     def allows(self, address: str) -> bool:
         ip = ipaddress.ip_address(address)

@@ -94,8 +94,18 @@ class TargetSpec:
         t = self.template
         for port in self.ports:
             for host in self.hosts():
-                yield Target(self.name_of(host, port), host, port, t.expect, t.timeout,
-                             t.retries, t.family, t.tags, t.source, t.max_latency_ms)
+                yield Target(
+                    self.name_of(host, port),
+                    host,
+                    port,
+                    t.expect,
+                    t.timeout,
+                    t.retries,
+                    t.family,
+                    t.tags,
+                    t.source,
+                    t.max_latency_ms,
+                )
 
     def host_at(self, offset: int) -> str:
         """The ``offset``-th host of the network (the host itself for a single host)."""
@@ -111,8 +121,18 @@ class TargetSpec:
         port = self.ports[index // hosts]
         host = self.host_at(index % hosts)
         t = self.template
-        return Target(self.name_of(host, port), host, port, t.expect, t.timeout, t.retries,
-                      t.family, t.tags, t.source, t.max_latency_ms)
+        return Target(
+            self.name_of(host, port),
+            host,
+            port,
+            t.expect,
+            t.timeout,
+            t.retries,
+            t.family,
+            t.tags,
+            t.source,
+            t.max_latency_ms,
+        )
 
     def strided(self, start: int, step: int) -> Iterator[Target]:
         """The targets at ``start``, ``start + step`` … in :meth:`__iter__` order.
@@ -186,8 +206,9 @@ class TargetList(_LazyTargets):
 
     def __eq__(self, other: object) -> bool:
         if isinstance(other, Sequence) and not isinstance(other, str):
-            return len(self) == len(other) and all(a == b for a, b in zip(self, other,
-                                                                          strict=False))
+            return len(self) == len(other) and all(
+                a == b for a, b in zip(self, other, strict=False)
+            )
         return NotImplemented
 
     __hash__ = None  # type: ignore[assignment]
@@ -195,8 +216,13 @@ class TargetList(_LazyTargets):
     def __repr__(self) -> str:
         return f"TargetList({len(self)} targets from {len(self.specs)} entries)"
 
-    def select(self, *, tags: Iterable[str] | None = None, timeout: float | None = None,
-               retries: int | None = None) -> TargetList:
+    def select(
+        self,
+        *,
+        tags: Iterable[str] | None = None,
+        timeout: float | None = None,
+        retries: int | None = None,
+    ) -> TargetList:
         """Targets carrying one of ``tags``, with overridden timeout/retries (no expansion)."""
         wanted = set(tags) if tags is not None else None
         specs = []

@@ -55,8 +55,9 @@ from .probe import IP_RECVERR, IPV6_RECVERR, read_error_queue
 
 #: Failures a trace can say something about. A reset comes from the target's address
 #: whoever forged it, a local block never leaves this machine, a shortage is ours.
-TRACEABLE = frozenset({Category.TIMEOUT, Category.REJECTED, Category.HOST_UNREACHABLE,
-                       Category.NETWORK_UNREACHABLE})
+TRACEABLE = frozenset(
+    {Category.TIMEOUT, Category.REJECTED, Category.HOST_UNREACHABLE, Category.NETWORK_UNREACHABLE}
+)
 #: Categories whose addresses are never traced, even by ``scanner trace``: no packet
 #: was sent (out of scope) or this machine could not send one (a shortage).
 UNTRACEABLE = frozenset({Category.OUT_OF_SCOPE, Category.INCONCLUSIVE})
@@ -103,20 +104,41 @@ def hop_of(ttl: int, outcome: ConnectOutcome, target: str) -> Hop:
     ``reached`` when the target itself answered: the handshake completed, a reset came
     back (no ICMP), or an ICMP error was sent from the target's address.
     """
-    errno_name = None if outcome.errno == 0 else errno.errorcode.get(outcome.errno,
-                                                                     f"E{outcome.errno}")
+    errno_name = (
+        None if outcome.errno == 0 else errno.errorcode.get(outcome.errno, f"E{outcome.errno}")
+    )
     icmp = outcome.icmp
     rtt = None if outcome.timed_out else round(outcome.latency_ms, 3)
     if icmp is not None:
-        return Hop(ttl=ttl, address=icmp.sender, rtt_ms=rtt, icmp_type=icmp.type,
-                   icmp_code=icmp.code, reached=same_address(icmp.sender, target),
-                   errno=errno_name)
+        return Hop(
+            ttl=ttl,
+            address=icmp.sender,
+            rtt_ms=rtt,
+            icmp_type=icmp.type,
+            icmp_code=icmp.code,
+            reached=same_address(icmp.sender, target),
+            errno=errno_name,
+        )
     if outcome.timed_out:
-        return Hop(ttl=ttl, address=None, rtt_ms=None, icmp_type=None, icmp_code=None,
-                   reached=False, errno=errno_name)
+        return Hop(
+            ttl=ttl,
+            address=None,
+            rtt_ms=None,
+            icmp_type=None,
+            icmp_code=None,
+            reached=False,
+            errno=errno_name,
+        )
     reached = outcome.errno in (0, errno.ECONNREFUSED)
-    return Hop(ttl=ttl, address=target if reached else None, rtt_ms=rtt, icmp_type=None,
-               icmp_code=None, reached=reached, errno=errno_name)
+    return Hop(
+        ttl=ttl,
+        address=target if reached else None,
+        rtt_ms=rtt,
+        icmp_type=None,
+        icmp_code=None,
+        reached=reached,
+        errno=errno_name,
+    )
 
 
 def _icmp(hop: Hop, family: AddressFamily) -> IcmpDetail | None:
@@ -136,8 +158,9 @@ def is_terminal(hop: Hop, family: AddressFamily) -> bool:
     return hop.errno is not None and hop.errno != "ETIMEDOUT"
 
 
-def needs_next_wave(hops: Iterable[Hop], family: AddressFamily, last_ttl: int,
-                    tail: int = 3) -> bool:
+def needs_next_wave(
+    hops: Iterable[Hop], family: AddressFamily, last_ttl: int, tail: int = 3
+) -> bool:
     """Go on after a wave only while the path still answers near its end.
 
     No terminal hop, and a router answered one of the wave's last ``tail`` hop limits
@@ -149,8 +172,15 @@ def needs_next_wave(hops: Iterable[Hop], family: AddressFamily, last_ttl: int,
     return any(h.address is not None and h.ttl > last_ttl - tail for h in seen)
 
 
-def build_path(address: str, port: int, family: AddressFamily, hops: Iterable[Hop], *,
-               probed: int, local_addresses: Sequence[str] = ()) -> PathTrace:
+def build_path(
+    address: str,
+    port: int,
+    family: AddressFamily,
+    hops: Iterable[Hop],
+    *,
+    probed: int,
+    local_addresses: Sequence[str] = (),
+) -> PathTrace:
     """The trace as reported: hops up to the first terminal one, a verdict, the last hop.
 
     Without a terminal hop, silent hops after the last answer fold into one (``probed``
@@ -169,17 +199,32 @@ def build_path(address: str, port: int, family: AddressFamily, hops: Iterable[Ho
         shown = [h for h in ordered if h.ttl <= end]
     last = next((h for h in reversed(shown) if h.address is not None), None)
     verdict = _verdict(terminal, last, family, probed=probed, local_addresses=local_addresses)
-    return PathTrace(address=address, port=port, family=family, hops=tuple(shown),
-                     probed=probed, last_hop=last.address if last else None, verdict=verdict)
+    return PathTrace(
+        address=address,
+        port=port,
+        family=family,
+        hops=tuple(shown),
+        probed=probed,
+        last_hop=last.address if last else None,
+        verdict=verdict,
+    )
 
 
-def _verdict(terminal: Hop | None, last: Hop | None, family: AddressFamily, *,
-             probed: int, local_addresses: Sequence[str]) -> str:
+def _verdict(
+    terminal: Hop | None,
+    last: Hop | None,
+    family: AddressFamily,
+    *,
+    probed: int,
+    local_addresses: Sequence[str],
+) -> str:
     if terminal is not None:
         return _terminal_verdict(terminal, family, local_addresses)
     if last is None:
-        return (f"no hop answered (hop limits 1–{probed}): dropped on this machine or at "
-                "the first hop, or ICMP is filtered or rate-limited")
+        return (
+            f"no hop answered (hop limits 1–{probed}): dropped on this machine or at "
+            "the first hop, or ICMP is filtered or rate-limited"
+        )
     if last.ttl == probed:
         return f"target not reached within {probed} hops (last: hop {last.ttl}, {last.address})"
     return f"dropped after hop {last.ttl} ({last.address})"
@@ -214,8 +259,9 @@ def _terminal_verdict(hop: Hop, family: AddressFamily, local_addresses: Sequence
 # --- sockets ------------------------------------------------------------------------------
 
 
-async def probe_hop(address: str, port: int, family: AddressFamily, ttl: int,
-                    timeout: float) -> tuple[ConnectOutcome, str | None]:
+async def probe_hop(
+    address: str, port: int, family: AddressFamily, ttl: int, timeout: float
+) -> tuple[ConnectOutcome, str | None]:
     """One TCP handshake with hop limit ``ttl``; the outcome and our source address.
 
     Like :func:`scanner.probe.connect_once`, never raises for network trouble.
@@ -235,7 +281,8 @@ async def probe_hop(address: str, port: int, family: AddressFamily, ttl: int,
             sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_UNICAST_HOPS, ttl)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _LINGER_RESET)
         sockaddr: tuple[str, int] | tuple[str, int, int, int] = (
-            (address, port) if family == "ipv4" else (address, port, 0, 0))
+            (address, port) if family == "ipv4" else (address, port, 0, 0)
+        )
         err, timed_out = 0, False
         started = time.perf_counter()
         with anyio.move_on_after(timeout) as scope:
@@ -256,9 +303,17 @@ async def probe_hop(address: str, port: int, family: AddressFamily, ttl: int,
         sock.close()
 
 
-async def _wave(address: str, port: int, family: AddressFamily, ttls: range, *,
-                timeout: float, hops: dict[int, Hop], local: set[str],
-                pace: Pace | None) -> None:
+async def _wave(
+    address: str,
+    port: int,
+    family: AddressFamily,
+    ttls: range,
+    *,
+    timeout: float,
+    hops: dict[int, Hop],
+    local: set[str],
+    pace: Pace | None,
+) -> None:
     """Probe every hop limit of ``ttls`` at once; a terminal answer cancels higher ones."""
     scopes: dict[int, anyio.CancelScope] = {ttl: anyio.CancelScope() for ttl in ttls}
 
@@ -281,8 +336,13 @@ async def _wave(address: str, port: int, family: AddressFamily, ttls: range, *,
             group.start_soon(one, ttl)
 
 
-async def trace_path(address: str, port: int, family: AddressFamily,
-                     config: TraceConfig = TraceConfig(), pace: Pace | None = None) -> PathTrace:
+async def trace_path(
+    address: str,
+    port: int,
+    family: AddressFamily,
+    config: TraceConfig = TraceConfig(),
+    pace: Pace | None = None,
+) -> PathTrace:
     """Trace the path to ``address:port`` in waves of hop limits, up to ``max_hops``.
 
     ``pace`` is awaited before each handshake (the scan's ``--rate``).
@@ -292,14 +352,23 @@ async def trace_path(address: str, port: int, family: AddressFamily,
     first, probed = 1, 0
     while first <= config.max_hops:
         last = min(config.max_hops, first + max(1, config.wave) - 1)
-        await _wave(address, port, family, range(first, last + 1),
-                    timeout=config.hop_timeout, hops=hops, local=local, pace=pace)
+        await _wave(
+            address,
+            port,
+            family,
+            range(first, last + 1),
+            timeout=config.hop_timeout,
+            hops=hops,
+            local=local,
+            pace=pace,
+        )
         probed = last
         if not needs_next_wave(hops.values(), family, last):
             break
         first = last + 1
-    return build_path(address, port, family, hops.values(), probed=probed,
-                      local_addresses=sorted(local))
+    return build_path(
+        address, port, family, hops.values(), probed=probed, local_addresses=sorted(local)
+    )
 
 
 # --- scans: which results to trace, bounded concurrency ------------------------------------
@@ -324,8 +393,9 @@ class PathTracer:
     per wave, so ``slots`` bounds the descriptors tracing takes beside the probes.
     """
 
-    def __init__(self, config: TraceConfig = TraceConfig(), slots: int = 16,
-                 pace: Pace | None = None) -> None:
+    def __init__(
+        self, config: TraceConfig = TraceConfig(), slots: int = 16, pace: Pace | None = None
+    ) -> None:
         self.config = config
         self._slots = anyio.Semaphore(max(1, slots))
         self._pace = pace
@@ -335,11 +405,11 @@ class PathTracer:
 
     async def _trace_one(self, probe: ProbeResult) -> PathTrace:
         async with self._slots:
-            return await trace_path(probe.address, probe.target.port, probe.family,
-                                    self.config, self._pace)
+            return await trace_path(
+                probe.address, probe.target.port, probe.family, self.config, self._pace
+            )
 
-    async def trace(self, result: TargetResult, on_hop: HopCallback | None = None
-                    ) -> TargetResult:
+    async def trace(self, result: TargetResult, on_hop: HopCallback | None = None) -> TargetResult:
         """``result`` with its ``paths``; every hop goes to ``on_hop`` (TTL order)."""
         probes = traced_probes(result, self.config.include_ok)
         paths: list[PathTrace | None] = [None] * len(probes)

@@ -116,8 +116,14 @@ def _run_child(argv: Sequence[str], stdout_fd: int, close: Sequence[int]) -> NoR
         os._exit(code)
 
 
-def run_workers(commands: Sequence[Sequence[str]], inventories: tuple[str, ...],
-                out: IO[bytes], reports: Sequence[str] = (), *, targets: int) -> WorkersOutcome:
+def run_workers(
+    commands: Sequence[Sequence[str]],
+    inventories: tuple[str, ...],
+    out: IO[bytes],
+    reports: Sequence[str] = (),
+    *,
+    targets: int,
+) -> WorkersOutcome:
     """Fork a worker per ``scanner`` argv in ``commands``, relay their events to ``out``,
     aggregate the verdict over all ``targets``.
 
@@ -158,6 +164,7 @@ def run_workers(commands: Sequence[Sequence[str]], inventories: tuple[str, ...],
             out.flush()
         except BrokenPipeError:  # as one process does: the verdict and reports go on
             reader_left = True
+
     try:
         selector = selectors.DefaultSelector()
         partial: dict[int, bytes] = {}
@@ -179,8 +186,11 @@ def run_workers(commands: Sequence[Sequence[str]], inventories: tuple[str, ...],
                     if line.startswith(_STARTED):
                         starts.append(json.loads(line))
                         if len(starts) == len(procs):
-                            writer.on_start(sum(s["targets"] for s in starts), inventories,
-                                            sum(s["concurrency"] for s in starts))
+                            writer.on_start(
+                                sum(s["targets"] for s in starts),
+                                inventories,
+                                sum(s["concurrency"] for s in starts),
+                            )
                             relay, held = held, []
                     elif line.startswith(_FINISHED):
                         finishes.append(json.loads(line))
@@ -197,8 +207,11 @@ def run_workers(commands: Sequence[Sequence[str]], inventories: tuple[str, ...],
             if proc.poll() is None:
                 proc.kill()
                 proc.wait()
-    dead = [i + 1 for i, (code, proc) in enumerate(zip(codes, procs, strict=True))
-            if code not in (0, 1, 3, 130, 143) or proc.pid not in finished]
+    dead = [
+        i + 1
+        for i, (code, proc) in enumerate(zip(codes, procs, strict=True))
+        if code not in (0, 1, 3, 130, 143) or proc.pid not in finished
+    ]
     failed = [f"worker {k} exited {codes[k - 1]} without finishing" for k in dead]
     summary = _aggregate(finishes, time.perf_counter() - started_at, interrupted_by, targets)
     if len(starts) < len(procs):  # a worker died before it started: still one whole stream
@@ -208,8 +221,9 @@ def run_workers(commands: Sequence[Sequence[str]], inventories: tuple[str, ...],
     return WorkersOutcome(summary, [r for r in reports if os.path.exists(r)], failed, dead)
 
 
-def _aggregate(finishes: Sequence[dict[str, Any]], duration_s: float,
-               interrupted_by: str | None, targets: int) -> ScanSummary:
+def _aggregate(
+    finishes: Sequence[dict[str, Any]], duration_s: float, interrupted_by: str | None, targets: int
+) -> ScanSummary:
     counts: Counter[str] = Counter()
     for finish in finishes:
         counts.update(finish.get("counts", {}))
@@ -223,24 +237,41 @@ def _aggregate(finishes: Sequence[dict[str, Any]], duration_s: float,
 
 def worker_command(args: Any, index: int, workers: int, report: str | None) -> list[str]:
     """The ``scanner`` arguments of worker ``index`` (1-based) of ``workers``."""
-    argv = ["check", *args.inventories, "--format", "json", "--workers", "1",
-            "--slice", f"{index}/{workers}"]
+    argv = [
+        "check",
+        *args.inventories,
+        "--format",
+        "json",
+        "--workers",
+        "1",
+        "--slice",
+        f"{index}/{workers}",
+    ]
     # the handshakes in flight are shared out, the default included
     argv += ["--concurrency", str(max(1, (args.concurrency or DEFAULT_CONCURRENCY) // workers))]
     if args.rate:  # the overall rate is shared out
         argv += ["--rate", repr(args.rate / workers)]
     if args.per_host:  # so is the cap per address: one address's targets are in every slice
         argv += ["--per-host", str(args.per_host // workers)]
-    for flag, value in (("--timeout", args.timeout), ("--retries", args.retries),
-                        ("--tags", args.tags), ("--max-duration", args.max_duration),
-                        ("--baseline", args.baseline)):
+    for flag, value in (
+        ("--timeout", args.timeout),
+        ("--retries", args.retries),
+        ("--tags", args.tags),
+        ("--max-duration", args.max_duration),
+        ("--baseline", args.baseline),
+    ):
         if value is not None:
             argv += [flag, str(value)]
     for network in args.allow:
         argv += ["--allow", network]
     if getattr(args, "trace_failures", False):
-        argv += ["--trace-failures", "--max-hops", str(args.max_hops),
-                 "--hop-timeout", str(args.hop_timeout)]
+        argv += [
+            "--trace-failures",
+            "--max-hops",
+            str(args.max_hops),
+            "--hop-timeout",
+            str(args.hop_timeout),
+        ]
     if report is not None:
         argv += ["--report", report]
     return argv

@@ -48,12 +48,45 @@ HOSTS_FILE = "127.0.0.9 hostsonly.test\n::1 v6hosts.test\n"
 EVENT_KEYS: dict[str, set[str]] = {
     "scan.started": {"schema_version", "targets", "inventories", "concurrency"},
     "dns.result": {"host", "addresses", "category", "latency_ms", "nameserver"},
-    "probe.result": {"target", "host", "port", "address", "family", "category", "latency_ms",
-                     "attempts", "errno", "icmp_type", "icmp_code", "icmp_from", "hint"},
-    "target.result": {"target", "host", "port", "expect", "ok", "category", "addresses",
-                      "hint", "tags", "change", "last_hop", "path_verdict"},
-    "path.hop": {"target", "address", "ttl", "hop_address", "rtt_ms", "icmp_type",
-                 "icmp_code", "reached"},
+    "probe.result": {
+        "target",
+        "host",
+        "port",
+        "address",
+        "family",
+        "category",
+        "latency_ms",
+        "attempts",
+        "errno",
+        "icmp_type",
+        "icmp_code",
+        "icmp_from",
+        "hint",
+    },
+    "target.result": {
+        "target",
+        "host",
+        "port",
+        "expect",
+        "ok",
+        "category",
+        "addresses",
+        "hint",
+        "tags",
+        "change",
+        "last_hop",
+        "path_verdict",
+    },
+    "path.hop": {
+        "target",
+        "address",
+        "ttl",
+        "hop_address",
+        "rtt_ms",
+        "icmp_type",
+        "icmp_code",
+        "reached",
+    },
     "scan.finished": {"counts", "duration_s", "ok", "interrupted"},
 }
 
@@ -80,9 +113,23 @@ def dns_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DnsServer]:
     zone_file.write_text(json.dumps(ZONE))
     log = workdir / "queries.log"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "scanner.testing.dns_server", "--zone", str(zone_file),
-         "--host", "127.0.0.1", "--port", "0", "--query-log", str(log)],
-        stdout=subprocess.PIPE, text=True, cwd=ROOT)
+        [
+            sys.executable,
+            "-m",
+            "scanner.testing.dns_server",
+            "--zone",
+            str(zone_file),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            "0",
+            "--query-log",
+            str(log),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+    )
     assert proc.stdout is not None
     line = proc.stdout.readline().split()
     assert line[:1] == ["listening"], f"DNS server did not start: {line}"
@@ -103,8 +150,9 @@ def hosts_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
 class Listener:
     """A TCP listener that accepts and closes connections in a thread, like a live service."""
 
-    def __init__(self, host: str = "127.0.0.1", family: int = socket.AF_INET,
-                 port: int = 0) -> None:
+    def __init__(
+        self, host: str = "127.0.0.1", family: int = socket.AF_INET, port: int = 0
+    ) -> None:
         self.sock = socket.socket(family, socket.SOCK_STREAM)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.sock.bind((host, port))
@@ -185,13 +233,24 @@ def scanner_env(hosts: Path | None = None) -> dict[str, str]:
     return env
 
 
-def run_scanner(*args: str, hosts: Path | None = None, timeout: float = 120,
-                extra_env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def run_scanner(
+    *args: str,
+    hosts: Path | None = None,
+    timeout: float = 120,
+    extra_env: dict[str, str] | None = None,
+) -> subprocess.CompletedProcess[str]:
     """Run ``python -m scanner`` as users do, in a subprocess."""
     env = scanner_env(hosts)
     env.update(extra_env or {})
-    return subprocess.run([sys.executable, "-m", "scanner", *args], capture_output=True,
-                          text=True, timeout=timeout, env=env, cwd=ROOT, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "scanner", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+        cwd=ROOT,
+        check=False,
+    )
 
 
 def parse_events(stdout: str) -> list[dict[str, Any]]:

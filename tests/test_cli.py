@@ -28,10 +28,12 @@ def _by_event(events: list[dict[str, object]], name: str) -> list[dict[str, obje
     return [e for e in events if e["event"] == name]
 
 
-def test_json_stream_open_refused_and_dns(tmp_path: Path, listener: Listener,
-                                          closed_port: int, dns_server: DnsServer,
-                                          hosts_file: Path) -> None:
-    inv = write_inventory(tmp_path / "inv.yaml", f"""
+def test_json_stream_open_refused_and_dns(
+    tmp_path: Path, listener: Listener, closed_port: int, dns_server: DnsServer, hosts_file: Path
+) -> None:
+    inv = write_inventory(
+        tmp_path / "inv.yaml",
+        f"""
 version: 1
 defaults: {{timeout: 1.0, retries: 0}}
 resolver: {{nameservers: ["{dns_server.nameserver}"], timeout: 0.3, tries: 1}}
@@ -47,7 +49,8 @@ targets:
     host: 127.0.0.1
     port: {closed_port}
     expect: closed
-""")
+""",
+    )
     proc = run_scanner("check", str(inv), "--format", "json", hosts=hosts_file)
     assert proc.returncode == 1, proc.stderr
     events = parse_events(proc.stdout)
@@ -55,8 +58,13 @@ targets:
     assert events[0]["schema_version"] == 1
     assert events[-1]["event"] == "scan.finished"
     targets = {e["target"]: e for e in _by_event(events, "target.result")}
-    assert set(targets) == {"web", f"127.0.0.1:{closed_port}", f"[::1]:{listener.port}",
-                            "nope.test:80", "must-be-closed"}
+    assert set(targets) == {
+        "web",
+        f"127.0.0.1:{closed_port}",
+        f"[::1]:{listener.port}",
+        "nope.test:80",
+        "must-be-closed",
+    }
     assert targets["web"]["ok"] is True and targets["web"]["category"] == "open"
     assert targets["web"]["addresses"] == ["::1", "127.0.0.1"]
     assert targets["web"]["tags"] == ["prod"]
@@ -83,25 +91,31 @@ targets:
 
 
 def test_all_open_exits_zero_and_auto_format_is_json_when_piped(
-        tmp_path: Path, listener: Listener) -> None:
-    inv = write_inventory(tmp_path / "inv.yaml",
-                          f"version: 1\ntargets:\n  - 127.0.0.1:{listener.port}\n")
+    tmp_path: Path, listener: Listener
+) -> None:
+    inv = write_inventory(
+        tmp_path / "inv.yaml", f"version: 1\ntargets:\n  - 127.0.0.1:{listener.port}\n"
+    )
     proc = run_scanner("check", str(inv))
     assert proc.returncode == 0, proc.stderr
     events = parse_events(proc.stdout)
     assert events[-1]["ok"] is True
 
 
-def test_each_name_is_resolved_once(tmp_path: Path, listener: Listener,
-                                    dns_server: DnsServer) -> None:
+def test_each_name_is_resolved_once(
+    tmp_path: Path, listener: Listener, dns_server: DnsServer
+) -> None:
     ports = "\n".join(f"  - shared.test:{p}" for p in range(20000, 20040))
-    inv = write_inventory(tmp_path / "inv.yaml", f"""
+    inv = write_inventory(
+        tmp_path / "inv.yaml",
+        f"""
 version: 1
 defaults: {{timeout: 0.5, retries: 0}}
 resolver: {{nameservers: ["{dns_server.nameserver}"], timeout: 3, tries: 1}}
 targets:
 {ports}
-""")
+""",
+    )
     before = Counter(dns_server.queries())
     proc = run_scanner("check", str(inv), "--format", "json")
     after = Counter(dns_server.queries())
@@ -122,8 +136,10 @@ def test_thousands_of_targets(tmp_path: Path) -> None:
             address = f"127.{1 + i // 60000}.{(i // 250) % 240}.{i % 250 + 1}"
             port = server.port if i % 2 == 0 else refused_port
             lines.append(f"  - {address}:{port}")
-        inv = write_inventory(tmp_path / "big.yaml", "version: 1\ndefaults: {timeout: 5}\n"
-                              "targets:\n" + "\n".join(lines) + "\n")
+        inv = write_inventory(
+            tmp_path / "big.yaml",
+            "version: 1\ndefaults: {timeout: 5}\ntargets:\n" + "\n".join(lines) + "\n",
+        )
         proc = run_scanner("check", str(inv), "--format", "json", "--concurrency", "256")
     finally:
         server.close()
@@ -137,7 +153,9 @@ def test_thousands_of_targets(tmp_path: Path) -> None:
 
 
 def test_retries_count_attempts_for_silent_drops(tmp_path: Path, full_port: int) -> None:
-    inv = write_inventory(tmp_path / "inv.yaml", f"""
+    inv = write_inventory(
+        tmp_path / "inv.yaml",
+        f"""
 version: 1
 targets:
   - name: dropped
@@ -145,7 +163,8 @@ targets:
     port: {full_port}
     timeout: 0.3
     retries: 2
-""")
+""",
+    )
     proc = run_scanner("check", str(inv), "--format", "json")
     assert proc.returncode == 1, proc.stderr
     events = parse_events(proc.stdout)
@@ -156,11 +175,12 @@ targets:
     assert events[-1]["duration_s"] < 0.3 * 3 + 1.5 + 1.0  # timeouts + backoff, not more
 
 
-def test_max_duration_makes_unfinished_targets_inconclusive(tmp_path: Path,
-                                                            full_port: int) -> None:
-    inv = write_inventory(tmp_path / "inv.yaml",
-                          f"version: 1\ntargets:\n  - name: slow\n    host: 127.0.0.1\n"
-                          f"    port: {full_port}\n    timeout: 20\n")
+def test_max_duration_makes_unfinished_targets_inconclusive(tmp_path: Path, full_port: int) -> None:
+    inv = write_inventory(
+        tmp_path / "inv.yaml",
+        f"version: 1\ntargets:\n  - name: slow\n    host: 127.0.0.1\n"
+        f"    port: {full_port}\n    timeout: 20\n",
+    )
     proc = run_scanner("check", str(inv), "--format", "json", "--max-duration", "0.5")
     assert proc.returncode == 3, proc.stderr
     events = parse_events(proc.stdout)
@@ -171,10 +191,12 @@ def test_max_duration_makes_unfinished_targets_inconclusive(tmp_path: Path,
 
 
 @pytest.mark.parametrize(("signum", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
-def test_signal_stops_the_scan_and_still_reports(tmp_path: Path, full_port: int,
-                                                 listener: Listener, signum: int,
-                                                 code: int) -> None:
-    inv = write_inventory(tmp_path / "inv.yaml", f"""
+def test_signal_stops_the_scan_and_still_reports(
+    tmp_path: Path, full_port: int, listener: Listener, signum: int, code: int
+) -> None:
+    inv = write_inventory(
+        tmp_path / "inv.yaml",
+        f"""
 version: 1
 targets:
   - 127.0.0.1:{listener.port}
@@ -182,10 +204,16 @@ targets:
     host: 127.0.0.1
     port: {full_port}
     timeout: 30
-""")
-    proc = subprocess.Popen([sys.executable, "-m", "scanner", "check", str(inv),
-                             "--format", "json"], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=scanner_env(), cwd=ROOT)
+""",
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "scanner", "check", str(inv), "--format", "json"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=scanner_env(),
+        cwd=ROOT,
+    )
     assert proc.stdout is not None
     seen = []
     deadline = time.monotonic() + 15
@@ -207,7 +235,9 @@ targets:
 
 
 def test_inventory_errors_exit_2_with_locations_and_probe_nothing(tmp_path: Path) -> None:
-    inv = write_inventory(tmp_path / "bad.yaml", """version: 1
+    inv = write_inventory(
+        tmp_path / "bad.yaml",
+        """version: 1
 defaults:
   timout: 1
 targets:
@@ -218,10 +248,14 @@ targets:
   - name: 127.0.0.1:22
     host: 127.0.0.1
     port: 23
-""")
+""",
+    )
     for command in ("check", "validate"):
-        proc = run_scanner(command, str(inv), "--format", "json") if command == "check" \
+        proc = (
+            run_scanner(command, str(inv), "--format", "json")
+            if command == "check"
             else run_scanner(command, str(inv))
+        )
         assert proc.returncode == 2
         assert proc.stdout == ""
         assert f"{inv}:3:3: unknown key 'timout'" in proc.stderr
@@ -231,20 +265,24 @@ targets:
 
 
 def test_validate_ok(tmp_path: Path) -> None:
-    inv = write_inventory(tmp_path / "ok.yaml",
-                          "version: 1\ntargets:\n  - db.example:5432\n  - 127.0.0.1:80\n")
+    inv = write_inventory(
+        tmp_path / "ok.yaml", "version: 1\ntargets:\n  - db.example:5432\n  - 127.0.0.1:80\n"
+    )
     proc = run_scanner("validate", str(inv))
     assert proc.returncode == 0
     assert "2 targets" in proc.stdout
 
 
 def test_tags_select_targets(tmp_path: Path, listener: Listener, closed_port: int) -> None:
-    inv = write_inventory(tmp_path / "inv.yaml", f"""
+    inv = write_inventory(
+        tmp_path / "inv.yaml",
+        f"""
 version: 1
 targets:
   - {{name: a, host: 127.0.0.1, port: {listener.port}, tags: [prod]}}
   - {{name: b, host: 127.0.0.1, port: {closed_port}, tags: [staging]}}
-""")
+""",
+    )
     proc = run_scanner("check", str(inv), "--format", "json", "--tags", "prod,other")
     assert proc.returncode == 0
     names = [e["target"] for e in _by_event(parse_events(proc.stdout), "target.result")]
@@ -265,14 +303,18 @@ def test_missing_file_exits_2(tmp_path: Path) -> None:
     assert f"{tmp_path / 'nope.yaml'}:1:1: cannot read" in proc.stderr
 
 
-def test_console_format_has_no_colour_without_tty(tmp_path: Path, listener: Listener,
-                                                  closed_port: int) -> None:
-    inv = write_inventory(tmp_path / "inv.yaml", f"""
+def test_console_format_has_no_colour_without_tty(
+    tmp_path: Path, listener: Listener, closed_port: int
+) -> None:
+    inv = write_inventory(
+        tmp_path / "inv.yaml",
+        f"""
 version: 1
 targets:
   - 127.0.0.1:{listener.port}
   - 127.0.0.1:{closed_port}
-""")
+""",
+    )
     proc = run_scanner("check", str(inv), "--format", "console")
     assert proc.returncode == 1
     assert "refused" in proc.stdout
@@ -280,23 +322,28 @@ targets:
 
 
 def test_control_characters_in_names_are_an_inventory_error(tmp_path: Path) -> None:
-    inv = write_inventory(tmp_path / "inv.yaml",
-                          'version: 1\ntargets:\n  - {name: "evil\\x1b[31m", host: 127.0.0.1,'
-                          ' port: 80}\n')
+    inv = write_inventory(
+        tmp_path / "inv.yaml",
+        'version: 1\ntargets:\n  - {name: "evil\\x1b[31m", host: 127.0.0.1, port: 80}\n',
+    )
     proc = run_scanner("check", str(inv), "--format", "console")
     assert proc.returncode == 2
     assert f"{inv}:3:" in proc.stderr and "control characters" in proc.stderr
     assert "\x1b" not in proc.stderr
 
 
-def test_console_format_lists_failures_and_summary(tmp_path: Path, listener: Listener,
-                                                   closed_port: int) -> None:
-    inv = write_inventory(tmp_path / "inv.yaml", f"""
+def test_console_format_lists_failures_and_summary(
+    tmp_path: Path, listener: Listener, closed_port: int
+) -> None:
+    inv = write_inventory(
+        tmp_path / "inv.yaml",
+        f"""
 version: 1
 targets:
   - {{name: web, host: 127.0.0.1, port: {listener.port}}}
   - {{name: cache, host: 127.0.0.1, port: {closed_port}}}
-""")
+""",
+    )
     proc = run_scanner("check", str(inv), "--format", "console")
     assert proc.returncode == 1
     assert "FAIL cache  refused" in proc.stdout
@@ -311,8 +358,9 @@ def test_python_m_and_console_script_agree(tmp_path: Path) -> None:
     if script is None:
         pytest.skip("the console script is not installed (pip install .)")
     inv = write_inventory(tmp_path / "ok.yaml", "version: 1\ntargets:\n  - 127.0.0.1:80\n")
-    via_script = subprocess.run([script, "validate", str(inv)], capture_output=True,
-                                text=True, check=False)
+    via_script = subprocess.run(
+        [script, "validate", str(inv)], capture_output=True, text=True, check=False
+    )
     via_module = run_scanner("validate", str(inv))
     assert via_script.returncode == via_module.returncode == 0
     assert via_script.stdout == via_module.stdout
@@ -323,8 +371,16 @@ def test_demo_shows_every_loopback_category() -> None:
     assert proc.returncode == 0, proc.stderr
     events = parse_events(proc.stdout)
     categories = {e["category"] for e in _by_event(events, "target.result")}
-    assert categories == {"open", "refused", "timeout", "dns_nxdomain", "dns_no_address",
-                          "dns_servfail", "dns_refused", "dns_timeout"}
+    assert categories == {
+        "open",
+        "refused",
+        "timeout",
+        "dns_nxdomain",
+        "dns_no_address",
+        "dns_servfail",
+        "dns_refused",
+        "dns_timeout",
+    }
     assert "built for" in proc.stderr
 
 
@@ -334,8 +390,14 @@ def _run_on_tty(args: list[str], env: dict[str, str]) -> tuple[int, str]:
     import pty
 
     leader, follower = pty.openpty()
-    proc = subprocess.Popen([sys.executable, "-m", "scanner", *args], stdout=follower,
-                            stderr=follower, stdin=subprocess.DEVNULL, env=env, cwd=ROOT)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "scanner", *args],
+        stdout=follower,
+        stderr=follower,
+        stdin=subprocess.DEVNULL,
+        env=env,
+        cwd=ROOT,
+    )
     os.close(follower)
     chunks = []
     while True:
@@ -351,11 +413,13 @@ def _run_on_tty(args: list[str], env: dict[str, str]) -> tuple[int, str]:
 
 
 @pytest.mark.parametrize("no_color", [False, True])
-def test_tty_gets_console_with_colour_unless_no_color(tmp_path: Path, listener: Listener,
-                                                      closed_port: int, no_color: bool) -> None:
-    inv = write_inventory(tmp_path / "inv.yaml",
-                          f"version: 1\ntargets:\n  - 127.0.0.1:{listener.port}\n"
-                          f"  - 127.0.0.1:{closed_port}\n")
+def test_tty_gets_console_with_colour_unless_no_color(
+    tmp_path: Path, listener: Listener, closed_port: int, no_color: bool
+) -> None:
+    inv = write_inventory(
+        tmp_path / "inv.yaml",
+        f"version: 1\ntargets:\n  - 127.0.0.1:{listener.port}\n  - 127.0.0.1:{closed_port}\n",
+    )
     env = scanner_env()
     if no_color:
         env["NO_COLOR"] = "1"
@@ -372,18 +436,38 @@ def test_low_fd_limit_never_blames_targets(tmp_path: Path) -> None:
     server = Listener("0.0.0.0")
     try:
         refused_port = server.port + 1 if server.port < 65535 else server.port - 1
-        lines = [f"  - 127.{1 + i // 62500}.{(i // 250) % 250}.{i % 250 + 1}:"
-                 f"{server.port if i % 2 == 0 else refused_port}" for i in range(5000)]
-        inv = write_inventory(tmp_path / "big.yaml", "version: 1\ntargets:\n"
-                              + "\n".join(lines) + "\n")
+        lines = [
+            f"  - 127.{1 + i // 62500}.{(i // 250) % 250}.{i % 250 + 1}:"
+            f"{server.port if i % 2 == 0 else refused_port}"
+            for i in range(5000)
+        ]
+        inv = write_inventory(
+            tmp_path / "big.yaml", "version: 1\ntargets:\n" + "\n".join(lines) + "\n"
+        )
 
         def limit_fds() -> None:
             resource.setrlimit(resource.RLIMIT_NOFILE, (64, 64))
 
-        proc = subprocess.run([sys.executable, "-m", "scanner", "check", str(inv), "--format",
-                               "json", "--concurrency", "5000"], capture_output=True, text=True,
-                              env=scanner_env(), cwd=ROOT, timeout=120, preexec_fn=limit_fds,
-                              check=False)
+        proc = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "scanner",
+                "check",
+                str(inv),
+                "--format",
+                "json",
+                "--concurrency",
+                "5000",
+            ],
+            capture_output=True,
+            text=True,
+            env=scanner_env(),
+            cwd=ROOT,
+            timeout=120,
+            preexec_fn=limit_fds,
+            check=False,
+        )
     finally:
         server.close()
     assert proc.returncode == 1, proc.stderr
@@ -399,8 +483,7 @@ def test_rate_flag_is_respected_at_the_listener(tmp_path: Path) -> None:
     lines = "\n".join(f"  - 127.0.3.{i}:{server.port}" for i in range(1, 21))
     inv = write_inventory(tmp_path / "inv.yaml", f"version: 1\ntargets:\n{lines}\n")
     try:
-        proc = run_scanner("check", str(inv), "--format", "json", "--rate", "40",
-                           "--per-host", "1")
+        proc = run_scanner("check", str(inv), "--format", "json", "--rate", "40", "--per-host", "1")
         wait_for(lambda: len(server.accepted) >= 20, timeout=2)
     finally:
         server.close()
@@ -410,23 +493,23 @@ def test_rate_flag_is_respected_at_the_listener(tmp_path: Path) -> None:
     assert max(accepted) - min(accepted) >= 19 / 40 * 0.9
 
 
-def test_per_host_cap_holds_one_address_back_not_the_others(tmp_path: Path,
-                                                           full_port: int) -> None:
+def test_per_host_cap_holds_one_address_back_not_the_others(tmp_path: Path, full_port: int) -> None:
     """--per-host 2: six silent handshakes to one address take three timeout rounds,
     while handshakes to another address go past them at once."""
-    dropped = "\n".join(f"  - {{name: d{i}, host: 127.0.0.1, port: {full_port}}}"
-                        for i in range(6))
-    refused = "\n".join(f"  - {{name: r{i}, host: 127.0.0.2, port: {full_port}}}"
-                        for i in range(6))
-    inv = write_inventory(tmp_path / "inv.yaml", "version: 1\n"
-                          "defaults: {timeout: 0.3, retries: 0}\n"
-                          f"targets:\n{dropped}\n{refused}\n")
+    dropped = "\n".join(f"  - {{name: d{i}, host: 127.0.0.1, port: {full_port}}}" for i in range(6))
+    refused = "\n".join(f"  - {{name: r{i}, host: 127.0.0.2, port: {full_port}}}" for i in range(6))
+    inv = write_inventory(
+        tmp_path / "inv.yaml",
+        f"version: 1\ndefaults: {{timeout: 0.3, retries: 0}}\ntargets:\n{dropped}\n{refused}\n",
+    )
     proc = run_scanner("check", str(inv), "--format", "json", "--per-host", "2")
     assert proc.returncode == 1, proc.stderr
     events = parse_events(proc.stdout)
     probes = _by_event(events, "probe.result")
     assert Counter((p["address"], p["category"]) for p in probes) == {
-        ("127.0.0.1", "timeout"): 6, ("127.0.0.2", "refused"): 6}
+        ("127.0.0.1", "timeout"): 6,
+        ("127.0.0.2", "refused"): 6,
+    }
     # three rounds of two 0.3 s timeouts, one after the other
     assert events[-1]["duration_s"] >= 3 * 0.3 * 0.95
     order = [p["address"] for p in probes]
@@ -436,13 +519,19 @@ def test_per_host_cap_holds_one_address_back_not_the_others(tmp_path: Path,
 def test_a_large_network_streams_and_stops_on_sigint(tmp_path: Path) -> None:
     """1,048,576 targets from one line: events flow at once, and Ctrl-C stops it promptly,
     reporting what finished and counting the rest, rather than a million inconclusives."""
-    inv = write_inventory(tmp_path / "inv.yaml", "version: 1\ntargets:\n"
-                          "  - {name: pool, host: 127.0.0.0/16, ports: [\"47000-47015\"]}\n")
-    proc = subprocess.Popen([sys.executable, "-m", "scanner", "check", str(inv), "--format",
-                             "json", "--timeout", "1"], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, cwd=ROOT,
-                            # unbuffered stdout: a write the signal cuts short must go on
-                            env=scanner_env() | {"PYTHONUNBUFFERED": "1"})
+    inv = write_inventory(
+        tmp_path / "inv.yaml",
+        'version: 1\ntargets:\n  - {name: pool, host: 127.0.0.0/16, ports: ["47000-47015"]}\n',
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "scanner", "check", str(inv), "--format", "json", "--timeout", "1"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+        # unbuffered stdout: a write the signal cuts short must go on
+        env=scanner_env() | {"PYTHONUNBUFFERED": "1"},
+    )
     assert proc.stdout is not None
     head = [proc.stdout.readline() for _ in range(200)]  # streaming: results come at once
     proc.send_signal(signal.SIGINT)
@@ -458,18 +547,34 @@ def test_a_large_network_streams_and_stops_on_sigint(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("workers", ["1", "2"])
-def test_a_reader_that_leaves_early_does_not_break_the_scan(tmp_path: Path, closed_port: int,
-                                                            workers: str) -> None:
+def test_a_reader_that_leaves_early_does_not_break_the_scan(
+    tmp_path: Path, closed_port: int, workers: str
+) -> None:
     """`scanner check … | head -1`: the rest of the stream is dropped, not a traceback,
     and the scan still ends with its verdict and writes its report — in one process, and
     in the parent that relays the workers' streams."""
     lines = "\n".join(f"  - 127.0.5.{i}:{closed_port}" for i in range(1, 201))
     inv = write_inventory(tmp_path / "inv.yaml", f"version: 1\ntargets:\n{lines}\n")
     report = tmp_path / "report.json"
-    proc = subprocess.Popen([sys.executable, "-m", "scanner", "check", str(inv), "--format",
-                             "json", "--report", str(report), "--workers", workers],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=scanner_env(),
-                            cwd=ROOT)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "scanner",
+            "check",
+            str(inv),
+            "--format",
+            "json",
+            "--report",
+            str(report),
+            "--workers",
+            workers,
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=scanner_env(),
+        cwd=ROOT,
+    )
     assert proc.stdout is not None and proc.stderr is not None
     first = proc.stdout.readline()
     proc.stdout.close()  # the reader leaves

@@ -30,8 +30,7 @@ async def test_deadlines_of_different_lengths_end_in_deadline_order(full_port: i
     ended: Ended = []
     try:
         for timeout in (0.45, 0.15, 0.3):
-            dialer.connect("127.0.0.1", full_port, "ipv4", timeout,
-                           recorder(ended, f"{timeout}"))
+            dialer.connect("127.0.0.1", full_port, "ipv4", timeout, recorder(ended, f"{timeout}"))
         await settle(ended, 3)
     finally:
         dialer.close()
@@ -41,8 +40,9 @@ async def test_deadlines_of_different_lengths_end_in_deadline_order(full_port: i
         assert outcome.latency_ms >= float(label) * 1000 - 1
 
 
-async def test_mixed_outcomes_share_one_dialer(listener: Listener, closed_port: int,
-                                               full_port: int) -> None:
+async def test_mixed_outcomes_share_one_dialer(
+    listener: Listener, closed_port: int, full_port: int
+) -> None:
     dialer = Dialer(asyncio.get_running_loop())
     ended: Ended = []
     try:

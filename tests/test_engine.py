@@ -38,13 +38,22 @@ def inventory(*targets: Target) -> Inventory:
 
 
 async def test_every_target_is_probed_once_with_more_targets_than_slots(
-        listener: Listener, closed_port: int) -> None:
-    targets = [Target(f"t{i}", f"127.0.4.{i % 250 + 1}",
-                      listener.port if i % 2 else closed_port, timeout=2, retries=0)
-               for i in range(300)]
+    listener: Listener, closed_port: int
+) -> None:
+    targets = [
+        Target(
+            f"t{i}",
+            f"127.0.4.{i % 250 + 1}",
+            listener.port if i % 2 else closed_port,
+            timeout=2,
+            retries=0,
+        )
+        for i in range(300)
+    ]
     seen = Collect()
-    summary, results = await run_scan(inventory(*targets), seen,
-                                      ScanOptions(concurrency=7, handle_signals=False))
+    summary, results = await run_scan(
+        inventory(*targets), seen, ScanOptions(concurrency=7, handle_signals=False)
+    )
     # the listener is on 127.0.0.1 only: other 127.x addresses refuse
     assert [r.target.name for r in results] == [t.name for t in targets]
     assert sorted(p.target.name for p in seen.probes) == sorted(t.name for t in targets)
@@ -61,37 +70,41 @@ class Exploding(Collect):
 
 async def test_an_error_inside_a_probe_callback_ends_the_scan(closed_port: int) -> None:
     """A bug in a loop callback must surface, not be logged by the loop and hang the scan."""
-    targets = [Target(f"t{i}", "127.0.0.1", closed_port, timeout=1, retries=0)
-               for i in range(50)]
+    targets = [Target(f"t{i}", "127.0.0.1", closed_port, timeout=1, retries=0) for i in range(50)]
     with pytest.raises(ExceptionGroup) as caught:  # the engine's task groups wrap it
-        await run_scan(inventory(*targets), Exploding(),
-                       ScanOptions(concurrency=3, handle_signals=False))
+        await run_scan(
+            inventory(*targets), Exploding(), ScanOptions(concurrency=3, handle_signals=False)
+        )
     bugs = caught.value.subgroup(lambda exc: isinstance(exc, RuntimeError))
     assert bugs is not None
     assert "observer bug" in repr(bugs)
 
 
 async def test_retries_keep_their_slot_and_count_attempts(full_port: int) -> None:
-    targets = [Target(f"d{i}", "127.0.0.1", full_port, timeout=0.1, retries=1)
-               for i in range(3)]
+    targets = [Target(f"d{i}", "127.0.0.1", full_port, timeout=0.1, retries=1) for i in range(3)]
     seen = Collect()
-    _, results = await run_scan(inventory(*targets), seen,
-                                ScanOptions(concurrency=2, handle_signals=False))
+    _, results = await run_scan(
+        inventory(*targets), seen, ScanOptions(concurrency=2, handle_signals=False)
+    )
     assert [r.category for r in results] == [Category.TIMEOUT] * 3
     assert [p.attempts for p in seen.probes] == [2, 2, 2]
 
 
-@pytest.mark.parametrize(("outcomes", "retries", "delays", "attempts"), [
-    ([Category.OPEN], 1, [None], 1),
-    ([Category.REFUSED], 3, [None], 1),
-    ([Category.TIMEOUT, Category.TIMEOUT], 1, [0.0, None], 2),
-    ([Category.TIMEOUT, Category.OPEN], 2, [0.0, None], 2),
-    # our own shortage: retried three times without counting, then inconclusive
-    ([Category.INCONCLUSIVE] * 4, 0, [0.0, 0.0, 0.0, None], 1),
-    ([Category.INCONCLUSIVE, Category.REFUSED], 0, [0.0, None], 1),
-])
-def test_tries_decide_retries(outcomes: list[Category], retries: int,
-                              delays: list[float | None], attempts: int) -> None:
+@pytest.mark.parametrize(
+    ("outcomes", "retries", "delays", "attempts"),
+    [
+        ([Category.OPEN], 1, [None], 1),
+        ([Category.REFUSED], 3, [None], 1),
+        ([Category.TIMEOUT, Category.TIMEOUT], 1, [0.0, None], 2),
+        ([Category.TIMEOUT, Category.OPEN], 2, [0.0, None], 2),
+        # our own shortage: retried three times without counting, then inconclusive
+        ([Category.INCONCLUSIVE] * 4, 0, [0.0, 0.0, 0.0, None], 1),
+        ([Category.INCONCLUSIVE, Category.REFUSED], 0, [0.0, None], 1),
+    ],
+)
+def test_tries_decide_retries(
+    outcomes: list[Category], retries: int, delays: list[float | None], attempts: int
+) -> None:
     tries = Tries()
     got = [tries.again(category, retries) for category in outcomes]
     assert [None if d is None else 0.0 for d in got] == delays
@@ -137,16 +150,24 @@ class TaskPeak(Collect):
 
 @pytest.mark.parametrize(("max_lookups", "bounded"), [(3, True), (1000, False)])
 async def test_names_are_looked_up_a_bounded_number_at_a_time(
-        dns_server: DnsServer, closed_port: int, monkeypatch: pytest.MonkeyPatch,
-        max_lookups: int, bounded: bool) -> None:
+    dns_server: DnsServer,
+    closed_port: int,
+    monkeypatch: pytest.MonkeyPatch,
+    max_lookups: int,
+    bounded: bool,
+) -> None:
     """A long inventory of names is not pulled whole while the first answers are awaited:
     at most ``max_lookups`` lookups (a task each) exist at once. The unbounded case shows
     that the measure would catch it."""
     monkeypatch.setattr(_JobSource, "max_lookups", max_lookups)
-    targets = [Target(f"t{i}", f"n{i}.missing.test", closed_port, timeout=1, retries=0)
-               for i in range(60)]
-    scan = Inventory(paths=("test",), targets=targets,
-                     resolver=ResolverConfig((dns_server.nameserver,), timeout=2, tries=1))
+    targets = [
+        Target(f"t{i}", f"n{i}.missing.test", closed_port, timeout=1, retries=0) for i in range(60)
+    ]
+    scan = Inventory(
+        paths=("test",),
+        targets=targets,
+        resolver=ResolverConfig((dns_server.nameserver,), timeout=2, tries=1),
+    )
     seen = TaskPeak()
     summary, results = await run_scan(scan, seen, ScanOptions(handle_signals=False))
     assert summary.total == 60

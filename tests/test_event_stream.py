@@ -78,12 +78,19 @@ def test_json_events_stay_whole_lines_on_an_unbuffered_stdout() -> None:
         writer = JsonEventWriter(raw)  # type: ignore[arg-type]
         writer.on_start(3000, ("inv.yaml",), 100)
         for n in range(3000):  # buffered: written 64 KiB at a time
-            writer.on_dns(DnsResult(f"host-{n}.example", "any", Category.RESOLVED,
-                                    (f"198.18.{n // 250}.{n % 250}",), 1.5, "127.0.0.1"))
+            writer.on_dns(
+                DnsResult(
+                    f"host-{n}.example",
+                    "any",
+                    Category.RESOLVED,
+                    (f"198.18.{n // 250}.{n % 250}",),
+                    1.5,
+                    "127.0.0.1",
+                )
+            )
         writer.on_finish(ScanSummary.from_counts({"ok": 3000}, 1.0, None))
     lines = b"".join(received).split(b"\n")
     assert lines[-1] == b""
     events = [json.loads(line) for line in lines[:-1]]
-    assert [e["event"] for e in events] == ["scan.started", *["dns.result"] * 3000,
-                                            "scan.finished"]
+    assert [e["event"] for e in events] == ["scan.started", *["dns.result"] * 3000, "scan.finished"]
     assert [e["host"] for e in events[1:-1]] == [f"host-{n}.example" for n in range(3000)]

@@ -31,17 +31,32 @@ from .test_report_helpers import assert_valid_junit
 LONG = "long-" + "x" * 20_000
 #: names the loader lets through, each a trap for one of the outputs
 NAMES = [
-    "pipe | in | cell", "quote \" and ' both", "<script>alert(1)</script>",
-    "amp & &amp; &#27; &#x1b;", "cdata ]]> end", "back\\slash\\", "\\x1b[31m (literal)",
-    "md *b* _i_ `c` [l](http://x) # h ~~s~~ ! <br>", "<!-- comment -->", "{{ template }}",
-    "ünïcödé 😀 e\u0301 ﷽", "👨\u200d👩\u200d👧 family", "  spaced  ", "%s %n {0} $(id)",
-    "- list item", "trailing backslash\\", "\ue000 private use", "tab-free\u00a0nbsp",
-    "$ne:{}", LONG,
+    "pipe | in | cell",
+    "quote \" and ' both",
+    "<script>alert(1)</script>",
+    "amp & &amp; &#27; &#x1b;",
+    "cdata ]]> end",
+    "back\\slash\\",
+    "\\x1b[31m (literal)",
+    "md *b* _i_ `c` [l](http://x) # h ~~s~~ ! <br>",
+    "<!-- comment -->",
+    "{{ template }}",
+    "ünïcödé 😀 e\u0301 ﷽",
+    "👨\u200d👩\u200d👧 family",
+    "  spaced  ",
+    "%s %n {0} $(id)",
+    "- list item",
+    "trailing backslash\\",
+    "\ue000 private use",
+    "tab-free\u00a0nbsp",
+    "$ne:{}",
+    LONG,
 ]
 HOSTILE_FILE = "inv \udcff\x1b[2J\n<&>|.yaml"  # \udcff: the byte 0xff, as Python keeps it
 #: what no terminal may receive raw: controls (but newline), separators, bidi, surrogates
-_RAW = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069"
-                  "\ud800-\udfff]")
+_RAW = re.compile(
+    "[\x00-\x09\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069\ud800-\udfff]"
+)
 
 
 def yaml_string(text: str) -> str:
@@ -55,8 +70,10 @@ def hostile_inventory(tmp_path: Path, listener: Listener, closed_port: int) -> P
     for index, name in enumerate(NAMES):
         for suffix, port in (("", listener.port), (" (down)", closed_port)):
             tag = yaml_string(name[:30].strip().replace(",", ";"))
-            lines.append(f"  - {{name: {yaml_string(name + suffix)}, host: 127.0.0.1, "
-                         f"port: {port}, tags: [{tag}, t{index}]}}")
+            lines.append(
+                f"  - {{name: {yaml_string(name + suffix)}, host: 127.0.0.1, "
+                f"port: {port}, tags: [{tag}, t{index}]}}"
+            )
     # a file name with an undecodable byte, an ESC, a newline, markup and a pipe
     return write_inventory(tmp_path / HOSTILE_FILE, "\n".join(lines) + "\n")
 
@@ -80,18 +97,31 @@ def test_json_lines_survive_hostile_names(hostile_inventory: Path) -> None:
     results = [e for e in events if e["event"] == "target.result"]
     assert {e["target"] for e in results} == expected_names()
     assert sum(1 for e in results if not e["ok"]) == len(NAMES)
-    assert events[0]["inventories"] == [
-        f"{hostile_inventory.parent}/inv \\xff\\x1b[2J\\n<&>|.yaml"]
+    assert events[0]["inventories"] == [f"{hostile_inventory.parent}/inv \\xff\\x1b[2J\\n<&>|.yaml"]
     assert all(e["tags"][0] for e in results)
 
 
-def test_console_junit_markdown_report_survive_hostile_names(hostile_inventory: Path,
-                                                             tmp_path: Path) -> None:
-    junit_path, md_path, report_path = (tmp_path / "junit.xml", tmp_path / "summary.md",
-                                        tmp_path / "report.json")
-    proc = run_scanner("check", str(hostile_inventory), "--format", "console",
-                       "--junit", str(junit_path), "--markdown", str(md_path),
-                       "--report", str(report_path), extra_env={"NO_COLOR": "1"})
+def test_console_junit_markdown_report_survive_hostile_names(
+    hostile_inventory: Path, tmp_path: Path
+) -> None:
+    junit_path, md_path, report_path = (
+        tmp_path / "junit.xml",
+        tmp_path / "summary.md",
+        tmp_path / "report.json",
+    )
+    proc = run_scanner(
+        "check",
+        str(hostile_inventory),
+        "--format",
+        "console",
+        "--junit",
+        str(junit_path),
+        "--markdown",
+        str(md_path),
+        "--report",
+        str(report_path),
+        extra_env={"NO_COLOR": "1"},
+    )
     assert proc.returncode == 1, proc.stderr
     assert "Traceback" not in proc.stderr
 
@@ -101,8 +131,9 @@ def test_console_junit_markdown_report_survive_hostile_names(hostile_inventory: 
     failure_lines = [line for line in proc.stdout.splitlines() if line.startswith("FAIL ")]
     assert len(failure_lines) == len(NAMES)
     for name in NAMES:
-        assert any(line.startswith(f"FAIL {name} (down)  refused  ")
-                   for line in failure_lines), name
+        assert any(line.startswith(f"FAIL {name} (down)  refused  ") for line in failure_lines), (
+            name
+        )
 
     # JUnit: a real XML parser (two), the XSD, and every name back exactly
     assert_valid_junit(junit_path)
@@ -158,11 +189,13 @@ REFUSED_NAMES = [
 
 
 @pytest.mark.parametrize(("name", "code"), REFUSED_NAMES)
-def test_names_that_could_drive_a_terminal_are_refused(tmp_path: Path, name: str,
-                                                       code: str) -> None:
-    inv = write_inventory(tmp_path / "inv.yaml",
-                          f"version: 1\ntargets:\n  - {{name: {json.dumps(name)}, "
-                          "host: 127.0.0.1, port: 9}\n")
+def test_names_that_could_drive_a_terminal_are_refused(
+    tmp_path: Path, name: str, code: str
+) -> None:
+    inv = write_inventory(
+        tmp_path / "inv.yaml",
+        f"version: 1\ntargets:\n  - {{name: {json.dumps(name)}, host: 127.0.0.1, port: 9}}\n",
+    )
     proc = run_scanner("check", str(inv), "--format", "json")
     assert proc.returncode == 2
     assert proc.stdout == ""
@@ -178,8 +211,13 @@ HOSTILE = "a\x1b[2J\x9b31m\u2028\u202e\ud800\x00|<&>]]>\r\nb"
 
 def hostile_result(ok: bool) -> TargetResult:
     target = Target(name=HOSTILE, host="127.0.0.1", port=9, tags=(HOSTILE,))
-    return TargetResult(target=target, ok=ok, category=Category.OPEN if ok else Category.REFUSED,
-                        addresses=("127.0.0.1",), hint=None if ok else f"hint {HOSTILE}")
+    return TargetResult(
+        target=target,
+        ok=ok,
+        category=Category.OPEN if ok else Category.REFUSED,
+        addresses=("127.0.0.1",),
+        hint=None if ok else f"hint {HOSTILE}",
+    )
 
 
 def test_console_masks_what_the_loader_would_refuse() -> None:
@@ -192,12 +230,22 @@ def test_console_masks_what_the_loader_would_refuse() -> None:
 
 
 def test_junit_and_markdown_mask_what_the_loader_would_refuse() -> None:
-    summary = ScanSummary(total=2, ok=1, failed=1, inconclusive=0,
-                          counts=(("open", 1), ("refused", 1), ("ok", 1), ("failed", 1)),
-                          duration_s=0.1, interrupted=False)
-    report = build_report([hostile_result(ok=True), hostile_result(ok=False)], summary,
-                          inventories=["inv.yaml"], started="2026-01-01T00:00:00Z",
-                          finished="2026-01-01T00:00:01Z")
+    summary = ScanSummary(
+        total=2,
+        ok=1,
+        failed=1,
+        inconclusive=0,
+        counts=(("open", 1), ("refused", 1), ("ok", 1), ("failed", 1)),
+        duration_s=0.1,
+        interrupted=False,
+    )
+    report = build_report(
+        [hostile_result(ok=True), hostile_result(ok=False)],
+        summary,
+        inventories=["inv.yaml"],
+        started="2026-01-01T00:00:00Z",
+        finished="2026-01-01T00:00:01Z",
+    )
     xml = ET.tostring(junit.render(report).getroot(), encoding="unicode")
     root = ET.fromstring(xml.encode("utf-8"))  # parses, and is UTF-8 clean
     names = [case.get("name") for case in root.iter("testcase")]
@@ -221,7 +269,7 @@ def test_every_character_class_through_the_writers() -> None:
     shown = clean(everything)
     bad = [ch for ch in shown if unicodedata.category(ch) in ("Cc", "Zl", "Zp") and ch != "\t"]
     assert not bad
-    assert "\n" not in markdown.cell(everything[:markdown.MAX_CELL])
+    assert "\n" not in markdown.cell(everything[: markdown.MAX_CELL])
     element = ET.Element("x", {"a": junit.xml_safe(everything)})
     element.text = junit.xml_safe(everything)
     parsed = ET.fromstring(ET.tostring(element, encoding="unicode"))
@@ -233,23 +281,39 @@ def test_every_character_class_through_the_writers() -> None:
 # --- host names are checked before any DNS query -------------------------------------------
 
 INVALID_HOSTS = [
-    "a" * 64 + ".test", ".".join(["abcdefghi"] * 26) + ".test", "a..b.test", "-a.test",
-    "a-.test", "exa mple.test", "a_b!.test", "ü" * 70 + ".test", "1.2.3.4.5", "999.1.1.1",
-    "a.test/x", "[ok.test]", "ok.test:80", "*.test", "ok.test\u3000x",
+    "a" * 64 + ".test",
+    ".".join(["abcdefghi"] * 26) + ".test",
+    "a..b.test",
+    "-a.test",
+    "a-.test",
+    "exa mple.test",
+    "a_b!.test",
+    "ü" * 70 + ".test",
+    "1.2.3.4.5",
+    "999.1.1.1",
+    "a.test/x",
+    "[ok.test]",
+    "ok.test:80",
+    "*.test",
+    "ok.test\u3000x",
     "x" * 100_000 + ".test",
 ]
 
 
-def test_invalid_host_names_never_reach_the_dns_server(tmp_path: Path, dns_server: DnsServer,
-                                                       hosts_file: Path) -> None:
+def test_invalid_host_names_never_reach_the_dns_server(
+    tmp_path: Path, dns_server: DnsServer, hosts_file: Path
+) -> None:
     targets = "\n".join(f"  - {{host: {yaml_string(host)}, port: 80}}" for host in INVALID_HOSTS)
-    inv = write_inventory(tmp_path / "inv.yaml", f"""\
+    inv = write_inventory(
+        tmp_path / "inv.yaml",
+        f"""\
 version: 1
 resolver: {{nameservers: ["{dns_server.nameserver}"], timeout: 0.5, tries: 1}}
 targets:
   - {{host: ok.test, port: 80}}
 {targets}
-""")
+""",
+    )
     before = Counter(dns_server.queries())
     proc = run_scanner("check", str(inv), "--format", "json", hosts=hosts_file)
     after = Counter(dns_server.queries())
@@ -262,17 +326,21 @@ targets:
     assert all(len(line) < 300 for line in problems)
 
 
-def test_the_query_log_does_see_a_valid_name(tmp_path: Path, dns_server: DnsServer,
-                                             hosts_file: Path, closed_port: int) -> None:
+def test_the_query_log_does_see_a_valid_name(
+    tmp_path: Path, dns_server: DnsServer, hosts_file: Path, closed_port: int
+) -> None:
     """The control for the test above: a valid name is queried (A and AAAA)."""
-    inv = write_inventory(tmp_path / "inv.yaml", f"""\
+    inv = write_inventory(
+        tmp_path / "inv.yaml",
+        f"""\
 version: 1
 defaults: {{timeout: 1, retries: 0}}
 resolver: {{nameservers: ["{dns_server.nameserver}"], timeout: 0.5, tries: 1}}
 targets:
   - {{host: bücher-ok.test, port: {closed_port}}}
   - {{host: v4only.test, port: {closed_port}}}
-""")
+""",
+    )
     before = Counter(dns_server.queries())
     proc = run_scanner("check", str(inv), "--format", "json", hosts=hosts_file)
     after = Counter(dns_server.queries())
@@ -294,8 +362,16 @@ def test_undecodable_baseline_path_is_reported_printably(tmp_path: Path) -> None
     assert first.returncode == 1, first.stderr
     odd = os.fsdecode(os.fsencode(str(tmp_path)) + b"/b\xff.json")
     os.rename(base, odd)
-    second = run_scanner("check", str(inv), "--format", "json", "--baseline", odd,
-                         "--report", str(tmp_path / "r2.json"))
+    second = run_scanner(
+        "check",
+        str(inv),
+        "--format",
+        "json",
+        "--baseline",
+        odd,
+        "--report",
+        str(tmp_path / "r2.json"),
+    )
     assert second.returncode == 1, second.stderr
     report = json.loads((tmp_path / "r2.json").read_text())
     assert report["baseline"].endswith("b\\xff.json")

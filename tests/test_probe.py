@@ -65,18 +65,34 @@ def test_out_of_descriptors_is_inconclusive(listener: Listener) -> None:
 
         anyio.run(main)
     """)
-    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                          cwd=ROOT, timeout=30, check=False)
+    proc = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=30,
+        check=False,
+    )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.split() == ["inconclusive", "EMFILE"]
 
 
-@pytest.mark.parametrize(("requested", "limit", "expected"), [
-    (None, 100000, 1024), (None, 200, 150), (5000, 100000, 5000), (5000, 1024, 960),
-    (10, 40, 10), (None, 64, 48), (None, 16, 8), (None, 4, 1),
-])
-def test_concurrency_is_capped_by_the_fd_limit(requested: int | None, limit: int,
-                                               expected: int) -> None:
+@pytest.mark.parametrize(
+    ("requested", "limit", "expected"),
+    [
+        (None, 100000, 1024),
+        (None, 200, 150),
+        (5000, 100000, 5000),
+        (5000, 1024, 960),
+        (10, 40, 10),
+        (None, 64, 48),
+        (None, 16, 8),
+        (None, 4, 1),
+    ],
+)
+def test_concurrency_is_capped_by_the_fd_limit(
+    requested: int | None, limit: int, expected: int
+) -> None:
     assert effective_concurrency(requested, limit) == expected
 
 

@@ -25,8 +25,9 @@ CI = ROOT / "docs" / "ci"
 
 def _inventory(path: Path, port: int) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    targets = "\n".join(f"  - {{name: svc-{i}, host: 127.0.0.1, port: {port}, tags: [prod]}}"
-                        for i in range(16))
+    targets = "\n".join(
+        f"  - {{name: svc-{i}, host: 127.0.0.1, port: {port}, tags: [prod]}}" for i in range(16)
+    )
     path.write_text(f"version: 1\ndefaults: {{timeout: 2, retries: 0}}\ntargets:\n{targets}\n")
 
 
@@ -44,14 +45,20 @@ def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
 
 def _sh(script: str, cwd: Path, env: dict[str, str], shell: str = "bash") -> None:
     assert "${{" not in script, f"unsubstituted expression in {script!r}"
-    proc = subprocess.run([shell, "-e", "-c", script], cwd=cwd, env=env, capture_output=True,
-                          text=True, timeout=120, check=False)
+    proc = subprocess.run(
+        [shell, "-e", "-c", script],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert proc.returncode == 0, f"{script}\n{proc.stderr}"
 
 
 def _scanner_lines(script: str) -> list[str]:
-    return [line for line in script.splitlines()
-            if line.strip().startswith(("scanner ", "mkdir "))]
+    return [line for line in script.splitlines() if line.strip().startswith(("scanner ", "mkdir "))]
 
 
 def _merged(path: Path) -> dict[str, Any]:
@@ -73,14 +80,14 @@ def test_github_actions_workflow(tmp_path: Path, listener: Listener) -> None:
     for shard in scan["strategy"]["matrix"]["shard"]:
         _sh(scan_script.replace("${{ matrix.shard }}", str(shard)), work, env)
     assert summary.read_text().count("## scanner") == 4  # one step summary per shard
-    merge_script = next(s["run"] for s in verdict["steps"]
-                        if "scanner merge" in s.get("run", ""))
+    merge_script = next(s["run"] for s in verdict["steps"] if "scanner merge" in s.get("run", ""))
     _sh(merge_script, work, env)
     report = _merged(work / "scanner-report.json")
     assert len(report["targets"]) == 16 and report["summary"]["ok"] is True
     assert (work / "junit.xml").exists()
-    junit_step = next(s for s in verdict["steps"]
-                      if s.get("uses", "").startswith("mikepenz/action-junit-report@"))
+    junit_step = next(
+        s for s in verdict["steps"] if s.get("uses", "").startswith("mikepenz/action-junit-report@")
+    )
     assert junit_step["with"]["report_paths"] == "junit.xml"
 
 
@@ -97,8 +104,7 @@ def test_gitlab_ci_job(tmp_path: Path, listener: Listener) -> None:
         _sh("\n".join(_scanner_lines("\n".join(job["script"]))), work, env, shell="sh")
     junit_files = sorted((work / "reports").glob("junit-*.xml"))
     assert len(junit_files) == total
-    _sh("\n".join(_scanner_lines("\n".join(verdict["script"]))), work, _env(tmp_path),
-        shell="sh")
+    _sh("\n".join(_scanner_lines("\n".join(verdict["script"]))), work, _env(tmp_path), shell="sh")
     assert (work / "verdict.md").read_text().count("✅") == 1
     assert len(_merged(work / "scanner-report.json")["targets"]) == 16
 
@@ -111,9 +117,14 @@ def test_kubernetes_indexed_job(tmp_path: Path, listener: Listener) -> None:
     # the shipped inventory is valid as written
     shipped = tmp_path / "shipped.yaml"
     shipped.write_text(config_map["data"]["prod.yaml"])
-    proc = subprocess.run([sys.executable, "-m", "scanner", "validate", str(shipped)],
-                          env=scanner_env(), cwd=ROOT, capture_output=True, text=True,
-                          check=False)
+    proc = subprocess.run(
+        [sys.executable, "-m", "scanner", "validate", str(shipped)],
+        env=scanner_env(),
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert proc.returncode == 0, proc.stderr
     (container,) = job["spec"]["template"]["spec"]["containers"]
     assert container["command"][:2] == ["sh", "-c"]
@@ -126,15 +137,30 @@ def test_kubernetes_indexed_job(tmp_path: Path, listener: Listener) -> None:
     command = re.sub(f"{re.escape(mounts['reports'])}/", f"{reports}/", command)
     completions = job["spec"]["completions"]
     for index in range(completions):  # what each pod of the Indexed Job runs
-        _sh(command + " > /dev/null", tmp_path,
-            _env(tmp_path, JOB_COMPLETION_INDEX=str(index)), shell="sh")
+        _sh(
+            command + " > /dev/null",
+            tmp_path,
+            _env(tmp_path, JOB_COMPLETION_INDEX=str(index)),
+            shell="sh",
+        )
     shards = sorted(_merged(p)["shard"] for p in reports.glob("report-*.json"))
     assert shards == [f"{i}/{completions}" for i in range(1, completions + 1)]
     merged = tmp_path / "merged.json"
-    proc = subprocess.run([sys.executable, "-m", "scanner", "merge",
-                           *map(str, sorted(reports.glob("report-*.json"))),
-                           "--report", str(merged)],
-                          env=scanner_env(), cwd=ROOT, capture_output=True, text=True,
-                          check=False)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "scanner",
+            "merge",
+            *map(str, sorted(reports.glob("report-*.json"))),
+            "--report",
+            str(merged),
+        ],
+        env=scanner_env(),
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert proc.returncode == 0, proc.stderr
     assert len(_merged(merged)["targets"]) == 16

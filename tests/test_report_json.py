@@ -13,9 +13,12 @@ from .test_report_helpers import assert_valid, schema_validator
 
 
 @pytest.fixture
-def mixed_inventory(tmp_path: Path, listener: Listener, closed_port: int,
-                    dns_server: DnsServer) -> Path:
-    return write_inventory(tmp_path / "mixed.yaml", f"""
+def mixed_inventory(
+    tmp_path: Path, listener: Listener, closed_port: int, dns_server: DnsServer
+) -> Path:
+    return write_inventory(
+        tmp_path / "mixed.yaml",
+        f"""
 version: 1
 defaults: {{timeout: 1.0, retries: 0}}
 resolver: {{nameservers: ["{dns_server.nameserver}"], timeout: 0.3, tries: 1}}
@@ -24,15 +27,24 @@ targets:
   - {{name: db, host: 127.0.0.1, port: {closed_port}, tags: [prod]}}
   - nope.test:80
   - {{name: closed-ok, host: 127.0.0.1, port: {closed_port}, expect: closed}}
-""")
+""",
+    )
 
 
-def test_report_document_of_a_real_scan(tmp_path: Path, mixed_inventory: Path,
-                                        hosts_file: Path) -> None:
+def test_report_document_of_a_real_scan(
+    tmp_path: Path, mixed_inventory: Path, hosts_file: Path
+) -> None:
     report_path = tmp_path / "out" / "report.json"
     report_path.parent.mkdir()
-    proc = run_scanner("check", str(mixed_inventory), "--format", "json",
-                       "--report", str(report_path), hosts=hosts_file)
+    proc = run_scanner(
+        "check",
+        str(mixed_inventory),
+        "--format",
+        "json",
+        "--report",
+        str(report_path),
+        hosts=hosts_file,
+    )
     assert proc.returncode == 1, proc.stderr
     events = parse_events(proc.stdout)
     report = json.loads(report_path.read_text())
@@ -43,8 +55,9 @@ def test_report_document_of_a_real_scan(tmp_path: Path, mixed_inventory: Path,
     assert report["started"] <= report["finished"]
     assert report["shard"] is None and report["baseline"] is None
     finished = events[-1]
-    assert report["summary"] == {k: v for k, v in finished.items()
-                                 if k not in ("event", "timestamp", "level")}
+    assert report["summary"] == {
+        k: v for k, v in finished.items() if k not in ("event", "timestamp", "level")
+    }
     targets = {t["target"]: t for t in report["targets"]}
     # every target carries exactly its target.result event, plus detail
     for event in (e for e in events if e["event"] == "target.result"):
@@ -66,13 +79,19 @@ def test_report_document_of_a_real_scan(tmp_path: Path, mixed_inventory: Path,
     assert targets["db"]["change"] is None
 
 
-def test_every_event_line_matches_the_events_schema(mixed_inventory: Path,
-                                                    hosts_file: Path) -> None:
+def test_every_event_line_matches_the_events_schema(
+    mixed_inventory: Path, hosts_file: Path
+) -> None:
     proc = run_scanner("check", str(mixed_inventory), "--format", "json", hosts=hosts_file)
     validator = schema_validator("events")
     events = parse_events(proc.stdout)
-    assert {e["event"] for e in events} == {"scan.started", "dns.result", "probe.result",
-                                            "target.result", "scan.finished"}
+    assert {e["event"] for e in events} == {
+        "scan.started",
+        "dns.result",
+        "probe.result",
+        "target.result",
+        "scan.finished",
+    }
     for event in events:
         assert_valid(validator, event)
     assert all(e["change"] is None for e in events if e["event"] == "target.result")
@@ -80,26 +99,45 @@ def test_every_event_line_matches_the_events_schema(mixed_inventory: Path,
 
 def test_schemas_reject_what_the_contract_forbids() -> None:
     events = schema_validator("events")
-    good = {"event": "target.result", "timestamp": "2024-01-01T00:00:00Z", "level": "error",
-            "target": "a", "host": "h", "port": 1, "expect": "open", "ok": False,
-            "category": "refused", "addresses": [], "hint": None, "tags": [], "change": None}
+    good = {
+        "event": "target.result",
+        "timestamp": "2024-01-01T00:00:00Z",
+        "level": "error",
+        "target": "a",
+        "host": "h",
+        "port": 1,
+        "expect": "open",
+        "ok": False,
+        "category": "refused",
+        "addresses": [],
+        "hint": None,
+        "tags": [],
+        "change": None,
+    }
     assert_valid(events, good)
-    for broken in ({**good, "category": "nope"}, {**good, "port": 0},
-                   {**good, "change": "worse"},
-                   {k: v for k, v in good.items() if k != "hint"},
-                   {**good, "event": "scan.other"}, {**good, "timestamp": "yesterday"}):
+    for broken in (
+        {**good, "category": "nope"},
+        {**good, "port": 0},
+        {**good, "change": "worse"},
+        {k: v for k, v in good.items() if k != "hint"},
+        {**good, "event": "scan.other"},
+        {**good, "timestamp": "yesterday"},
+    ):
         assert not events.is_valid(broken), broken
     report = schema_validator("report")
     assert not report.is_valid({"schema_version": 2})
 
 
 def test_interrupted_scan_still_writes_its_report(tmp_path: Path, full_port: int) -> None:
-    inv = write_inventory(tmp_path / "inv.yaml",
-                          f"version: 1\ntargets:\n  - {{name: hangs, host: 127.0.0.1, "
-                          f"port: {full_port}, timeout: 20}}\n")
+    inv = write_inventory(
+        tmp_path / "inv.yaml",
+        f"version: 1\ntargets:\n  - {{name: hangs, host: 127.0.0.1, "
+        f"port: {full_port}, timeout: 20}}\n",
+    )
     report_path = tmp_path / "r.json"
-    proc = run_scanner("check", str(inv), "--format", "json", "--max-duration", "0.5",
-                       "--report", str(report_path))
+    proc = run_scanner(
+        "check", str(inv), "--format", "json", "--max-duration", "0.5", "--report", str(report_path)
+    )
     assert proc.returncode == 3
     report = json.loads(report_path.read_text())
     assert_valid(schema_validator("report"), report)
@@ -110,15 +148,17 @@ def test_interrupted_scan_still_writes_its_report(tmp_path: Path, full_port: int
 def test_unwritable_artefact_path_is_a_usage_error(tmp_path: Path) -> None:
     inv = write_inventory(tmp_path / "inv.yaml", "version: 1\ntargets:\n  - 127.0.0.1:9\n")
     for option in ("--report", "--junit", "--markdown"):
-        proc = run_scanner("check", str(inv), "--format", "json", option,
-                           str(tmp_path / "missing-dir" / "x"))
+        proc = run_scanner(
+            "check", str(inv), "--format", "json", option, str(tmp_path / "missing-dir" / "x")
+        )
         assert proc.returncode == 2
         assert proc.stdout == ""  # nothing was probed
         assert "does not exist" in proc.stderr
 
 
 async def test_streamed_report_is_byte_for_byte_the_whole_document(
-        tmp_path: Path, listener: Listener, closed_port: int) -> None:
+    tmp_path: Path, listener: Listener, closed_port: int
+) -> None:
     """The report is written one target at a time from entries made as they are read;
     the file must be exactly what serialising the whole document at once gives."""
     import orjson
@@ -127,15 +167,32 @@ async def test_streamed_report_is_byte_for_byte_the_whole_document(
     from scanner.models import Inventory, Target
     from scanner.report.json_report import TargetEntries, build_report, write_report
 
-    targets = [Target(f"t{i}", "127.0.0.1", listener.port if i % 3 else closed_port,
-                      timeout=1, retries=0, tags=("prod",) if i % 2 else ())
-               for i in range(25)]
-    summary, results = await run_scan(Inventory(paths=("inv.yaml",), targets=targets),
-                                      BaseObserver(), ScanOptions(handle_signals=False))
+    targets = [
+        Target(
+            f"t{i}",
+            "127.0.0.1",
+            listener.port if i % 3 else closed_port,
+            timeout=1,
+            retries=0,
+            tags=("prod",) if i % 2 else (),
+        )
+        for i in range(25)
+    ]
+    summary, results = await run_scan(
+        Inventory(paths=("inv.yaml",), targets=targets),
+        BaseObserver(),
+        ScanOptions(handle_signals=False),
+    )
     changes = {"t0": "new_failure", "t4": "fixed"}
-    report = build_report(results, summary, inventories=["inv.yaml"],
-                          started="2026-01-01T00:00:00Z", finished="2026-01-01T00:00:01Z",
-                          baseline="before.json", changes=changes)
+    report = build_report(
+        results,
+        summary,
+        inventories=["inv.yaml"],
+        started="2026-01-01T00:00:00Z",
+        finished="2026-01-01T00:00:01Z",
+        baseline="before.json",
+        changes=changes,
+    )
     assert isinstance(report["targets"], TargetEntries) and len(report["targets"]) == 25
     path = tmp_path / "report.json"
     write_report(report, path)

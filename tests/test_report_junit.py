@@ -18,34 +18,56 @@ def _cases(xml: JUnitXml) -> dict[str, Any]:
     return {case.name: case for suite in xml for case in suite}
 
 
-def test_junit_of_a_real_scan(tmp_path: Path, listener: Listener, closed_port: int,
-                              full_port: int) -> None:
-    prod = write_inventory(tmp_path / "prod.yaml", f"""
+def test_junit_of_a_real_scan(
+    tmp_path: Path, listener: Listener, closed_port: int, full_port: int
+) -> None:
+    prod = write_inventory(
+        tmp_path / "prod.yaml",
+        f"""
 version: 1
 defaults: {{timeout: 1.0, retries: 0}}
 targets:
   - {{name: web, host: 127.0.0.1, port: {listener.port}, tags: [edge, prod]}}
   - {{name: "db <primary> & \\"x\\"", host: 127.0.0.1, port: {closed_port}, tags: [db]}}
-""")
-    other = write_inventory(tmp_path / "other.yaml", f"""
+""",
+    )
+    other = write_inventory(
+        tmp_path / "other.yaml",
+        f"""
 version: 1
 targets:
   - {{name: hangs, host: 127.0.0.1, port: {full_port}, timeout: 20}}
   - "[::1]:{listener.port}"
-""")
+""",
+    )
     junit = tmp_path / "junit.xml"
-    proc = run_scanner("check", str(prod), str(other), "--format", "json",
-                       "--max-duration", "1.5", "--junit", str(junit))
+    proc = run_scanner(
+        "check",
+        str(prod),
+        str(other),
+        "--format",
+        "json",
+        "--max-duration",
+        "1.5",
+        "--junit",
+        str(junit),
+    )
     assert proc.returncode == 1, proc.stderr
     assert_valid_junit(junit)
 
     xml = JUnitXml.fromfile(str(junit))
     suites = {suite.name: suite for suite in xml}
     assert list(suites) == [str(prod), str(other)]  # one suite per inventory file, in order
-    assert (suites[str(prod)].tests, suites[str(prod)].failures,
-            suites[str(prod)].errors) == (2, 1, 0)
-    assert (suites[str(other)].tests, suites[str(other)].failures,
-            suites[str(other)].errors) == (2, 0, 1)
+    assert (suites[str(prod)].tests, suites[str(prod)].failures, suites[str(prod)].errors) == (
+        2,
+        1,
+        0,
+    )
+    assert (suites[str(other)].tests, suites[str(other)].failures, suites[str(other)].errors) == (
+        2,
+        0,
+        1,
+    )
     assert (xml.tests, xml.failures, xml.errors) == (4, 1, 1)
 
     cases = _cases(xml)
@@ -65,16 +87,19 @@ targets:
     assert cases[f"[::1]:{listener.port}"].classname == "other"
 
 
-def test_junit_from_a_baseline_names_the_change(tmp_path: Path, listener: Listener,
-                                                closed_port: int) -> None:
-    before = write_inventory(tmp_path / "inv.yaml",
-                             f"version: 1\ntargets:\n  - {{name: api, host: 127.0.0.1, "
-                             f"port: {listener.port}}}\n")
+def test_junit_from_a_baseline_names_the_change(
+    tmp_path: Path, listener: Listener, closed_port: int
+) -> None:
+    before = write_inventory(
+        tmp_path / "inv.yaml",
+        f"version: 1\ntargets:\n  - {{name: api, host: 127.0.0.1, port: {listener.port}}}\n",
+    )
     baseline = tmp_path / "baseline.json"
     assert run_scanner("check", str(before), "--report", str(baseline)).returncode == 0
-    after = write_inventory(tmp_path / "inv.yaml",
-                            f"version: 1\ntargets:\n  - {{name: api, host: 127.0.0.1, "
-                            f"port: {closed_port}}}\n")
+    after = write_inventory(
+        tmp_path / "inv.yaml",
+        f"version: 1\ntargets:\n  - {{name: api, host: 127.0.0.1, port: {closed_port}}}\n",
+    )
     junit = tmp_path / "junit.xml"
     proc = run_scanner("check", str(after), "--baseline", str(baseline), "--junit", str(junit))
     assert proc.returncode == 1
@@ -84,11 +109,14 @@ def test_junit_from_a_baseline_names_the_change(tmp_path: Path, listener: Listen
     assert f"change: new_failure since {baseline}" in failure.text
 
 
-@pytest.mark.parametrize(("entry", "expected"), [
-    ({"inventory": "/etc/scanner/prod.yaml", "tags": ["edge", "x"]}, "prod.edge"),
-    ({"inventory": "inv/db.yml", "tags": []}, "db"),
-    ({"inventory": None, "tags": ["t"]}, "scanner.t"),
-])
+@pytest.mark.parametrize(
+    ("entry", "expected"),
+    [
+        ({"inventory": "/etc/scanner/prod.yaml", "tags": ["edge", "x"]}, "prod.edge"),
+        ({"inventory": "inv/db.yml", "tags": []}, "db"),
+        ({"inventory": None, "tags": ["t"]}, "scanner.t"),
+    ],
+)
 def test_classname(entry: dict[str, object], expected: str) -> None:
     assert classname(entry) == expected
 

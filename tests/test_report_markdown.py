@@ -13,14 +13,17 @@ from .conftest import Listener, run_scanner, write_inventory
 
 
 def _inventory(tmp_path: Path, good: int, bad: int) -> Path:
-    return write_inventory(tmp_path / "inv.yaml", f"""
+    return write_inventory(
+        tmp_path / "inv.yaml",
+        f"""
 version: 1
 defaults: {{timeout: 1.0, retries: 0}}
 targets:
   - {{name: web, host: 127.0.0.1, port: {good}, tags: [prod]}}
   - {{name: "evil | name *bold* <b>x</b>", host: 127.0.0.1, port: {bad}}}
   - {{name: db, host: 127.0.0.1, port: {bad}}}
-""")
+""",
+    )
 
 
 def _table_rows(text: str, heading: str) -> list[list[str]]:
@@ -30,8 +33,7 @@ def _table_rows(text: str, heading: str) -> list[list[str]]:
     return [[c.strip() for c in re.split(r"(?<!\\)\|", row)[1:-1]] for row in rows[1:]]
 
 
-def test_markdown_of_a_failing_scan(tmp_path: Path, listener: Listener,
-                                    closed_port: int) -> None:
+def test_markdown_of_a_failing_scan(tmp_path: Path, listener: Listener, closed_port: int) -> None:
     inv = _inventory(tmp_path, listener.port, closed_port)
     summary = tmp_path / "summary.md"
     proc = run_scanner("check", str(inv), "--format", "json", "--markdown", str(summary))
@@ -51,37 +53,48 @@ def test_markdown_of_a_failing_scan(tmp_path: Path, listener: Listener,
     assert [row[0] for row in slowest] == ["web"]
 
 
-def test_markdown_all_ok_and_step_summary_is_appended(tmp_path: Path,
-                                                      listener: Listener) -> None:
-    inv = write_inventory(tmp_path / "inv.yaml",
-                          f"version: 1\ntargets:\n  - 127.0.0.1:{listener.port}\n")
+def test_markdown_all_ok_and_step_summary_is_appended(tmp_path: Path, listener: Listener) -> None:
+    inv = write_inventory(
+        tmp_path / "inv.yaml", f"version: 1\ntargets:\n  - 127.0.0.1:{listener.port}\n"
+    )
     step_summary = tmp_path / "step_summary.md"
     step_summary.write_text("earlier step\n")
-    proc = run_scanner("check", str(inv), "--format", "json",
-                       extra_env={"GITHUB_STEP_SUMMARY": str(step_summary)})
+    proc = run_scanner(
+        "check", str(inv), "--format", "json", extra_env={"GITHUB_STEP_SUMMARY": str(step_summary)}
+    )
     assert proc.returncode == 0, proc.stderr
     text = step_summary.read_text()
     assert text.startswith("earlier step\n## scanner\n\n✅ **all 1 targets met their expectation**")
     assert "Failed targets" not in text
     # an explicit --markdown wins over the step summary
     explicit = tmp_path / "explicit.md"
-    run_scanner("check", str(inv), "--format", "json", "--markdown", str(explicit),
-                extra_env={"GITHUB_STEP_SUMMARY": str(step_summary)})
+    run_scanner(
+        "check",
+        str(inv),
+        "--format",
+        "json",
+        "--markdown",
+        str(explicit),
+        extra_env={"GITHUB_STEP_SUMMARY": str(step_summary)},
+    )
     assert explicit.read_text().count("## scanner") == 1
     assert step_summary.read_text() == text
 
 
-@pytest.mark.parametrize(("value", "expected"), [
-    ("plain", "plain"),
-    ("a|b", r"a\|b"),
-    ("two\nlines\r\nthree", "two<br>lines<br>three"),
-    ("bell\x07esc\x1b[31m", r"bell?esc?\[31m"),
-    ("<script>&", "&lt;script&gt;&amp;"),
-    ("`code` _em_ [link](x)", r"\`code\` \_em\_ \[link\](x)"),
-    ("back\\slash", r"back\\slash"),
-    (None, "—"),
-    ([], "—"),
-    (["127.0.0.1", "::1"], "127.0.0.1, ::1"),
-])
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("plain", "plain"),
+        ("a|b", r"a\|b"),
+        ("two\nlines\r\nthree", "two<br>lines<br>three"),
+        ("bell\x07esc\x1b[31m", r"bell?esc?\[31m"),
+        ("<script>&", "&lt;script&gt;&amp;"),
+        ("`code` _em_ [link](x)", r"\`code\` \_em\_ \[link\](x)"),
+        ("back\\slash", r"back\\slash"),
+        (None, "—"),
+        ([], "—"),
+        (["127.0.0.1", "::1"], "127.0.0.1, ::1"),
+    ],
+)
 def test_cell_escaping(value: object, expected: str) -> None:
     assert cell(value) == expected

@@ -13,9 +13,15 @@ from scanner.shard import Shard, parse_shard, shard_of
 from .conftest import Listener, parse_events, run_scanner, write_inventory
 
 
-@pytest.mark.parametrize(("text", "shard"), [
-    ("1/1", Shard(1, 1)), ("2/4", Shard(2, 4)), ("4/4", Shard(4, 4)), (" 3 / 7 ", Shard(3, 7)),
-])
+@pytest.mark.parametrize(
+    ("text", "shard"),
+    [
+        ("1/1", Shard(1, 1)),
+        ("2/4", Shard(2, 4)),
+        ("4/4", Shard(4, 4)),
+        (" 3 / 7 ", Shard(3, 7)),
+    ],
+)
 def test_parse_shard(text: str, shard: Shard) -> None:
     assert parse_shard(text) == shard
     assert str(shard) == f"{shard.index}/{shard.count}"
@@ -48,14 +54,16 @@ def test_every_name_in_exactly_one_shard() -> None:
 
 
 def test_cli_shards_partition_a_real_scan(tmp_path: Path, listener: Listener) -> None:
-    lines = "\n".join(f"  - {{name: t{i}, host: 127.0.0.1, port: {listener.port}}}"
-                      for i in range(30))
+    lines = "\n".join(
+        f"  - {{name: t{i}, host: 127.0.0.1, port: {listener.port}}}" for i in range(30)
+    )
     inv = write_inventory(tmp_path / "inv.yaml", f"version: 1\ntargets:\n{lines}\n")
     seen: list[str] = []
     for index in (1, 2, 3):
         report = tmp_path / f"r{index}.json"
-        proc = run_scanner("check", str(inv), "--format", "json", "--shard", f"{index}/3",
-                           "--report", str(report))
+        proc = run_scanner(
+            "check", str(inv), "--format", "json", "--shard", f"{index}/3", "--report", str(report)
+        )
         assert proc.returncode == 0, proc.stderr
         names = [e["target"] for e in parse_events(proc.stdout) if e["event"] == "target.result"]
         assert all(shard_of(n, 3) == index for n in names)
@@ -67,9 +75,10 @@ def test_cli_shards_partition_a_real_scan(tmp_path: Path, listener: Listener) ->
 
 
 def test_empty_shard_is_a_clean_pass(tmp_path: Path, listener: Listener) -> None:
-    inv = write_inventory(tmp_path / "inv.yaml",
-                          f"version: 1\ntargets:\n  - {{name: api, host: 127.0.0.1, "
-                          f"port: {listener.port}}}\n")
+    inv = write_inventory(
+        tmp_path / "inv.yaml",
+        f"version: 1\ntargets:\n  - {{name: api, host: 127.0.0.1, port: {listener.port}}}\n",
+    )
     empty = next(i for i in (1, 2, 3, 4) if i != shard_of("api", 4))
     proc = run_scanner("check", str(inv), "--format", "json", "--shard", f"{empty}/4")
     assert proc.returncode == 0, proc.stderr

@@ -49,8 +49,14 @@ def silent(ttl: int) -> Hop:
     return Hop(ttl, None, None, None, None, False, "ETIMEDOUT")
 
 
-def unreach(ttl: int, sender: str, code: int, v6: bool = False, reached: bool = False,
-            err: str = "ECONNREFUSED") -> Hop:
+def unreach(
+    ttl: int,
+    sender: str,
+    code: int,
+    v6: bool = False,
+    reached: bool = False,
+    err: str = "ECONNREFUSED",
+) -> Hop:
     return Hop(ttl, sender, 0.1, 1 if v6 else 3, code, reached, err)
 
 
@@ -69,31 +75,52 @@ ICMP_TE = IcmpDetail(11, 0, R1, "ipv4")
 
 HOP_ROWS = [
     # (id, outcome, expected hop)
-    ("time exceeded from router1",
-     ConnectOutcome(errno.EHOSTUNREACH, False, 0.25, ICMP_TE),
-     Hop(1, R1, 0.25, 11, 0, False, "EHOSTUNREACH")),
-    ("silence", ConnectOutcome(errno.ETIMEDOUT, True, 2000.0),
-     Hop(1, None, None, None, None, False, "ETIMEDOUT")),
-    ("handshake completed", ConnectOutcome(0, False, 0.5),
-     Hop(1, TARGET, 0.5, None, None, True, None)),
-    ("reset from the target", ConnectOutcome(errno.ECONNREFUSED, False, 0.5),
-     Hop(1, TARGET, 0.5, None, None, True, "ECONNREFUSED")),
-    ("port unreachable from the target itself",
-     ConnectOutcome(errno.ECONNREFUSED, False, 0.5, IcmpDetail(3, 3, TARGET, "ipv4")),
-     Hop(1, TARGET, 0.5, 3, 3, True, "ECONNREFUSED")),
-    ("admin prohibited from router2",
-     ConnectOutcome(errno.EHOSTUNREACH, False, 0.5, IcmpDetail(3, 13, R2, "ipv4")),
-     Hop(1, R2, 0.5, 3, 13, False, "EHOSTUNREACH")),
-    ("no local route, nothing sent", ConnectOutcome(errno.ENETUNREACH, False, 0.01),
-     Hop(1, None, 0.01, None, None, False, "ENETUNREACH")),
-    ("IPv6 spelling of the target differs",
-     ConnectOutcome(errno.ECONNREFUSED, False, 0.5, IcmpDetail(1, 4, "2001:DB8:3::31", "ipv6")),
-     Hop(1, "2001:DB8:3::31", 0.5, 1, 4, True, "ECONNREFUSED")),
+    (
+        "time exceeded from router1",
+        ConnectOutcome(errno.EHOSTUNREACH, False, 0.25, ICMP_TE),
+        Hop(1, R1, 0.25, 11, 0, False, "EHOSTUNREACH"),
+    ),
+    (
+        "silence",
+        ConnectOutcome(errno.ETIMEDOUT, True, 2000.0),
+        Hop(1, None, None, None, None, False, "ETIMEDOUT"),
+    ),
+    (
+        "handshake completed",
+        ConnectOutcome(0, False, 0.5),
+        Hop(1, TARGET, 0.5, None, None, True, None),
+    ),
+    (
+        "reset from the target",
+        ConnectOutcome(errno.ECONNREFUSED, False, 0.5),
+        Hop(1, TARGET, 0.5, None, None, True, "ECONNREFUSED"),
+    ),
+    (
+        "port unreachable from the target itself",
+        ConnectOutcome(errno.ECONNREFUSED, False, 0.5, IcmpDetail(3, 3, TARGET, "ipv4")),
+        Hop(1, TARGET, 0.5, 3, 3, True, "ECONNREFUSED"),
+    ),
+    (
+        "admin prohibited from router2",
+        ConnectOutcome(errno.EHOSTUNREACH, False, 0.5, IcmpDetail(3, 13, R2, "ipv4")),
+        Hop(1, R2, 0.5, 3, 13, False, "EHOSTUNREACH"),
+    ),
+    (
+        "no local route, nothing sent",
+        ConnectOutcome(errno.ENETUNREACH, False, 0.01),
+        Hop(1, None, 0.01, None, None, False, "ENETUNREACH"),
+    ),
+    (
+        "IPv6 spelling of the target differs",
+        ConnectOutcome(errno.ECONNREFUSED, False, 0.5, IcmpDetail(1, 4, "2001:DB8:3::31", "ipv6")),
+        Hop(1, "2001:DB8:3::31", 0.5, 1, 4, True, "ECONNREFUSED"),
+    ),
 ]
 
 
-@pytest.mark.parametrize(("outcome", "expected"), [r[1:] for r in HOP_ROWS],
-                         ids=[r[0] for r in HOP_ROWS])
+@pytest.mark.parametrize(
+    ("outcome", "expected"), [r[1:] for r in HOP_ROWS], ids=[r[0] for r in HOP_ROWS]
+)
 def test_hop_of(outcome: ConnectOutcome, expected: Hop) -> None:
     target = TARGET_6 if outcome.icmp and outcome.icmp.family == "ipv6" else TARGET
     assert hop_of(1, outcome, target) == expected
@@ -103,72 +130,216 @@ def test_hop_of(outcome: ConnectOutcome, expected: Hop) -> None:
 
 VERDICT_ROWS = [
     # (id, family, hops, probed, verdict, last_hop, shown TTLs)
-    ("drop at the server: router2 is the last hop", "ipv4",
-     [te(1, R1), te(2, R2), *map(silent, range(3, 9))], 8,
-     f"dropped after hop 2 ({R2})", R2, [1, 2, 3]),
-    ("drop in router2's forward path: router2 still answers its own hop", "ipv4",
-     [te(1, R1), te(2, R2), silent(3), silent(4)], 8,
-     f"dropped after hop 2 ({R2})", R2, [1, 2, 3]),
-    ("drop at router1 (or a blackhole route at router2)", "ipv4",
-     [te(1, R1), *map(silent, range(2, 9))], 8,
-     f"dropped after hop 1 ({R1})", R1, [1, 2]),
-    ("reject at router2 shows at the hop after it", "ipv4",
-     [te(1, R1), te(2, R2), unreach(3, R2, 3), unreach(4, R2, 3)], 8,
-     f"rejected by hop 3 ({R2})", R2, [1, 2, 3]),
-    ("admin-prohibited at router2", "ipv4",
-     [te(1, R1), te(2, R2), unreach(3, R2, 13, err="EHOSTUNREACH")], 8,
-     f"rejected by hop 3 ({R2})", R2, [1, 2, 3]),
-    ("reject at router2, IPv6", "ipv6",
-     [te(1, R1_6, True), te(2, R2_6, True), unreach(3, R2_6, 4, True)], 8,
-     f"rejected by hop 3 ({R2_6})", R2_6, [1, 2, 3]),
-    ("drop at the server, IPv6", "ipv6",
-     [te(1, R1_6, True), te(2, R2_6, True), silent(3)], 8,
-     f"dropped after hop 2 ({R2_6})", R2_6, [1, 2, 3]),
-    ("host unreachable (ARP failed at router2)", "ipv4",
-     [te(1, R1), te(2, R2), unreach(3, R2, 1, err="EHOSTUNREACH")], 8,
-     f"host unreachable, reported by hop 3 ({R2})", R2, [1, 2, 3]),
-    ("no route at router1", "ipv4", [unreach(1, R1, 0, err="ENETUNREACH")], 8,
-     f"no route, reported by hop 1 ({R1})", R1, [1]),
-    ("reached: port open", "ipv4", [te(1, R1), te(2, R2), answer(3), answer(4)], 8,
-     "reached host at hop 3, port open", TARGET, [1, 2, 3]),
-    ("reached: reset", "ipv4", [te(1, R1), te(2, R2), answer(3, "ECONNREFUSED")], 8,
-     "reached host at hop 3, port refused there (TCP reset)", TARGET, [1, 2, 3]),
-    ("reached: the host's own firewall rejects", "ipv4",
-     [te(1, R1), te(2, R2), unreach(3, TARGET, 3, reached=True)], 8,
-     "reached host at hop 3, which rejects the port (ICMP port-unreachable 3/3)", TARGET,
-     [1, 2, 3]),
-    ("a silent router in the middle does not end the path", "ipv4",
-     [te(1, R1), silent(2), answer(3)], 8, "reached host at hop 3, port open", TARGET,
-     [1, 2, 3]),
-    ("silent router, then drop", "ipv4", [te(1, R1), silent(2), te(3, R2), silent(4)], 8,
-     f"dropped after hop 3 ({R2})", R2, [1, 2, 3, 4]),
-    ("nothing answers", "ipv4", list(map(silent, range(1, 9))), 8,
-     "no hop answered (hop limits 1–8): dropped on this machine or at the first hop, "
-     "or ICMP is filtered or rate-limited", None, [1]),
-    ("every hop answered time exceeded: path longer than max hops", "ipv4",
-     [te(1, R1), te(2, R2), te(3, "198.18.4.1")], 3,
-     "target not reached within 3 hops (last: hop 3, 198.18.4.1)", "198.18.4.1", [1, 2, 3]),
-    ("this machine's firewall rejects", "ipv4", [unreach(1, CLIENT, 3)], 8,
-     f"blocked by this machine's own firewall ({CLIENT})", CLIENT, [1]),
-    ("prohibit route on this machine", "ipv4", [local_error(1, "EACCES")], 8,
-     "blocked on this machine (EACCES): nothing was sent", None, [1]),
-    ("no route on this machine", "ipv4", [local_error(1, "ENETUNREACH")], 8,
-     "no route on this machine (ENETUNREACH): nothing was sent", None, [1]),
-    ("out of descriptors", "ipv4", [te(1, R1), local_error(2, "EMFILE")], 8,
-     "trace failed on this machine (EMFILE)", R1, [1, 2]),
-    ("the first terminal hop wins, in any arrival order", "ipv4",
-     [answer(4), unreach(3, R2, 3), te(1, R1), te(2, R2)], 8,
-     f"rejected by hop 3 ({R2})", R2, [1, 2, 3]),
+    (
+        "drop at the server: router2 is the last hop",
+        "ipv4",
+        [te(1, R1), te(2, R2), *map(silent, range(3, 9))],
+        8,
+        f"dropped after hop 2 ({R2})",
+        R2,
+        [1, 2, 3],
+    ),
+    (
+        "drop in router2's forward path: router2 still answers its own hop",
+        "ipv4",
+        [te(1, R1), te(2, R2), silent(3), silent(4)],
+        8,
+        f"dropped after hop 2 ({R2})",
+        R2,
+        [1, 2, 3],
+    ),
+    (
+        "drop at router1 (or a blackhole route at router2)",
+        "ipv4",
+        [te(1, R1), *map(silent, range(2, 9))],
+        8,
+        f"dropped after hop 1 ({R1})",
+        R1,
+        [1, 2],
+    ),
+    (
+        "reject at router2 shows at the hop after it",
+        "ipv4",
+        [te(1, R1), te(2, R2), unreach(3, R2, 3), unreach(4, R2, 3)],
+        8,
+        f"rejected by hop 3 ({R2})",
+        R2,
+        [1, 2, 3],
+    ),
+    (
+        "admin-prohibited at router2",
+        "ipv4",
+        [te(1, R1), te(2, R2), unreach(3, R2, 13, err="EHOSTUNREACH")],
+        8,
+        f"rejected by hop 3 ({R2})",
+        R2,
+        [1, 2, 3],
+    ),
+    (
+        "reject at router2, IPv6",
+        "ipv6",
+        [te(1, R1_6, True), te(2, R2_6, True), unreach(3, R2_6, 4, True)],
+        8,
+        f"rejected by hop 3 ({R2_6})",
+        R2_6,
+        [1, 2, 3],
+    ),
+    (
+        "drop at the server, IPv6",
+        "ipv6",
+        [te(1, R1_6, True), te(2, R2_6, True), silent(3)],
+        8,
+        f"dropped after hop 2 ({R2_6})",
+        R2_6,
+        [1, 2, 3],
+    ),
+    (
+        "host unreachable (ARP failed at router2)",
+        "ipv4",
+        [te(1, R1), te(2, R2), unreach(3, R2, 1, err="EHOSTUNREACH")],
+        8,
+        f"host unreachable, reported by hop 3 ({R2})",
+        R2,
+        [1, 2, 3],
+    ),
+    (
+        "no route at router1",
+        "ipv4",
+        [unreach(1, R1, 0, err="ENETUNREACH")],
+        8,
+        f"no route, reported by hop 1 ({R1})",
+        R1,
+        [1],
+    ),
+    (
+        "reached: port open",
+        "ipv4",
+        [te(1, R1), te(2, R2), answer(3), answer(4)],
+        8,
+        "reached host at hop 3, port open",
+        TARGET,
+        [1, 2, 3],
+    ),
+    (
+        "reached: reset",
+        "ipv4",
+        [te(1, R1), te(2, R2), answer(3, "ECONNREFUSED")],
+        8,
+        "reached host at hop 3, port refused there (TCP reset)",
+        TARGET,
+        [1, 2, 3],
+    ),
+    (
+        "reached: the host's own firewall rejects",
+        "ipv4",
+        [te(1, R1), te(2, R2), unreach(3, TARGET, 3, reached=True)],
+        8,
+        "reached host at hop 3, which rejects the port (ICMP port-unreachable 3/3)",
+        TARGET,
+        [1, 2, 3],
+    ),
+    (
+        "a silent router in the middle does not end the path",
+        "ipv4",
+        [te(1, R1), silent(2), answer(3)],
+        8,
+        "reached host at hop 3, port open",
+        TARGET,
+        [1, 2, 3],
+    ),
+    (
+        "silent router, then drop",
+        "ipv4",
+        [te(1, R1), silent(2), te(3, R2), silent(4)],
+        8,
+        f"dropped after hop 3 ({R2})",
+        R2,
+        [1, 2, 3, 4],
+    ),
+    (
+        "nothing answers",
+        "ipv4",
+        list(map(silent, range(1, 9))),
+        8,
+        "no hop answered (hop limits 1–8): dropped on this machine or at the first hop, "
+        "or ICMP is filtered or rate-limited",
+        None,
+        [1],
+    ),
+    (
+        "every hop answered time exceeded: path longer than max hops",
+        "ipv4",
+        [te(1, R1), te(2, R2), te(3, "198.18.4.1")],
+        3,
+        "target not reached within 3 hops (last: hop 3, 198.18.4.1)",
+        "198.18.4.1",
+        [1, 2, 3],
+    ),
+    (
+        "this machine's firewall rejects",
+        "ipv4",
+        [unreach(1, CLIENT, 3)],
+        8,
+        f"blocked by this machine's own firewall ({CLIENT})",
+        CLIENT,
+        [1],
+    ),
+    (
+        "prohibit route on this machine",
+        "ipv4",
+        [local_error(1, "EACCES")],
+        8,
+        "blocked on this machine (EACCES): nothing was sent",
+        None,
+        [1],
+    ),
+    (
+        "no route on this machine",
+        "ipv4",
+        [local_error(1, "ENETUNREACH")],
+        8,
+        "no route on this machine (ENETUNREACH): nothing was sent",
+        None,
+        [1],
+    ),
+    (
+        "out of descriptors",
+        "ipv4",
+        [te(1, R1), local_error(2, "EMFILE")],
+        8,
+        "trace failed on this machine (EMFILE)",
+        R1,
+        [1, 2],
+    ),
+    (
+        "the first terminal hop wins, in any arrival order",
+        "ipv4",
+        [answer(4), unreach(3, R2, 3), te(1, R1), te(2, R2)],
+        8,
+        f"rejected by hop 3 ({R2})",
+        R2,
+        [1, 2, 3],
+    ),
 ]
 
 
-@pytest.mark.parametrize(("family", "hops", "probed", "verdict", "last_hop", "shown"),
-                         [r[1:] for r in VERDICT_ROWS], ids=[r[0] for r in VERDICT_ROWS])
-def test_build_path(family: str, hops: list[Hop], probed: int, verdict: str,
-                    last_hop: str | None, shown: list[int]) -> None:
+@pytest.mark.parametrize(
+    ("family", "hops", "probed", "verdict", "last_hop", "shown"),
+    [r[1:] for r in VERDICT_ROWS],
+    ids=[r[0] for r in VERDICT_ROWS],
+)
+def test_build_path(
+    family: str, hops: list[Hop], probed: int, verdict: str, last_hop: str | None, shown: list[int]
+) -> None:
     target = TARGET_6 if family == "ipv6" else TARGET
-    path = build_path(target, 80, family, hops, probed=probed,  # type: ignore[arg-type]
-                      local_addresses=(CLIENT,))
+    path = build_path(
+        target,
+        80,
+        family,
+        hops,
+        probed=probed,  # type: ignore[arg-type]
+        local_addresses=(CLIENT,),
+    )
     assert path.verdict == verdict
     assert path.last_hop == last_hop
     assert [h.ttl for h in path.hops] == shown
@@ -185,15 +356,19 @@ def test_probed_stops_at_the_terminal_hop() -> None:
 WAVE_ROWS = [
     ("the path goes on past the wave", [te(6, R1), te(7, R1), te(8, R2)], True),
     ("one silent router at the end of the wave", [te(6, R1), te(7, R2), silent(8)], True),
-    ("silent tail: the drop is inside the wave", [te(5, R2), silent(6), silent(7),
-                                                  silent(8)], False),
+    (
+        "silent tail: the drop is inside the wave",
+        [te(5, R2), silent(6), silent(7), silent(8)],
+        False,
+    ),
     ("terminal hop", [te(7, R1), answer(8)], False),
     ("nothing at all", [silent(8)], False),
 ]
 
 
-@pytest.mark.parametrize(("hops", "expected"), [r[1:] for r in WAVE_ROWS],
-                         ids=[r[0] for r in WAVE_ROWS])
+@pytest.mark.parametrize(
+    ("hops", "expected"), [r[1:] for r in WAVE_ROWS], ids=[r[0] for r in WAVE_ROWS]
+)
 def test_needs_next_wave(hops: list[Hop], expected: bool) -> None:
     assert needs_next_wave(hops, "ipv4", last_ttl=8) is expected
 
@@ -213,18 +388,41 @@ T = Target(name="t", host="t.example", port=80)
 
 
 def probe(address: str, category: Category) -> ProbeResult:
-    return ProbeResult(target=T, address=address, family="ipv4", category=category,
-                       latency_ms=1.0, attempts=1, errno=None, icmp=None, hint=None)
+    return ProbeResult(
+        target=T,
+        address=address,
+        family="ipv4",
+        category=category,
+        latency_ms=1.0,
+        attempts=1,
+        errno=None,
+        icmp=None,
+        hint=None,
+    )
 
 
 def test_traced_probes_decisive_first_and_only_traceable() -> None:
-    probes = (probe("198.18.3.1", Category.OPEN), probe("198.18.3.2", Category.TIMEOUT),
-              probe("198.18.3.3", Category.REJECTED), probe("198.18.3.4", Category.REFUSED))
-    result = TargetResult(target=T, ok=False, category=Category.REJECTED,
-                          addresses=tuple(p.address for p in probes), hint=None, probes=probes)
+    probes = (
+        probe("198.18.3.1", Category.OPEN),
+        probe("198.18.3.2", Category.TIMEOUT),
+        probe("198.18.3.3", Category.REJECTED),
+        probe("198.18.3.4", Category.REFUSED),
+    )
+    result = TargetResult(
+        target=T,
+        ok=False,
+        category=Category.REJECTED,
+        addresses=tuple(p.address for p in probes),
+        hint=None,
+        probes=probes,
+    )
     assert [p.address for p in traced_probes(result)] == ["198.18.3.3", "198.18.3.2"]
     assert [p.address for p in traced_probes(result, include_ok=True)] == [
-        "198.18.3.3", "198.18.3.1", "198.18.3.2", "198.18.3.4"]
+        "198.18.3.3",
+        "198.18.3.1",
+        "198.18.3.2",
+        "198.18.3.4",
+    ]
     assert traced_probes(replace(result, ok=True, category=Category.OPEN)) == []
     scoped = replace(result, probes=(probe("198.18.3.9", Category.OUT_OF_SCOPE),))
     assert traced_probes(scoped, include_ok=True) == []
@@ -233,8 +431,7 @@ def test_traced_probes_decisive_first_and_only_traceable() -> None:
 
 
 def test_untraced_result_has_null_path_fields() -> None:
-    result = TargetResult(target=T, ok=False, category=Category.TIMEOUT, addresses=(),
-                          hint=None)
+    result = TargetResult(target=T, ok=False, category=Category.TIMEOUT, addresses=(), hint=None)
     assert result.last_hop is None and result.path_verdict is None
 
 
@@ -268,10 +465,14 @@ async def test_trace_ipv6_loopback(listener: Listener) -> None:
 
 async def test_tracer_emits_hops_in_order(closed_port: int) -> None:
     target = Target(name="lo", host="127.0.0.1", port=closed_port)
-    result = TargetResult(target=target, ok=False, category=Category.REFUSED,
-                          addresses=("127.0.0.1",), hint=None,
-                          probes=(replace(probe("127.0.0.1", Category.REFUSED),
-                                          target=target),))
+    result = TargetResult(
+        target=target,
+        ok=False,
+        category=Category.REFUSED,
+        addresses=("127.0.0.1",),
+        hint=None,
+        probes=(replace(probe("127.0.0.1", Category.REFUSED), target=target),),
+    )
     seen: list[tuple[str, int]] = []
     tracer = PathTracer(TraceConfig(hop_timeout=1.0, include_ok=True), slots=2)
     traced = await tracer.trace(result, lambda t, p, h: seen.append((t.name, h.ttl)))

@@ -18,10 +18,14 @@ from .test_report_helpers import assert_valid, schema_validator
 
 
 def _inventory(tmp_path: Path, open_port: int, closed_port: int) -> Path:
-    lines = [f"  - {{name: up, host: 127.0.4.0/24, port: {open_port}}}",
-             f"  - {{name: down, host: 127.0.5.0/24, port: {closed_port}}}"]
-    return write_inventory(tmp_path / "inv.yaml", "version: 1\ndefaults: {timeout: 2}\n"
-                           "targets:\n" + "\n".join(lines) + "\n")
+    lines = [
+        f"  - {{name: up, host: 127.0.4.0/24, port: {open_port}}}",
+        f"  - {{name: down, host: 127.0.5.0/24, port: {closed_port}}}",
+    ]
+    return write_inventory(
+        tmp_path / "inv.yaml",
+        "version: 1\ndefaults: {timeout: 2}\ntargets:\n" + "\n".join(lines) + "\n",
+    )
 
 
 def test_workers_report_the_same_as_one_process(tmp_path: Path, closed_port: int) -> None:
@@ -29,9 +33,18 @@ def test_workers_report_the_same_as_one_process(tmp_path: Path, closed_port: int
     try:
         inv = _inventory(tmp_path, server.port, closed_port)
         single = run_scanner("check", str(inv), "--format", "json")
-        multi = run_scanner("check", str(inv), "--format", "json", "--workers", "2",
-                            "--report", str(tmp_path / "report.json"),
-                            "--junit", str(tmp_path / "junit.xml"))
+        multi = run_scanner(
+            "check",
+            str(inv),
+            "--format",
+            "json",
+            "--workers",
+            "2",
+            "--report",
+            str(tmp_path / "report.json"),
+            "--junit",
+            str(tmp_path / "junit.xml"),
+        )
     finally:
         server.close()
     assert single.returncode == multi.returncode == 1, multi.stderr
@@ -56,18 +69,23 @@ def test_workers_need_json_and_no_shard(tmp_path: Path, closed_port: int) -> Non
     inv = _inventory(tmp_path, closed_port, closed_port)
     console = run_scanner("check", str(inv), "--format", "console", "--workers", "2")
     assert console.returncode == 2 and "--format json" in console.stderr
-    sharded = run_scanner("check", str(inv), "--format", "json", "--workers", "2",
-                          "--shard", "1/2")
+    sharded = run_scanner("check", str(inv), "--format", "json", "--workers", "2", "--shard", "1/2")
     assert sharded.returncode == 2 and sharded.stdout == ""
 
 
 def test_sigint_reaches_every_worker(tmp_path: Path, full_port: int) -> None:
-    lines = "\n".join(f"  - {{name: hang{i}, host: 127.0.0.1, port: {full_port}, timeout: 30}}"
-                      for i in range(6))
+    lines = "\n".join(
+        f"  - {{name: hang{i}, host: 127.0.0.1, port: {full_port}, timeout: 30}}" for i in range(6)
+    )
     inv = write_inventory(tmp_path / "inv.yaml", f"version: 1\ntargets:\n{lines}\n")
-    proc = subprocess.Popen([sys.executable, "-m", "scanner", "check", str(inv), "--format",
-                             "json", "--workers", "2"], stdout=subprocess.PIPE,
-                            stderr=subprocess.DEVNULL, text=True, env=scanner_env(), cwd=ROOT)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "scanner", "check", str(inv), "--format", "json", "--workers", "2"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env=scanner_env(),
+        cwd=ROOT,
+    )
     assert proc.stdout is not None
     first = proc.stdout.readline()  # the parent's scan.started: every worker is running
     time.sleep(0.3)
@@ -86,8 +104,10 @@ def test_worker_slices_are_balanced_and_cover_everything(tmp_path: Path) -> None
     from scanner.inventory import load_inventories
     from scanner.targets import EveryNth
 
-    inv = write_inventory(tmp_path / "inv.yaml", "version: 1\ntargets:\n"
-                          "  - 198.51.100.0/26:80-82\n  - db.example:5432\n")
+    inv = write_inventory(
+        tmp_path / "inv.yaml",
+        "version: 1\ntargets:\n  - 198.51.100.0/26:80-82\n  - db.example:5432\n",
+    )
     targets = load_inventories([str(inv)]).targets
     slices = [EveryNth(targets, k, 3) for k in range(3)]
     assert sorted(len(s) for s in slices) == [64, 64, 65]
@@ -103,11 +123,14 @@ def test_worker_slices_equal_every_nth_of_the_whole_list(tmp_path: Path, step: i
     from scanner.inventory import load_inventories
     from scanner.targets import EveryNth
 
-    inv = write_inventory(tmp_path / "inv.yaml", "version: 1\ntargets:\n"
-                          "  - 198.51.100.0/29:80-82\n  - db.example:5432\n"
-                          "  - {name: v6, host: \"2001:db8::/126\", ports: [22, 443]}\n"
-                          "  - {name: web, host: web.example, ports: [80, 443]}\n"
-                          "  - 198.51.100.64/30:9000\n")
+    inv = write_inventory(
+        tmp_path / "inv.yaml",
+        "version: 1\ntargets:\n"
+        "  - 198.51.100.0/29:80-82\n  - db.example:5432\n"
+        '  - {name: v6, host: "2001:db8::/126", ports: [22, 443]}\n'
+        "  - {name: web, host: web.example, ports: [80, 443]}\n"
+        "  - 198.51.100.64/30:9000\n",
+    )
     targets = load_inventories([str(inv)]).targets
     whole = list(targets)
     assert len(whole) == 24 + 1 + 8 + 2 + 4
@@ -128,14 +151,18 @@ AUTO_CASES = [
     pytest.param(["  - 127.0.0.0/18:1"], ["--trace-failures"], 1, id="trace"),
     pytest.param(["  - 127.0.0.0/18:1"], ["--report", "r.json"], 1, id="report"),
     pytest.param(["  - 127.0.0.0/18:1"], ["--junit", "j.xml"], 1, id="junit"),
-    pytest.param(["  - 127.0.0.0/18:1", "  - db.example:5432"], [], 1,
-                 id="names-resolved-once"),
+    pytest.param(["  - 127.0.0.0/18:1", "  - db.example:5432"], [], 1, id="names-resolved-once"),
 ]
 
 
 @pytest.mark.parametrize(("lines", "extra", "expected"), AUTO_CASES)
-def test_auto_workers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, lines: list[str],
-                      extra: list[str], expected: int | str) -> None:
+def test_auto_workers(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    lines: list[str],
+    extra: list[str],
+    expected: int | str,
+) -> None:
     """``--workers auto`` (the default): one process per core only where that is faster
     and every limit and lookup still holds for the scan as a whole."""
     import os
@@ -143,8 +170,7 @@ def test_auto_workers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, lines: li
     from scanner.cli import AUTO_WORKERS_MAX, auto_workers, build_parser
     from scanner.inventory import load_inventories
 
-    inv = write_inventory(tmp_path / "inv.yaml", "version: 1\ntargets:\n" + "\n".join(lines)
-                          + "\n")
+    inv = write_inventory(tmp_path / "inv.yaml", "version: 1\ntargets:\n" + "\n".join(lines) + "\n")
     monkeypatch.delenv("GITHUB_STEP_SUMMARY", raising=False)  # that asks for a report too
     args = build_parser().parse_args(["check", str(inv), "--format", "json", *extra])
     inventory = load_inventories([str(inv)])
@@ -159,8 +185,9 @@ def test_auto_workers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, lines: li
 def test_default_scan_of_many_addresses_is_exact(tmp_path: Path, closed_port: int) -> None:
     """16,384 refused loopback endpoints with default settings (several processes on a
     multi-core machine): every target exactly once, all refused, one stream."""
-    inv = write_inventory(tmp_path / "inv.yaml",
-                          f"version: 1\ntargets:\n  - 127.6.0.0/18:{closed_port}\n")
+    inv = write_inventory(
+        tmp_path / "inv.yaml", f"version: 1\ntargets:\n  - 127.6.0.0/18:{closed_port}\n"
+    )
     proc = run_scanner("check", str(inv), "--format", "json")
     assert proc.returncode == 1, proc.stderr
     events = parse_events(proc.stdout)
@@ -175,44 +202,62 @@ def test_per_host_cap_holds_across_workers(tmp_path: Path, full_port: int) -> No
     """--per-host 2 with --workers 2: the cap is for the scan, not for each process. Six
     silent handshakes to one address (three in each worker's slice) take three timeout
     rounds — at most two in flight in all — where 2 per process would take two."""
-    silent = "\n".join(f"  - {{name: d{i}, host: 127.0.0.1, port: {full_port}}}"
-                       for i in range(6))
-    inv = write_inventory(tmp_path / "inv.yaml", "version: 1\n"
-                          "defaults: {timeout: 0.4, retries: 0}\n"
-                          f"targets:\n{silent}\n")
-    proc = run_scanner("check", str(inv), "--format", "json", "--workers", "2",
-                       "--per-host", "2")
+    silent = "\n".join(f"  - {{name: d{i}, host: 127.0.0.1, port: {full_port}}}" for i in range(6))
+    inv = write_inventory(
+        tmp_path / "inv.yaml",
+        f"version: 1\ndefaults: {{timeout: 0.4, retries: 0}}\ntargets:\n{silent}\n",
+    )
+    proc = run_scanner("check", str(inv), "--format", "json", "--workers", "2", "--per-host", "2")
     assert proc.returncode == 1, proc.stderr
     events = parse_events(proc.stdout)
-    assert Counter(e["category"] for e in events if e["event"] == "target.result") == {
-        "timeout": 6}
+    assert Counter(e["category"] for e in events if e["event"] == "target.result") == {"timeout": 6}
     assert events[-1]["duration_s"] >= 3 * 0.4 * 0.95
 
 
 def test_per_host_below_workers_is_a_usage_error(tmp_path: Path) -> None:
     inv = write_inventory(tmp_path / "inv.yaml", "version: 1\ntargets:\n  - 127.0.0.1:9\n")
-    proc = run_scanner("check", str(inv), "--format", "json", "--workers", "3",
-                       "--per-host", "2")
+    proc = run_scanner("check", str(inv), "--format", "json", "--workers", "3", "--per-host", "2")
     assert proc.returncode == 2
     assert proc.stdout == ""
     assert "--per-host 2 is shared out among the workers" in proc.stderr
 
 
-def test_a_worker_that_dies_never_passes_the_scan(tmp_path: Path, closed_port: int,
-                                                  full_port: int) -> None:
+def test_a_worker_that_dies_never_passes_the_scan(
+    tmp_path: Path, closed_port: int, full_port: int
+) -> None:
     """One worker killed mid-scan: its unreported targets count as inconclusive, so the
     stream's own scan.finished says not ok, agreeing with exit 3, and the total holds."""
     # worker 1's slice (even positions) refuses at once, worker 2's hangs on a full queue
     lines = "\n".join(
         f"  - {{name: t{i}, host: 127.0.0.1, port: {closed_port if i % 2 == 0 else full_port},"
-        f" expect: closed, timeout: 30}}" for i in range(8))
+        f" expect: closed, timeout: 30}}"
+        for i in range(8)
+    )
     inv = write_inventory(tmp_path / "inv.yaml", f"version: 1\ntargets:\n{lines}\n")
     report = tmp_path / "report.json"
     junit = tmp_path / "junit.xml"
-    proc = subprocess.Popen([sys.executable, "-m", "scanner", "check", str(inv), "--format",
-                             "json", "--workers", "2", "--report", str(report),
-                             "--junit", str(junit)], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=scanner_env(), cwd=ROOT)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "scanner",
+            "check",
+            str(inv),
+            "--format",
+            "json",
+            "--workers",
+            "2",
+            "--report",
+            str(report),
+            "--junit",
+            str(junit),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=scanner_env(),
+        cwd=ROOT,
+    )
     assert proc.stdout is not None and proc.stderr is not None
     first = proc.stdout.readline()  # every worker has started
     children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()
@@ -240,4 +285,3 @@ def test_a_worker_that_dies_never_passes_the_scan(tmp_path: Path, closed_port: i
         assert entries[f"t{i}"]["category"] == "inconclusive"
         assert "worker 2 of 2 ended before it reported" in entries[f"t{i}"]["hint"]
     assert junit.read_text().count("<testcase") == 8
-

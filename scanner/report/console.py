@@ -16,14 +16,30 @@ from ..engine import BaseObserver
 from ..models import AddressFamily, Category, Hop, IcmpDetail, PathTrace, ScanSummary, TargetResult
 
 _RESET = "\x1b[0m"
-_STYLE = {"ok": "\x1b[32m", "fail": "\x1b[31m", "warn": "\x1b[33m", "dim": "\x1b[2m",
-          "bold": "\x1b[1m"}
+_STYLE = {
+    "ok": "\x1b[32m",
+    "fail": "\x1b[31m",
+    "warn": "\x1b[33m",
+    "dim": "\x1b[2m",
+    "bold": "\x1b[1m",
+}
 #: C0 (but tab), DEL and C1 controls (U+009B is an 8-bit CSI), line and paragraph
 #: separators, bidi overrides (they reorder what follows on the line) and lone surrogates
 #: (which cannot even be written as UTF-8)
-_CONTROL = {c: "?" for c in [*range(32), *range(127, 160), 0x061C, 0x200E, 0x200F,
-                             *range(0x2028, 0x202F), *range(0x2066, 0x206A),
-                             *range(0xD800, 0xE000)] if c != 9}
+_CONTROL = {
+    c: "?"
+    for c in [
+        *range(32),
+        *range(127, 160),
+        0x061C,
+        0x200E,
+        0x200F,
+        *range(0x2028, 0x202F),
+        *range(0x2066, 0x206A),
+        *range(0xD800, 0xE000),
+    ]
+    if c != 9
+}
 
 
 def use_colour(stream: TextIO) -> bool:
@@ -45,18 +61,31 @@ def hop_label(hop: Hop, family: AddressFamily) -> str:
     return hop.errno or "no answer"
 
 
-_CHANGE_LABEL = {"new_failure": "new failure", "category_changed": "category changed",
-                 "fixed": "fixed"}
-_CHANGE_COUNT = {"new_failure": "new failures", "category_changed": "changed category",
-                 "fixed": "fixed"}
+_CHANGE_LABEL = {
+    "new_failure": "new failure",
+    "category_changed": "category changed",
+    "fixed": "fixed",
+}
+_CHANGE_COUNT = {
+    "new_failure": "new failures",
+    "category_changed": "changed category",
+    "fixed": "fixed",
+}
 
 
 class ConsoleReport(BaseObserver):
     """Observer that prints failed targets as they are decided, then a summary."""
 
-    def __init__(self, out: TextIO, err: TextIO, *, colour: bool | None = None,
-                 progress: bool | None = None, show_ok: bool = False,
-                 change_of: Callable[[TargetResult], str | None] | None = None) -> None:
+    def __init__(
+        self,
+        out: TextIO,
+        err: TextIO,
+        *,
+        colour: bool | None = None,
+        progress: bool | None = None,
+        show_ok: bool = False,
+        change_of: Callable[[TargetResult], str | None] | None = None,
+    ) -> None:
         self.out, self.err = out, err
         #: with --baseline: what changed for a target (new_failure, fixed, category_changed)
         self.change_of = change_of
@@ -76,8 +105,13 @@ class ConsoleReport(BaseObserver):
     def on_start(self, targets: int, inventories: tuple[str, ...], concurrency: int) -> None:
         self.total = targets
         names = ", ".join(clean(p) for p in inventories)
-        self.out.write(self._paint("bold", f"scanner: {targets} targets from {names}, "
-                                           f"{concurrency} probes in flight at most") + "\n")
+        self.out.write(
+            self._paint(
+                "bold",
+                f"scanner: {targets} targets from {names}, {concurrency} probes in flight at most",
+            )
+            + "\n"
+        )
         self.out.flush()
 
     def on_target(self, result: TargetResult) -> None:
@@ -102,20 +136,27 @@ class ConsoleReport(BaseObserver):
         else:
             mark, style = "FAIL", "fail"
         target = result.target
-        where = f"{target.host}:{target.port}" if ":" not in target.host else \
-            f"[{target.host}]:{target.port}"
-        line = (f"{self._paint(style, mark)} {clean(target.name)}  "
-                f"{self._paint(style, result.category.value)}  {clean(where)}")
+        where = (
+            f"{target.host}:{target.port}"
+            if ":" not in target.host
+            else f"[{target.host}]:{target.port}"
+        )
+        line = (
+            f"{self._paint(style, mark)} {clean(target.name)}  "
+            f"{self._paint(style, result.category.value)}  {clean(where)}"
+        )
         if target.expect == "closed":
             line += self._paint("dim", " (expect closed)")
         if change is not None:
-            line += "  " + self._paint("ok" if change == "fixed" else "bold",
-                                       f"[{_CHANGE_LABEL.get(change, change)}]")
+            line += "  " + self._paint(
+                "ok" if change == "fixed" else "bold", f"[{_CHANGE_LABEL.get(change, change)}]"
+            )
         details = []
         for probe in result.probes:
             if probe.category is not Category.OPEN or not result.ok:
-                extra = f" icmp from {probe.icmp.sender}" if probe.icmp and probe.icmp.sender \
-                    else ""
+                extra = (
+                    f" icmp from {probe.icmp.sender}" if probe.icmp and probe.icmp.sender else ""
+                )
                 tries = f", {probe.attempts} attempts" if probe.attempts > 1 else ""
                 details.append(f"{probe.address}: {probe.category.value}{extra}{tries}")
         if details and not result.ok:
@@ -128,20 +169,27 @@ class ConsoleReport(BaseObserver):
 
     def format_path(self, path: PathTrace) -> list[str]:
         """The trace like traceroute prints it: one line per hop limit, silence folded."""
-        where = f"[{path.address}]:{path.port}" if ":" in path.address else \
-            f"{path.address}:{path.port}"
+        where = (
+            f"[{path.address}]:{path.port}"
+            if ":" in path.address
+            else f"{path.address}:{path.port}"
+        )
         lines = [f"      path to {where}: " + self._paint("bold", clean(path.verdict))]
         width = max([len(h.address) for h in path.hops if h.address] + [15])
         for hop in path.hops:
             if hop.address is None and hop.rtt_ms is None:
                 last = path.probed if hop is path.hops[-1] else hop.ttl
                 span = f" (hop limits {hop.ttl}–{last})" if last > hop.ttl else ""
-                lines.append(f"      {hop.ttl:>3}  {'*':<{width}}  {'':>10}  " +
-                             self._paint("dim", f"no answer{span}"))
+                lines.append(
+                    f"      {hop.ttl:>3}  {'*':<{width}}  {'':>10}  "
+                    + self._paint("dim", f"no answer{span}")
+                )
                 continue
             rtt = f"{hop.rtt_ms:.2f} ms" if hop.rtt_ms is not None else ""
-            lines.append(f"      {hop.ttl:>3}  {clean(hop.address or '-'):<{width}}  "
-                         f"{rtt:>10}  {self._paint('dim', hop_label(hop, path.family))}")
+            lines.append(
+                f"      {hop.ttl:>3}  {clean(hop.address or '-'):<{width}}  "
+                f"{rtt:>10}  {self._paint('dim', hop_label(hop, path.family))}"
+            )
         return lines
 
     def _clear_progress(self) -> None:
@@ -163,22 +211,31 @@ class ConsoleReport(BaseObserver):
         rows = [(k, v) for k, v in counts.items() if v and k not in ("ok", "failed")]
         if rows:
             width = max(len("category"), *(len(k) for k, _ in rows))
-            self.out.write("\n" + self._paint("bold", f"{'category':<{width}}  targets  "
-                                                       "failed") + "\n")
+            self.out.write(
+                "\n" + self._paint("bold", f"{'category':<{width}}  targets  failed") + "\n"
+            )
             for key, value in sorted(rows, key=lambda kv: (-kv[1], kv[0])):
                 failed = self.failed_by_category.get(key, 0)
                 style = "warn" if key == "inconclusive" else "fail" if failed else "ok"
-                self.out.write(f"{self._paint(style, f'{key:<{width}}')}  {value:>7}  "
-                               f"{failed:>6}\n")
-        verdict_style = "ok" if summary.failed == 0 and summary.inconclusive == 0 else \
-            "fail" if summary.failed else "warn"
-        verdict = (f"{summary.total} targets: {summary.ok} ok, {summary.failed} failed, "
-                   f"{summary.inconclusive} inconclusive in {summary.duration_s:.2f} s")
+                self.out.write(
+                    f"{self._paint(style, f'{key:<{width}}')}  {value:>7}  {failed:>6}\n"
+                )
+        verdict_style = (
+            "ok"
+            if summary.failed == 0 and summary.inconclusive == 0
+            else "fail"
+            if summary.failed
+            else "warn"
+        )
+        verdict = (
+            f"{summary.total} targets: {summary.ok} ok, {summary.failed} failed, "
+            f"{summary.inconclusive} inconclusive in {summary.duration_s:.2f} s"
+        )
         if summary.interrupted:
             verdict += f" (interrupted: {summary.interrupted_by})"
         if self.change_of is not None:
             verdict += "; against the baseline: " + ", ".join(
-                f"{label} {self.changes.get(change, 0)}"
-                for change, label in _CHANGE_COUNT.items())
+                f"{label} {self.changes.get(change, 0)}" for change, label in _CHANGE_COUNT.items()
+            )
         self.out.write("\n" + self._paint(verdict_style, verdict) + "\n")
         self.out.flush()

@@ -57,8 +57,7 @@ class TargetEntries(Sequence[TargetEntry]):
     (JSON, JUnit, Markdown) reads them once, in order.
     """
 
-    def __init__(self, results: Sequence[TargetResult],
-                 changes: Mapping[str, str | None]) -> None:
+    def __init__(self, results: Sequence[TargetResult], changes: Mapping[str, str | None]) -> None:
         self._results = results
         self._changes = changes
 
@@ -82,10 +81,17 @@ class TargetEntries(Sequence[TargetEntry]):
         return target_entry(result, self._changes.get(result.target.name))
 
 
-def build_report(results: Sequence[TargetResult], summary: ScanSummary, *,
-                 inventories: Sequence[str], started: str, finished: str,
-                 shard: str | None = None, baseline: str | None = None,
-                 changes: Mapping[str, str | None] | None = None) -> Report:
+def build_report(
+    results: Sequence[TargetResult],
+    summary: ScanSummary,
+    *,
+    inventories: Sequence[str],
+    started: str,
+    finished: str,
+    shard: str | None = None,
+    baseline: str | None = None,
+    changes: Mapping[str, str | None] | None = None,
+) -> Report:
     return {
         "schema_version": SCHEMA_VERSION,
         "scanner_version": __version__,
@@ -139,12 +145,25 @@ def counts_of(entries: Sequence[Mapping[str, Any]]) -> dict[str, int]:
 _SHARD = re.compile(r"[1-9][0-9]*/[1-9][0-9]*")
 
 _TOP: dict[str, type | tuple[type, ...]] = {
-    "schema_version": int, "scanner_version": str, "started": str, "finished": str,
-    "inventories": list, "targets": list, "summary": dict,
+    "schema_version": int,
+    "scanner_version": str,
+    "started": str,
+    "finished": str,
+    "inventories": list,
+    "targets": list,
+    "summary": dict,
 }
 _TARGET: dict[str, type | tuple[type, ...]] = {
-    "target": str, "host": str, "port": int, "expect": str, "ok": bool, "category": str,
-    "addresses": list, "hint": (str, type(None)), "tags": list, "probes": list,
+    "target": str,
+    "host": str,
+    "port": int,
+    "expect": str,
+    "ok": bool,
+    "category": str,
+    "addresses": list,
+    "hint": (str, type(None)),
+    "tags": list,
+    "probes": list,
 }
 
 
@@ -163,8 +182,10 @@ def load_report(path: str | Path) -> Report:
     if not isinstance(data, dict):
         raise ReportError(f"{path}: not a scanner report (expected a JSON object)")
     if data.get("schema_version") != SCHEMA_VERSION:
-        raise ReportError(f"{path}: not a scanner report with schema_version "
-                          f"{SCHEMA_VERSION} (got {data.get('schema_version')!r})")
+        raise ReportError(
+            f"{path}: not a scanner report with schema_version "
+            f"{SCHEMA_VERSION} (got {data.get('schema_version')!r})"
+        )
     _check_fields(path, "report", data, _TOP)
     for number, entry in enumerate(data["targets"]):
         where = f"targets[{number}]"
@@ -185,17 +206,23 @@ def load_report(path: str | Path) -> Report:
     return data
 
 
-def _check_fields(path: str | Path, where: str, value: Mapping[str, Any],
-                  fields: Mapping[str, type | tuple[type, ...]]) -> None:
+def _check_fields(
+    path: str | Path,
+    where: str,
+    value: Mapping[str, Any],
+    fields: Mapping[str, type | tuple[type, ...]],
+) -> None:
     for key, kind in fields.items():
         if key not in value:
             raise ReportError(f"{path}: {where} lacks {key!r}")
         if not isinstance(value[key], kind) or (kind is int and isinstance(value[key], bool)):
-            raise ReportError(f"{path}: {where}.{key} has the wrong type "
-                              f"({type(value[key]).__name__})")
+            raise ReportError(
+                f"{path}: {where}.{key} has the wrong type ({type(value[key]).__name__})"
+            )
 
 
 # --- merging shards -------------------------------------------------------------------
+
 
 def merge_reports(reports: Sequence[tuple[str, Report]]) -> Report:
     """One report from the reports of several shards (or several scans of other targets).
@@ -213,14 +240,17 @@ def merge_reports(reports: Sequence[tuple[str, Report]]) -> Report:
         for entry in report["targets"]:
             name = entry["target"]
             if name in seen:
-                raise ReportError(f"target {name!r} is in both {seen[name]} and {path}: "
-                                  "merge each shard's report once")
+                raise ReportError(
+                    f"target {name!r} is in both {seen[name]} and {path}: "
+                    "merge each shard's report once"
+                )
             seen[name] = path
             targets.append(entry)
         inventories.extend(p for p in report["inventories"] if p not in inventories)
     summaries = [r["summary"] for _, r in reports]
-    interrupted_by = next((s.get("interrupted_by") for s in summaries
-                           if s.get("interrupted_by")), None)
+    interrupted_by = next(
+        (s.get("interrupted_by") for s in summaries if s.get("interrupted_by")), None
+    )
     counts = counts_of(targets)
     baselines = {r["baseline"] for _, r in reports if r.get("baseline")}
     return {
@@ -236,8 +266,9 @@ def merge_reports(reports: Sequence[tuple[str, Report]]) -> Report:
             "counts": counts,
             # shards run side by side: the merged scan took as long as the slowest one
             "duration_s": max(float(s.get("duration_s", 0.0)) for s in summaries),
-            "ok": counts["failed"] == 0 and counts["inconclusive"] == 0
-                  and not any(s.get("interrupted") for s in summaries),
+            "ok": counts["failed"] == 0
+            and counts["inconclusive"] == 0
+            and not any(s.get("interrupted") for s in summaries),
             "interrupted": any(bool(s.get("interrupted")) for s in summaries),
             "interrupted_by": interrupted_by,
         },
@@ -249,12 +280,15 @@ def _check_shards(reports: Sequence[tuple[str, Report]]) -> None:
     if not shards:
         return
     if len(shards) != len(reports):
-        raise ReportError("some reports come from --shard runs and some do not: "
-                          "merge the shards of one split")
+        raise ReportError(
+            "some reports come from --shard runs and some do not: merge the shards of one split"
+        )
     counts = {str(s).split("/")[1] for _, s in shards}
     if len(counts) != 1:
-        raise ReportError(f"the reports come from different splits ({', '.join(sorted(counts))} "
-                          "shards): merge the shards of one split")
+        raise ReportError(
+            f"the reports come from different splits ({', '.join(sorted(counts))} "
+            "shards): merge the shards of one split"
+        )
     total = int(counts.pop())
     have: dict[int, str] = {}
     for path, shard in shards:
@@ -264,5 +298,7 @@ def _check_shards(reports: Sequence[tuple[str, Report]]) -> None:
         have[index] = path
     missing = [f"{i}/{total}" for i in range(1, total + 1) if i not in have]
     if missing:
-        raise ReportError(f"missing shard{'s' if len(missing) > 1 else ''} "
-                          f"{', '.join(missing)}: those targets were not checked")
+        raise ReportError(
+            f"missing shard{'s' if len(missing) > 1 else ''} "
+            f"{', '.join(missing)}: those targets were not checked"
+        )

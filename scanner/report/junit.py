@@ -76,8 +76,10 @@ def detail(entry: Mapping[str, Any], baseline: str | None = None) -> str:
     if dns:
         answer = ", ".join(dns["addresses"]) or "no address"
         via = f" via {dns['nameserver']}" if dns.get("nameserver") else ""
-        lines.append(f"dns: {dns['host']} -> {dns['category']} ({answer}){via}"
-                     + (f": {dns['detail']}" if dns.get("detail") else ""))
+        lines.append(
+            f"dns: {dns['host']} -> {dns['category']} ({answer}){via}"
+            + (f": {dns['detail']}" if dns.get("detail") else "")
+        )
     for probe in entry.get("probes") or []:
         facts = [f"{probe['address']} ({probe['family']}): {probe['category']}"]
         for key in ("errno", "icmp_type", "icmp_code", "icmp_from"):
@@ -93,13 +95,19 @@ def detail(entry: Mapping[str, Any], baseline: str | None = None) -> str:
 
 
 def _testcase(entry: Mapping[str, Any], baseline: str | None) -> ET.Element:
-    case = ET.Element("testcase", {
-        "classname": xml_safe(classname(entry)), "name": xml_safe(str(entry["target"])),
-        "time": f"{seconds(entry):.3f}"})
+    case = ET.Element(
+        "testcase",
+        {
+            "classname": xml_safe(classname(entry)),
+            "name": xml_safe(str(entry["target"])),
+            "time": f"{seconds(entry):.3f}",
+        },
+    )
     if is_failed(entry) or is_inconclusive(entry):
         tag = "failure" if is_failed(entry) else "error"
-        outcome = ET.SubElement(case, tag, {"type": str(entry["category"]),
-                                            "message": xml_safe(failure_message(entry))})
+        outcome = ET.SubElement(
+            case, tag, {"type": str(entry["category"]), "message": xml_safe(failure_message(entry))}
+        )
         outcome.text = xml_safe(detail(entry, baseline))
     elif entry.get("change"):  # fixed since the baseline: passing, but worth a line
         ET.SubElement(case, "system-out").text = xml_safe(detail(entry, baseline))
@@ -165,8 +173,9 @@ def write_xml(report: Report, out: TextIO) -> None:
         properties = ET.Element("properties")
         for key in ("scanner_version", "shard", "baseline"):
             if report.get(key):
-                ET.SubElement(properties, "property",
-                              {"name": key, "value": xml_safe(str(report[key]))})
+                ET.SubElement(
+                    properties, "property", {"name": key, "value": xml_safe(str(report[key]))}
+                )
         out.write(_indented(properties, 2))
         for entry in report["targets"]:
             if (entry.get("inventory") or NO_FILE) == path:

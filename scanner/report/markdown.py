@@ -25,8 +25,9 @@ SLOWEST = 10
 MAX_CELL = 300
 
 #: controls, and the invisible characters that reorder a line (bidi) or cannot be UTF-8
-_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u061c\u200e\u200f"
-                      "\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
+_CONTROL = re.compile(
+    "[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069\ud800-\udfff]"
+)
 _NEWLINE = re.compile("\r\n|[\r\n\u2028\u2029]")
 #: backslash-escaped: table pipes and the inline markup GitHub would interpret
 _MARKUP = re.compile(r"([\\`*_\[\]|~#!])")
@@ -99,8 +100,11 @@ def _slowest_answer(entry: Mapping[str, Any]) -> tuple[float, str] | None:
     Handshakes that never completed (timeouts) last as long as the timeout and are in
     the failure table already; what a deploy wants to see here is who answers slowly.
     """
-    answered = [p for p in entry.get("probes") or []
-                if p["category"] in ("open", "slow") and p.get("latency_ms") is not None]
+    answered = [
+        p
+        for p in entry.get("probes") or []
+        if p["category"] in ("open", "slow") and p.get("latency_ms") is not None
+    ]
     if not answered:
         return None
     worst = max(answered, key=lambda p: p["latency_ms"])
@@ -122,8 +126,11 @@ class _Table:
             self.entries.append(entry)
 
 
-_CHANGE_TITLES = (("new_failure", "New failures"), ("fixed", "Fixed"),
-                  ("category_changed", "Changed category"))
+_CHANGE_TITLES = (
+    ("new_failure", "New failures"),
+    ("fixed", "Fixed"),
+    ("category_changed", "Changed category"),
+)
 
 
 def render(report: Report) -> str:
@@ -156,41 +163,61 @@ def render(report: Report) -> str:
             lines.append(f"### {title} ({rows.total})")
             lines.append("")
             if rows.total:
-                lines += table(["target", "category", "hint"],
-                               ([e["target"], e["category"], e["hint"]] for e in rows.entries),
-                               rows.total)
+                lines += table(
+                    ["target", "category", "hint"],
+                    ([e["target"], e["category"], e["hint"]] for e in rows.entries),
+                    rows.total,
+                )
             else:
                 lines.append("None.")
             lines.append("")
     if failed.total:
         lines += [f"### Failed targets ({failed.total})", ""]
-        lines += table(["target", "category", "hint", "addresses", "icmp_from"],
-                       _failure_rows(failed.entries), failed.total)
+        lines += table(
+            ["target", "category", "hint", "addresses", "icmp_from"],
+            _failure_rows(failed.entries),
+            failed.total,
+        )
         lines.append("")
     if inconclusive.total:
-        lines += [f"### Inconclusive targets ({inconclusive.total})",
-                  "", "A problem on the scanning machine, not the target's fault.", ""]
-        lines += table(["target", "category", "hint", "addresses", "icmp_from"],
-                       _failure_rows(inconclusive.entries), inconclusive.total)
+        lines += [
+            f"### Inconclusive targets ({inconclusive.total})",
+            "",
+            "A problem on the scanning machine, not the target's fault.",
+            "",
+        ]
+        lines += table(
+            ["target", "category", "hint", "addresses", "icmp_from"],
+            _failure_rows(inconclusive.entries),
+            inconclusive.total,
+        )
         lines.append("")
     counts = report["summary"]["counts"]
     # counts mixes categories with the ok/failed verdicts ("inconclusive" is both)
-    per_category = sorted(((k, v) for k, v in counts.items()
-                           if v and k not in ("ok", "failed")),
-                          key=lambda kv: (-kv[1], kv[0]))
+    per_category = sorted(
+        ((k, v) for k, v in counts.items() if v and k not in ("ok", "failed")),
+        key=lambda kv: (-kv[1], kv[0]),
+    )
     lines += ["### Targets per category", ""]
     lines += table(["category", "targets"], per_category, len(per_category))
     lines.append("")
     ranked = sorted(slowest, key=lambda item: (-item[0], -item[1]))
     if ranked:
         lines += [f"### Slowest {len(ranked)} answering targets", ""]
-        lines += table(["target", "slowest handshake (ms)", "address", "category"],
-                       ([e["target"], f"{ms:.1f}", address, e["category"]]
-                        for ms, _index, address, e in ranked), len(ranked))
+        lines += table(
+            ["target", "slowest handshake (ms)", "address", "category"],
+            (
+                [e["target"], f"{ms:.1f}", address, e["category"]]
+                for ms, _index, address, e in ranked
+            ),
+            len(ranked),
+        )
         lines.append("")
     duration = report["summary"].get("duration_s")
-    lines.append(f"<sub>scanner {cell(report['scanner_version'])} · started "
-                 f"{cell(report['started'])} · {duration} s</sub>")
+    lines.append(
+        f"<sub>scanner {cell(report['scanner_version'])} · started "
+        f"{cell(report['started'])} · {duration} s</sub>"
+    )
     return "\n".join(lines) + "\n"
 
 

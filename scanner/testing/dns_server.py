@@ -98,8 +98,9 @@ class _Protocol(asyncio.DatagramProtocol):
             self.transport.sendto(reply.pack(), addr)
 
 
-async def start_server(zone: Zone, host: str = "127.0.0.1", port: int = 0,
-                       log: IO[str] | None = None) -> tuple[asyncio.DatagramTransport, int]:
+async def start_server(
+    zone: Zone, host: str = "127.0.0.1", port: int = 0, log: IO[str] | None = None
+) -> tuple[asyncio.DatagramTransport, int]:
     """Serve ``zone`` in the running event loop; returns the transport and the bound port."""
     loop = asyncio.get_running_loop()
     normalised = {k.lower().rstrip("."): v for k, v in zone.items()}
@@ -133,8 +134,11 @@ def main(argv: list[str] | None = None) -> None:
             text = handle.read()
     zone = {k.lower().rstrip("."): v for k, v in json.loads(text).items()}
     with contextlib.ExitStack() as stack:
-        log = (stack.enter_context(open(args.query_log, "a", encoding="utf-8"))
-               if args.query_log else None)
+        log = (
+            stack.enter_context(open(args.query_log, "a", encoding="utf-8"))
+            if args.query_log
+            else None
+        )
         with contextlib.suppress(KeyboardInterrupt):
             asyncio.run(serve(zone, args.host, args.port, log))
 

@@ -47,7 +47,12 @@ def _run(
     cwd: str | os.PathLike[str] | None = None,
 ) -> subprocess.CompletedProcess[str]:
     proc = subprocess.run(
-        list(argv), input=input, capture_output=True, text=True, timeout=timeout, check=False,
+        list(argv),
+        input=input,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
         cwd=cwd,
     )
     if check and proc.returncode != 0:
@@ -132,8 +137,13 @@ class Netns:
         self.run(["nft", "-f", "-"], input=ruleset)
 
     def spawn(
-        self, argv: Sequence[str], *, ready_line: str | None = None, ready_timeout: float = 10.0,
-        cwd: str | os.PathLike[str] | None = None, env: dict[str, str] | None = None,
+        self,
+        argv: Sequence[str],
+        *,
+        ready_line: str | None = None,
+        ready_timeout: float = 10.0,
+        cwd: str | os.PathLike[str] | None = None,
+        env: dict[str, str] | None = None,
     ) -> subprocess.Popen[str]:
         """Start a background process in the namespace; it is killed at ``delete``.
 
@@ -230,8 +240,21 @@ def _kill(proc: subprocess.Popen[str]) -> None:
 def veth(a: Netns, dev_a: str, b: Netns, dev_b: str) -> None:
     """A veth pair created directly inside both namespaces (the host's namespace never sees it)."""
     _run(
-        ["ip", "link", "add", dev_a, "netns", a.name, "type", "veth",
-         "peer", "name", dev_b, "netns", b.name]
+        [
+            "ip",
+            "link",
+            "add",
+            dev_a,
+            "netns",
+            a.name,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            dev_b,
+            "netns",
+            b.name,
+        ]
     )
     a.ip(f"link set {dev_a} up")
     b.ip(f"link set {dev_b} up")

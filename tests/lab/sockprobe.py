@@ -54,20 +54,24 @@ def read_errqueue(sock: socket.socket) -> list[dict[str, Any]]:
         except OSError:
             break
         for level, kind, data in ancdata:
-            if (level, kind) not in ((socket.IPPROTO_IP, IP_RECVERR),
-                                     (socket.IPPROTO_IPV6, IPV6_RECVERR)):
+            if (level, kind) not in (
+                (socket.IPPROTO_IP, IP_RECVERR),
+                (socket.IPPROTO_IPV6, IPV6_RECVERR),
+            ):
                 continue
             ee_errno, origin, icmp_type, icmp_code, _pad, info, _data = struct.unpack_from(
                 "=IBBBBII", data
             )
-            entries.append({
-                "errno": errno_mod.errorcode.get(ee_errno, str(ee_errno)),
-                "origin": ORIGINS.get(origin, str(origin)),
-                "icmp_type": icmp_type,
-                "icmp_code": icmp_code,
-                "info": info,
-                "from": _offender(data),
-            })
+            entries.append(
+                {
+                    "errno": errno_mod.errorcode.get(ee_errno, str(ee_errno)),
+                    "origin": ORIGINS.get(origin, str(origin)),
+                    "icmp_type": icmp_type,
+                    "icmp_code": icmp_code,
+                    "info": info,
+                    "from": _offender(data),
+                }
+            )
     return entries
 
 
@@ -114,9 +118,12 @@ def probe(address: str, port: int, timeout: float, ttl: int | None = None) -> di
 def probe_many(jobs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Run all probes at once (timeouts overlap, so the batch takes about one timeout)."""
     with ThreadPoolExecutor(max_workers=max(1, min(64, len(jobs)))) as pool:
-        futures = [pool.submit(probe, j["address"], int(j["port"]), float(j.get("timeout", 1.5)),
-                               j.get("ttl"))
-                   for j in jobs]
+        futures = [
+            pool.submit(
+                probe, j["address"], int(j["port"]), float(j.get("timeout", 1.5)), j.get("ttl")
+            )
+            for j in jobs
+        ]
         return [f.result() for f in futures]
 
 

@@ -61,11 +61,20 @@ with ThreadPoolExecutor(len(jobs)) as pool:
 """
 
 # What the wire says for each category, and what glibc's getaddrinfo makes of it.
-_RCODE = {"dns_nxdomain": "NXDOMAIN", "dns_no_address": "NOERROR", "dns_servfail": "SERVFAIL",
-          "dns_refused": "REFUSED", "dns_timeout": "timeout"}
-_EAI = {"dns_nxdomain": socket.EAI_NONAME, "dns_no_address": socket.EAI_NODATA,
-        "dns_servfail": socket.EAI_AGAIN, "dns_refused": socket.EAI_AGAIN,
-        "dns_timeout": socket.EAI_AGAIN}
+_RCODE = {
+    "dns_nxdomain": "NXDOMAIN",
+    "dns_no_address": "NOERROR",
+    "dns_servfail": "SERVFAIL",
+    "dns_refused": "REFUSED",
+    "dns_timeout": "timeout",
+}
+_EAI = {
+    "dns_nxdomain": socket.EAI_NONAME,
+    "dns_no_address": socket.EAI_NODATA,
+    "dns_servfail": socket.EAI_AGAIN,
+    "dns_refused": socket.EAI_AGAIN,
+    "dns_timeout": socket.EAI_AGAIN,
+}
 _QTYPE = {"ipv4": "A", "ipv6": "AAAA"}
 _CASES = [(entry, family) for entry in DNS_NAMES for family in ("ipv4", "ipv6")]
 _IDS = [f"{entry.name}-{family}" for entry, family in _CASES]
@@ -78,10 +87,13 @@ def _in_client(lab: Lab, script: str, payload: Any) -> Any:
 
 @pytest.fixture(scope="module")
 def raw_answers(lab: Lab) -> list[dict[str, Any]]:
-    jobs = [[server, entry.name, _QTYPE[family]]
-            for entry, family in _CASES for server in (DNS["ipv4"], DNS["ipv6"])]
+    jobs = [
+        [server, entry.name, _QTYPE[family]]
+        for entry, family in _CASES
+        for server in (DNS["ipv4"], DNS["ipv6"])
+    ]
     answers = _in_client(lab, _RAW_QUERY, jobs)
-    return [answers[i:i + 2] for i in range(0, len(answers), 2)]
+    return [answers[i : i + 2] for i in range(0, len(answers), 2)]
 
 
 @pytest.fixture(scope="module")
@@ -123,7 +135,9 @@ def test_every_scenario_has_a_name(lab: Lab) -> None:
 
 def test_dead_nameservers(lab: Lab) -> None:
     """DNS_DEAD: host up, nothing on udp/53 (ICMP port unreachable); DNS_DROPPED: silence."""
-    jobs = [[dead[f], "ok.lab.test", "A"] for dead in (DNS_DEAD, DNS_DROPPED)
-            for f in ("ipv4", "ipv6")]
+    jobs = [
+        [dead[f], "ok.lab.test", "A"] for dead in (DNS_DEAD, DNS_DROPPED) for f in ("ipv4", "ipv6")
+    ]
     assert [a["rcode"] for a in _in_client(lab, _RAW_QUERY, jobs)] == (
-        ["ECONNREFUSED"] * 2 + ["timeout"] * 2)
+        ["ECONNREFUSED"] * 2 + ["timeout"] * 2
+    )

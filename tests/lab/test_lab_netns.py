@@ -24,8 +24,10 @@ def test_delete_kills_processes_and_removes_everything(lab: Lab) -> None:
     ns = Netns(f"{netns.run_id()}-t")
     try:
         ns.write_etc("hosts", "127.0.0.1 localhost\n")
-        proc = ns.spawn([sys.executable, "-c", "print('ready', flush=True)\nimport time\n"
-                         "time.sleep(60)"], ready_line="ready")
+        proc = ns.spawn(
+            [sys.executable, "-c", "print('ready', flush=True)\nimport time\ntime.sleep(60)"],
+            ready_line="ready",
+        )
         assert ns.name in _listed()
         assert ns.run(["cat", "/etc/hosts"]).stdout == "127.0.0.1 localhost\n"
     finally:

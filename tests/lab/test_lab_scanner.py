@@ -34,8 +34,10 @@ def _scan(lab: Lab, tmp: Path, body: str, *args: str) -> tuple[int, Events]:
 def _target_line(s: Scenario) -> str:
     host = s.address
     budget = f", max_latency_ms: {s.max_latency_ms}" if s.max_latency_ms else ""
-    return (f"  - {{name: {s.name}, host: \"{host}\", port: {s.port}, "
-            f"timeout: {s.timeout_s}, retries: 0{budget}}}")
+    return (
+        f'  - {{name: {s.name}, host: "{host}", port: {s.port}, '
+        f"timeout: {s.timeout_s}, retries: 0{budget}}}"
+    )
 
 
 @pytest.fixture(scope="module")
@@ -47,10 +49,12 @@ def scenario_scan(lab: Lab, tmp_path_factory: pytest.TempPathFactory) -> Events:
 
 @pytest.mark.parametrize("scenario", SCENARIOS, ids=[s.name for s in SCENARIOS])
 def test_scenario_verdict_and_icmp_sender(scenario_scan: Events, scenario: Scenario) -> None:
-    target = next(e for e in scenario_scan
-                  if e["event"] == "target.result" and e["target"] == scenario.name)
-    probe = next(e for e in scenario_scan
-                 if e["event"] == "probe.result" and e["target"] == scenario.name)
+    target = next(
+        e for e in scenario_scan if e["event"] == "target.result" and e["target"] == scenario.name
+    )
+    probe = next(
+        e for e in scenario_scan if e["event"] == "probe.result" and e["target"] == scenario.name
+    )
     assert target["category"] == scenario.category, (scenario.what, probe)
     assert target["ok"] is (scenario.category == "open")
     assert probe["family"] == scenario.family
@@ -58,10 +62,13 @@ def test_scenario_verdict_and_icmp_sender(scenario_scan: Events, scenario: Scena
     assert probe["icmp_type"] == scenario.icmp_type
     assert probe["icmp_code"] == scenario.icmp_code
     assert probe["icmp_from"] == scenario.icmp_from, f"{scenario.icmp_from_role} sent it"
-    if scenario.category in ("rejected", "host_unreachable", "network_unreachable") \
-            and scenario.icmp_from:
-        assert scenario.icmp_from in str(probe["hint"]) or "target host itself" in \
-            str(probe["hint"])
+    if (
+        scenario.category in ("rejected", "host_unreachable", "network_unreachable")
+        and scenario.icmp_from
+    ):
+        assert scenario.icmp_from in str(probe["hint"]) or "target host itself" in str(
+            probe["hint"]
+        )
     if scenario.category != "open":
         assert target["hint"], "every failure says what to check next"
 
@@ -93,19 +100,21 @@ def _dns_expectation(entry: DnsName) -> tuple[str, bool]:
 
 @pytest.fixture(scope="module")
 def dns_scan(lab: Lab, tmp_path_factory: pytest.TempPathFactory) -> Events:
-    lines = [f"  - {{name: {d.name}, host: {d.name}, port: 80, timeout: 1.0, retries: 0}}"
-             for d in DNS_NAMES]
+    lines = [
+        f"  - {{name: {d.name}, host: {d.name}, port: 80, timeout: 1.0, retries: 0}}"
+        for d in DNS_NAMES
+    ]
     body = "version: 1\ntargets:\n" + "\n".join(lines) + "\n"
     _code, events = _scan(lab, tmp_path_factory.mktemp("dns"), body)
     return events
 
 
 @pytest.mark.parametrize("entry", DNS_NAMES, ids=[d.name for d in DNS_NAMES])
-def test_names_through_the_clients_resolv_conf_and_hosts(dns_scan: Events,
-                                                         entry: DnsName) -> None:
+def test_names_through_the_clients_resolv_conf_and_hosts(dns_scan: Events, entry: DnsName) -> None:
     dns = next(e for e in dns_scan if e["event"] == "dns.result" and e["host"] == entry.name)
-    target = next(e for e in dns_scan
-                  if e["event"] == "target.result" and e["target"] == entry.name)
+    target = next(
+        e for e in dns_scan if e["event"] == "target.result" and e["target"] == entry.name
+    )
     for family in ("ipv4", "ipv6"):
         want = getattr(entry, family)
         if isinstance(want, tuple):
@@ -123,8 +132,10 @@ def test_names_through_the_clients_resolv_conf_and_hosts(dns_scan: Events,
 def test_filtered_target_retries_end_on_time(lab: Lab, tmp_path: Path) -> None:
     """timeout × (retries + 1) plus backoff, not later; attempts counts the tries."""
     drop = next(s for s in SCENARIOS if s.name == "server-drop-v4")
-    body = (f"version: 1\ntargets:\n  - {{name: f, host: \"{drop.address}\", port: 80, "
-            f"timeout: 0.4, retries: 2}}\n")
+    body = (
+        f'version: 1\ntargets:\n  - {{name: f, host: "{drop.address}", port: 80, '
+        f"timeout: 0.4, retries: 2}}\n"
+    )
     _code, events = _scan(lab, tmp_path, body)
     probe = next(e for e in events if e["event"] == "probe.result")
     assert probe["category"] == "timeout" and probe["attempts"] == 3
@@ -132,13 +143,16 @@ def test_filtered_target_retries_end_on_time(lab: Lab, tmp_path: Path) -> None:
     assert events[-1]["duration_s"] <= 0.4 * 3 + 0.2 + 0.4 + 0.5
 
 
-@pytest.mark.parametrize("name", ["server-drop-v4", "router1-port-v6", "closed-v4",
-                                  "noroute-local-v4", "router2-host-v4"])
-def test_expect_closed_is_met_by_any_handshake_failure(lab: Lab, tmp_path: Path,
-                                                       name: str) -> None:
+@pytest.mark.parametrize(
+    "name",
+    ["server-drop-v4", "router1-port-v6", "closed-v4", "noroute-local-v4", "router2-host-v4"],
+)
+def test_expect_closed_is_met_by_any_handshake_failure(lab: Lab, tmp_path: Path, name: str) -> None:
     scenario = next(s for s in SCENARIOS if s.name == name)
-    body = (f"version: 1\ntargets:\n  - {{name: c, host: \"{scenario.address}\", port: "
-            f"{scenario.port}, timeout: 0.5, retries: 0, expect: closed}}\n")
+    body = (
+        f'version: 1\ntargets:\n  - {{name: c, host: "{scenario.address}", port: '
+        f"{scenario.port}, timeout: 0.5, retries: 0, expect: closed}}\n"
+    )
     code, events = _scan(lab, tmp_path, body)
     target = next(e for e in events if e["event"] == "target.result")
     assert target["ok"] is True and target["category"] == scenario.category

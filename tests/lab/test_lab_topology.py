@@ -53,8 +53,16 @@ def test_table_covers_every_fault_in_both_families() -> None:
     roles = {s.icmp_from_role for s in SCENARIOS}
     assert {"target", "router1", "router2", "client"} <= roles
     categories = {s.category for s in SCENARIOS}
-    assert {"open", "refused", "rejected", "timeout", "host_unreachable",
-            "network_unreachable", "blocked_locally", "slow"} <= categories
+    assert {
+        "open",
+        "refused",
+        "rejected",
+        "timeout",
+        "host_unreachable",
+        "network_unreachable",
+        "blocked_locally",
+        "slow",
+    } <= categories
 
 
 def _icmp(result: dict[str, Any]) -> tuple[int, int, str | None] | None:
@@ -70,8 +78,11 @@ def test_scenario(observed: dict[str, dict[str, Any]], scenario: Scenario) -> No
     """One row of the ground truth: errno, ICMP type/code and sender, and how long it took."""
     result = observed[scenario.name]
     assert result["errno"] == scenario.errno, result
-    expected_icmp = (None if scenario.icmp_type is None
-                     else (scenario.icmp_type, scenario.icmp_code, scenario.icmp_from))
+    expected_icmp = (
+        None
+        if scenario.icmp_type is None
+        else (scenario.icmp_type, scenario.icmp_code, scenario.icmp_from)
+    )
     assert _icmp(result) == expected_icmp, result
     elapsed = result["elapsed_s"]
     if scenario.category == "timeout":
@@ -91,8 +102,10 @@ def test_icmp_sender_tells_target_from_routers_and_client(
 ) -> None:
     """Same ICMP code, four different senders: only icmp_from tells who rejected."""
     v = "v4" if family == "ipv4" else "v6"
-    senders = {where: _icmp(observed[f"{where}-port-{v}"]) for where in
-               ("server", "router1", "router2", "client")}
+    senders = {
+        where: _icmp(observed[f"{where}-port-{v}"])
+        for where in ("server", "router1", "router2", "client")
+    }
     froms = {where: icmp[2] for where, icmp in senders.items() if icmp is not None}
     assert froms == {
         "server": SCENARIOS_BY_NAME[f"server-port-{v}"].address,

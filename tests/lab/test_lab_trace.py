@@ -51,13 +51,16 @@ def _row(scenario: str, kind: str) -> Expected:
     if kind == "reject-r2":
         return Expected(scenario, f"rejected by hop 3 ({r2})", r2, (r1, r2, r2))
     if kind == "nohost-r2":
-        return Expected(scenario, f"host unreachable, reported by hop 3 ({r2})", r2,
-                        (r1, r2, r2))
+        return Expected(scenario, f"host unreachable, reported by hop 3 ({r2})", r2, (r1, r2, r2))
     assert kind == "reject-target"
     icmp = "3/3" if SCENARIOS_BY_NAME[scenario].family == "ipv4" else "1/4"
-    return Expected(scenario, f"reached host at hop 3, which rejects the port "
-                              f"(ICMP port-unreachable {icmp})", address, (r1, r2, address),
-                    reached=True)
+    return Expected(
+        scenario,
+        f"reached host at hop 3, which rejects the port (ICMP port-unreachable {icmp})",
+        address,
+        (r1, r2, address),
+        reached=True,
+    )
 
 
 TRACED = [
@@ -86,13 +89,23 @@ def _events(stdout: str) -> Events:
 @pytest.fixture(scope="module")
 def traced_scan(lab: Lab, tmp_path_factory: pytest.TempPathFactory) -> tuple[Events, float]:
     names = [e.scenario for e in TRACED] + UNTRACED
-    lines = [f"  - {{name: {n}, host: \"{SCENARIOS_BY_NAME[n].address}\", "
-             f"port: {SCENARIOS_BY_NAME[n].port}, timeout: 1.0, retries: 0}}" for n in names]
+    lines = [
+        f'  - {{name: {n}, host: "{SCENARIOS_BY_NAME[n].address}", '
+        f"port: {SCENARIOS_BY_NAME[n].port}, timeout: 1.0, retries: 0}}"
+        for n in names
+    ]
     inventory = tmp_path_factory.mktemp("trace") / "inventory.yaml"
     inventory.write_text("version: 1\ntargets:\n" + "\n".join(lines) + "\n")
     started = time.monotonic()
-    proc = lab.scanner("check", str(inventory), "--format", "json", "--trace-failures",
-                       "--hop-timeout", HOP_TIMEOUT)
+    proc = lab.scanner(
+        "check",
+        str(inventory),
+        "--format",
+        "json",
+        "--trace-failures",
+        "--hop-timeout",
+        HOP_TIMEOUT,
+    )
     elapsed = time.monotonic() - started
     assert proc.returncode == 1, proc.stderr
     return _events(proc.stdout), elapsed
@@ -128,16 +141,14 @@ def test_failed_target_path(traced_scan: tuple[Events, float], expected: Expecte
         assert hop["hop_address"] is None or hop["icmp_type"] == exceeded, hop
     last = hops[-1]
     if "reject" in expected.verdict or "reached" in expected.verdict:
-        assert (last["icmp_type"], last["icmp_code"]) == (scenario.icmp_type,
-                                                           scenario.icmp_code)
+        assert (last["icmp_type"], last["icmp_code"]) == (scenario.icmp_type, scenario.icmp_code)
     # every hop event comes before its target's result
     order = [i for i, e in enumerate(events) if e.get("target") == expected.scenario]
     assert events[order[-1]]["event"] == "target.result"
 
 
 @pytest.mark.parametrize("name", UNTRACED)
-def test_untraced_targets_keep_null_path_keys(traced_scan: tuple[Events, float],
-                                              name: str) -> None:
+def test_untraced_targets_keep_null_path_keys(traced_scan: tuple[Events, float], name: str) -> None:
     events, _ = traced_scan
     result = _result(events, name)
     assert result["last_hop"] is None and result["path_verdict"] is None
@@ -153,13 +164,11 @@ def test_tracing_costs_about_one_hop_timeout(traced_scan: tuple[Events, float]) 
 
 def test_trace_command_json(lab: Lab) -> None:
     scenario = SCENARIOS_BY_NAME["router2-port-v6"]
-    proc = lab.scanner("trace", scenario.endpoint, "--format", "json",
-                       "--hop-timeout", HOP_TIMEOUT)
+    proc = lab.scanner("trace", scenario.endpoint, "--format", "json", "--hop-timeout", HOP_TIMEOUT)
     assert proc.returncode == 1, proc.stderr
     events = _events(proc.stdout)
     hops = [e for e in events if e["event"] == "path.hop"]
-    assert [h["hop_address"] for h in hops] == [ROUTER1["ipv6"], ROUTER2["ipv6"],
-                                                ROUTER2["ipv6"]]
+    assert [h["hop_address"] for h in hops] == [ROUTER1["ipv6"], ROUTER2["ipv6"], ROUTER2["ipv6"]]
     assert [(h["icmp_type"], h["icmp_code"]) for h in hops] == [(3, 0), (3, 0), (1, 4)]
     result = next(e for e in events if e["event"] == "target.result")
     assert result["path_verdict"] == f"rejected by hop 3 ({ROUTER2['ipv6']})"
@@ -173,14 +182,21 @@ def test_trace_command_console_open_target(lab: Lab) -> None:
     out = proc.stdout
     assert "reached host at hop 3, port open" in out
     hop_lines = [m.groups() for m in re.finditer(r"^ +(\d+) +(\S+) ", out, re.MULTILINE)]
-    assert hop_lines == [("1", ROUTER1["ipv4"]), ("2", ROUTER2["ipv4"]),
-                         ("3", scenario.address)]
+    assert hop_lines == [("1", ROUTER1["ipv4"]), ("2", ROUTER2["ipv4"]), ("3", scenario.address)]
 
 
 def test_trace_command_console_drop(lab: Lab, tmp_path: Path) -> None:
     scenario = SCENARIOS_BY_NAME["server-drop-v4"]
-    proc = lab.scanner("trace", scenario.endpoint, "--format", "console",
-                       "--hop-timeout", HOP_TIMEOUT, "--max-hops", "5")
+    proc = lab.scanner(
+        "trace",
+        scenario.endpoint,
+        "--format",
+        "console",
+        "--hop-timeout",
+        HOP_TIMEOUT,
+        "--max-hops",
+        "5",
+    )
     assert proc.returncode == 1, proc.stderr
     out = proc.stdout
     assert f"dropped after hop 2 ({ROUTER2['ipv4']})" in out
@@ -191,8 +207,11 @@ def test_trace_command_console_drop(lab: Lab, tmp_path: Path) -> None:
 def test_traced_scan_matches_the_event_schema(traced_scan: tuple[Events, float]) -> None:
     import jsonschema
 
-    schema = json.loads((Path(__file__).resolve().parents[2] / "scanner" / "data" /
-                         "events.schema.json").read_text())
+    schema = json.loads(
+        (
+            Path(__file__).resolve().parents[2] / "scanner" / "data" / "events.schema.json"
+        ).read_text()
+    )
     validator = jsonschema.Draft202012Validator(schema)
     events, _ = traced_scan
     assert any(e["event"] == "path.hop" for e in events)

@@ -110,20 +110,28 @@ class Scenario:
 
     @property
     def endpoint(self) -> str:
-        return f"[{self.address}]:{self.port}" if self.family == "ipv6" else (
-            f"{self.address}:{self.port}")
+        return (
+            f"[{self.address}]:{self.port}"
+            if self.family == "ipv6"
+            else (f"{self.address}:{self.port}")
+        )
 
 
 # ICMP (type, code) per reject kind and family; nft's names for them.
 _ICMP = {
-    "port": {"ipv4": (3, 3, "icmp type port-unreachable"),
-             "ipv6": (1, 4, "icmpv6 type port-unreachable")},
-    "host": {"ipv4": (3, 1, "icmp type host-unreachable"),
-             "ipv6": (1, 3, "icmpv6 type addr-unreachable")},
-    "admin": {"ipv4": (3, 13, "icmp type admin-prohibited"),
-              "ipv6": (1, 1, "icmpv6 type admin-prohibited")},
-    "net": {"ipv4": (3, 0, "icmp type net-unreachable"),
-            "ipv6": (1, 0, "icmpv6 type no-route")},
+    "port": {
+        "ipv4": (3, 3, "icmp type port-unreachable"),
+        "ipv6": (1, 4, "icmpv6 type port-unreachable"),
+    },
+    "host": {
+        "ipv4": (3, 1, "icmp type host-unreachable"),
+        "ipv6": (1, 3, "icmpv6 type addr-unreachable"),
+    },
+    "admin": {
+        "ipv4": (3, 13, "icmp type admin-prohibited"),
+        "ipv6": (1, 1, "icmpv6 type admin-prohibited"),
+    },
+    "net": {"ipv4": (3, 0, "icmp type net-unreachable"), "ipv6": (1, 0, "icmpv6 type no-route")},
 }
 # errno a connect() gets for each ICMP kind (Linux icmp_err_convert / icmpv6_err_convert).
 _ICMP_ERRNO = {
@@ -147,14 +155,22 @@ NO_HOST = 200  # on a connected subnet, nobody answers ARP/NDP
 def _filter_scenario(where: str, host: int, kind: str, family: str) -> Scenario:
     address = _v4(host) if family == "ipv4" else _v6(host)
     name = f"{where}-{kind}-{'v4' if family == 'ipv4' else 'v6'}"
-    common: dict[str, Any] = {"name": name, "family": family, "address": address, "port": 80,
-                              "where": where}
+    common: dict[str, Any] = {
+        "name": name,
+        "family": family,
+        "address": address,
+        "port": 80,
+        "where": where,
+    }
     if kind == "drop":
-        return Scenario(**common, category="timeout", errno="timeout",
-                        what="nft drop (silent)")
+        return Scenario(**common, category="timeout", errno="timeout", what="nft drop (silent)")
     if kind == "rst":
-        return Scenario(**common, category="refused", errno="ECONNREFUSED",
-                        what="nft reject with tcp reset (RST forged with the target's address)")
+        return Scenario(
+            **common,
+            category="refused",
+            errno="ECONNREFUSED",
+            what="nft reject with tcp reset (RST forged with the target's address)",
+        )
     icmp_type, icmp_code, nft_name = _ICMP[kind][family]
     role = "target" if where == "server" else where
     sender = address if where == "server" else _ROLE_ADDR[where][family]
@@ -164,9 +180,16 @@ def _filter_scenario(where: str, host: int, kind: str, family: str) -> Scenario:
         category = "rejected"  # the target itself answered, or the code only a filter sends
     else:
         category = {"host": "host_unreachable", "net": "network_unreachable"}[kind]
-    return Scenario(**common, category=category, errno=_ICMP_ERRNO[kind][family],
-                    icmp_type=icmp_type, icmp_code=icmp_code, icmp_from=sender,
-                    icmp_from_role=role, what=f"nft reject with {nft_name}")
+    return Scenario(
+        **common,
+        category=category,
+        errno=_ICMP_ERRNO[kind][family],
+        icmp_type=icmp_type,
+        icmp_code=icmp_code,
+        icmp_from=sender,
+        icmp_from_role=role,
+        what=f"nft reject with {nft_name}",
+    )
 
 
 def _scenarios(family: str) -> list[Scenario]:
@@ -175,46 +198,151 @@ def _scenarios(family: str) -> list[Scenario]:
     unreach_type = 3 if family == "ipv4" else 1
     host_code = 1 if family == "ipv4" else 3
     out = [
-        Scenario(f"open-{v}", family, SERVER[family], 80, "open", None, where="server",
-                 what="listener on 80/443/8080"),
-        Scenario(f"closed-{v}", family, SERVER[family], CLOSED_PORT, "refused", "ECONNREFUSED",
-                 where="server", what="nothing listening: the server's kernel sends RST"),
-        Scenario(f"anyip-{v}", family, a(77, 128) if family == "ipv4" else _v6(77, 0x80), 80,
-                 "open", None, where="server", what="AnyIP benchmark range (local route on lo)"),
-        Scenario(f"slow-{v}", family, a(SLOW_HOST), 80, "slow", None, where="router2",
-                 what="first SYN of each connection dropped; retransmission 1 s later passes",
-                 max_latency_ms=500),
+        Scenario(
+            f"open-{v}",
+            family,
+            SERVER[family],
+            80,
+            "open",
+            None,
+            where="server",
+            what="listener on 80/443/8080",
+        ),
+        Scenario(
+            f"closed-{v}",
+            family,
+            SERVER[family],
+            CLOSED_PORT,
+            "refused",
+            "ECONNREFUSED",
+            where="server",
+            what="nothing listening: the server's kernel sends RST",
+        ),
+        Scenario(
+            f"anyip-{v}",
+            family,
+            a(77, 128) if family == "ipv4" else _v6(77, 0x80),
+            80,
+            "open",
+            None,
+            where="server",
+            what="AnyIP benchmark range (local route on lo)",
+        ),
+        Scenario(
+            f"slow-{v}",
+            family,
+            a(SLOW_HOST),
+            80,
+            "slow",
+            None,
+            where="router2",
+            what="first SYN of each connection dropped; retransmission 1 s later passes",
+            max_latency_ms=500,
+        ),
     ]
     for where, faults in _FILTER_FAULTS.items():
         out += [_filter_scenario(where, host, kind, family) for host, kind in faults.items()]
     out += [
-        Scenario(f"nohost-{v}", family, a(NO_HOST), 80, "host_unreachable", "EHOSTUNREACH",
-                 unreach_type, host_code, ROUTER2[family], "router2", where="router2",
-                 what="address on router2's connected subnet, no host: ARP/NDP fails"),
-        Scenario(f"nohost-local-{v}", family, a(NO_HOST, 1), 80, "host_unreachable",
-                 "EHOSTUNREACH", unreach_type, host_code, CLIENT[family], "client",
-                 where="client", what="address on the client's own subnet: ARP/NDP fails"),
-        Scenario(f"route-unreachable-{v}", family, a(1, 8), 80,
-                 "host_unreachable" if family == "ipv4" else "network_unreachable",
-                 "EHOSTUNREACH" if family == "ipv4" else "ENETUNREACH",
-                 unreach_type, 1 if family == "ipv4" else 0, ROUTER2[family], "router2",
-                 where="router2", what="`ip route add unreachable` at router2"),
-        Scenario(f"route-prohibit-{v}", family, a(1, 9), 80, "rejected",
-                 "EHOSTUNREACH" if family == "ipv4" else "EACCES",
-                 unreach_type, 13 if family == "ipv4" else 1, ROUTER1[family], "router1",
-                 where="router1", what="`ip route add prohibit` at router1"),
-        Scenario(f"route-blackhole-{v}", family, a(1, 10), 80, "timeout", "timeout",
-                 where="router2", what="`ip route add blackhole` at router2"),
-        Scenario(f"noroute-router1-{v}", family,
-                 "198.19.200.1" if family == "ipv4" else "2001:db8:7fff::1", 80,
-                 "network_unreachable", "ENETUNREACH", unreach_type, 0, ROUTER1[family],
-                 "router1", where="router1", what="router1 has no route (no default route)"),
-        Scenario(f"noroute-local-{v}", family,
-                 "203.0.113.1" if family == "ipv4" else "2001:db8:ff00::1", 80,
-                 "network_unreachable", "ENETUNREACH", where="client",
-                 what="the client has no route: connect() fails at once, no packet sent"),
-        Scenario(f"prohibit-local-{v}", family, a(1, 7), 80, "blocked_locally", "EACCES",
-                 where="client", what="`ip route add prohibit` in the client: local policy"),
+        Scenario(
+            f"nohost-{v}",
+            family,
+            a(NO_HOST),
+            80,
+            "host_unreachable",
+            "EHOSTUNREACH",
+            unreach_type,
+            host_code,
+            ROUTER2[family],
+            "router2",
+            where="router2",
+            what="address on router2's connected subnet, no host: ARP/NDP fails",
+        ),
+        Scenario(
+            f"nohost-local-{v}",
+            family,
+            a(NO_HOST, 1),
+            80,
+            "host_unreachable",
+            "EHOSTUNREACH",
+            unreach_type,
+            host_code,
+            CLIENT[family],
+            "client",
+            where="client",
+            what="address on the client's own subnet: ARP/NDP fails",
+        ),
+        Scenario(
+            f"route-unreachable-{v}",
+            family,
+            a(1, 8),
+            80,
+            "host_unreachable" if family == "ipv4" else "network_unreachable",
+            "EHOSTUNREACH" if family == "ipv4" else "ENETUNREACH",
+            unreach_type,
+            1 if family == "ipv4" else 0,
+            ROUTER2[family],
+            "router2",
+            where="router2",
+            what="`ip route add unreachable` at router2",
+        ),
+        Scenario(
+            f"route-prohibit-{v}",
+            family,
+            a(1, 9),
+            80,
+            "rejected",
+            "EHOSTUNREACH" if family == "ipv4" else "EACCES",
+            unreach_type,
+            13 if family == "ipv4" else 1,
+            ROUTER1[family],
+            "router1",
+            where="router1",
+            what="`ip route add prohibit` at router1",
+        ),
+        Scenario(
+            f"route-blackhole-{v}",
+            family,
+            a(1, 10),
+            80,
+            "timeout",
+            "timeout",
+            where="router2",
+            what="`ip route add blackhole` at router2",
+        ),
+        Scenario(
+            f"noroute-router1-{v}",
+            family,
+            "198.19.200.1" if family == "ipv4" else "2001:db8:7fff::1",
+            80,
+            "network_unreachable",
+            "ENETUNREACH",
+            unreach_type,
+            0,
+            ROUTER1[family],
+            "router1",
+            where="router1",
+            what="router1 has no route (no default route)",
+        ),
+        Scenario(
+            f"noroute-local-{v}",
+            family,
+            "203.0.113.1" if family == "ipv4" else "2001:db8:ff00::1",
+            80,
+            "network_unreachable",
+            "ENETUNREACH",
+            where="client",
+            what="the client has no route: connect() fails at once, no packet sent",
+        ),
+        Scenario(
+            f"prohibit-local-{v}",
+            family,
+            a(1, 7),
+            80,
+            "blocked_locally",
+            "EACCES",
+            where="client",
+            what="`ip route add prohibit` in the client: local policy",
+        ),
     ]
     return out
 
@@ -243,8 +371,9 @@ DNS_NAMES: tuple[DnsName, ...] = (
     DnsName("ok.lab.test", _OK4, _OK6, what="A and AAAA, both open"),
     DnsName("v4only.lab.test", _OK4, "dns_no_address", what="A only (AAAA: NOERROR, no data)"),
     DnsName("v6only.lab.test", "dns_no_address", _OK6, what="AAAA only"),
-    DnsName("noaddr.lab.test", "dns_no_address", "dns_no_address",
-            what="name exists, no A and no AAAA"),
+    DnsName(
+        "noaddr.lab.test", "dns_no_address", "dns_no_address", what="name exists, no A and no AAAA"
+    ),
     DnsName("missing.lab.test", "dns_nxdomain", "dns_nxdomain", what="not in the zone"),
     DnsName("servfail.lab.test", "dns_servfail", "dns_servfail", what="SERVFAIL for every type"),
     DnsName("refused.lab.test", "dns_refused", "dns_refused", what="REFUSED for every type"),
@@ -252,15 +381,32 @@ DNS_NAMES: tuple[DnsName, ...] = (
     DnsName("half.lab.test", _OK4, "dns_servfail", what="A answers, AAAA gets SERVFAIL"),
     DnsName("alias.lab.test", _OK4, _OK6, what="CNAME -> ok.lab.test"),
     DnsName("chain.lab.test", _OK4, _OK6, what="CNAME chain of 3 -> ok.lab.test"),
-    DnsName("dangling.lab.test", "dns_nxdomain", "dns_nxdomain",
-            what="CNAME to a name that does not exist"),
-    DnsName("v4good.lab.test", _OK4, (DNS_DROPPED["ipv6"],),
-            what="dual stack: IPv4 open, IPv6 address silently dropped (timeout)"),
-    DnsName("v6good.lab.test", (_v4(11),), _OK6,
-            what="dual stack: IPv6 open, IPv4 address answers RST (refused)"),
+    DnsName(
+        "dangling.lab.test",
+        "dns_nxdomain",
+        "dns_nxdomain",
+        what="CNAME to a name that does not exist",
+    ),
+    DnsName(
+        "v4good.lab.test",
+        _OK4,
+        (DNS_DROPPED["ipv6"],),
+        what="dual stack: IPv4 open, IPv6 address silently dropped (timeout)",
+    ),
+    DnsName(
+        "v6good.lab.test",
+        (_v4(11),),
+        _OK6,
+        what="dual stack: IPv6 open, IPv4 address answers RST (refused)",
+    ),
     DnsName("hosts.lab.test", _OK4, _OK6, source="hosts", what="only in the client's /etc/hosts"),
-    DnsName("override.lab.test", _OK4, _OK6, source="hosts",
-            what="in /etc/hosts (open) and in DNS (dropped address): hosts wins"),
+    DnsName(
+        "override.lab.test",
+        _OK4,
+        _OK6,
+        source="hosts",
+        what="in /etc/hosts (open) and in DNS (dropped address): hosts wins",
+    ),
 )
 
 
@@ -295,13 +441,13 @@ def zone() -> dict[str, dict[str, Any]]:
 HOSTS_FILE = f"""\
 127.0.0.1 localhost
 ::1 localhost ip6-localhost ip6-loopback
-{SERVER['ipv4']} hosts.lab.test override.lab.test
-{SERVER['ipv6']} hosts.lab.test override.lab.test
+{SERVER["ipv4"]} hosts.lab.test override.lab.test
+{SERVER["ipv6"]} hosts.lab.test override.lab.test
 """
 RESOLV_CONF = f"""\
 # lab client: only the lab's DNS server
-nameserver {DNS['ipv4']}
-nameserver {DNS['ipv6']}
+nameserver {DNS["ipv4"]}
+nameserver {DNS["ipv6"]}
 options timeout:1 attempts:1
 """
 
@@ -420,8 +566,9 @@ class Lab:
         netns.veth(self.router2, "east", self.server, "eth0")
 
         def addrs(dev: str, v4: Sequence[str], v6: Sequence[str]) -> list[str]:
-            return ([f"addr add {a}/24 dev {dev}" for a in v4]
-                    + [f"addr add {a}/64 dev {dev} nodad" for a in v6])
+            return [f"addr add {a}/24 dev {dev}" for a in v4] + [
+                f"addr add {a}/64 dev {dev} nodad" for a in v6
+            ]
 
         self.client.ip(
             *addrs("eth0", [CLIENT["ipv4"]], [CLIENT["ipv6"]]),
@@ -433,10 +580,19 @@ class Lab:
         self.router1.ip(
             *addrs("west", [ROUTER1["ipv4"]], [ROUTER1["ipv6"]]),
             *addrs("east", [ROUTER1_CORE["ipv4"]], [ROUTER1_CORE["ipv6"]]),
-            *[f"route add {net} via {ROUTER2['ipv4']}" for net in
-              ("198.18.3.0/24", "198.18.8.0/24", "198.18.10.0/24", BENCH_NET["ipv4"])],
-            *[f"route add {net} via {ROUTER2['ipv6']}" for net in
-              ("2001:db8:3::/64", "2001:db8:8::/64", "2001:db8:a::/64", BENCH_NET["ipv6"])],
+            *[
+                f"route add {net} via {ROUTER2['ipv4']}"
+                for net in ("198.18.3.0/24", "198.18.8.0/24", "198.18.10.0/24", BENCH_NET["ipv4"])
+            ],
+            *[
+                f"route add {net} via {ROUTER2['ipv6']}"
+                for net in (
+                    "2001:db8:3::/64",
+                    "2001:db8:8::/64",
+                    "2001:db8:a::/64",
+                    BENCH_NET["ipv6"],
+                )
+            ],
             "route add prohibit 198.18.9.0/24",
             "route add prohibit 2001:db8:9::/64",
         )
@@ -452,8 +608,9 @@ class Lab:
             f"route add {BENCH_NET['ipv4']} via {SERVER['ipv4']}",
             f"route add {BENCH_NET['ipv6']} via {SERVER['ipv6']}",
         )
-        hosts = sorted({10, 53, 54, SLOW_HOST}
-                       | {h for faults in _FILTER_FAULTS.values() for h in faults})
+        hosts = sorted(
+            {10, 53, 54, SLOW_HOST} | {h for faults in _FILTER_FAULTS.values() for h in faults}
+        )
         self.server.ip(
             *addrs("eth0", [_v4(h) for h in hosts], [_v6(h) for h in hosts]),
             f"route add default via {ROUTER2_EDGE['ipv4']}",
@@ -463,25 +620,46 @@ class Lab:
         )
         # ARP/NDP failure in well under a second (default: 3 probes x 1 s).
         for ns, dev in ((self.client, "eth0"), (self.router2, "east")):
-            ns.sysctl({f"net.{fam}.neigh.{dev}.{key}": value
-                       for fam in ("ipv4", "ipv6")
-                       for key, value in (("retrans_time_ms", NEIGH_RETRANS_MS),
-                                          ("mcast_solicit", NEIGH_PROBES),
-                                          ("ucast_solicit", NEIGH_PROBES))})
+            ns.sysctl(
+                {
+                    f"net.{fam}.neigh.{dev}.{key}": value
+                    for fam in ("ipv4", "ipv6")
+                    for key, value in (
+                        ("retrans_time_ms", NEIGH_RETRANS_MS),
+                        ("mcast_solicit", NEIGH_PROBES),
+                        ("ucast_solicit", NEIGH_PROBES),
+                    )
+                }
+            )
         self.server.sysctl({"net.core.somaxconn": 65535, "net.ipv4.tcp_max_syn_backlog": 65535})
-        for ns, where in ((self.client, "client"), (self.router1, "router1"),
-                          (self.router2, "router2"), (self.server, "server")):
+        for ns, where in (
+            (self.client, "client"),
+            (self.router1, "router1"),
+            (self.router2, "router2"),
+            (self.server, "server"),
+        ):
             ns.nft(ruleset(where))
 
-        self.server.spawn([sys.executable, "-c", LISTENER, *map(str, OPEN_PORTS)],
-                          ready_line="listening")
+        self.server.spawn(
+            [sys.executable, "-c", LISTENER, *map(str, OPEN_PORTS)], ready_line="listening"
+        )
         zone_path = self.workdir / "zone.json"
         zone_path.write_text(json.dumps(zone(), indent=1), encoding="utf-8")
         for address in DNS.values():
             self.server.spawn(
-                [sys.executable, "-m", "scanner.testing.dns_server", "--zone", str(zone_path),
-                 "--host", address, "--port", "53"],
-                ready_line="listening", cwd=REPO_ROOT,
+                [
+                    sys.executable,
+                    "-m",
+                    "scanner.testing.dns_server",
+                    "--zone",
+                    str(zone_path),
+                    "--host",
+                    address,
+                    "--port",
+                    "53",
+                ],
+                ready_line="listening",
+                cwd=REPO_ROOT,
             )
         self.client.write_etc("resolv.conf", RESOLV_CONF)
         self.client.write_etc("hosts", HOSTS_FILE)
@@ -499,8 +677,9 @@ class Lab:
 
         Never raises on a non-zero exit: the exit code is part of what tests check.
         """
-        return self.client.run([sys.executable, "-m", "scanner", *args], check=False,
-                               timeout=timeout, cwd=REPO_ROOT)
+        return self.client.run(
+            [sys.executable, "-m", "scanner", *args], check=False, timeout=timeout, cwd=REPO_ROOT
+        )
 
     def probe(
         self, jobs: Sequence[tuple[str, int, float] | tuple[str, int, float, int | None]]
@@ -509,28 +688,45 @@ class Lab:
 
         Each job is (address, port, timeout_s) or (address, port, timeout_s, ttl).
         """
-        payload = json.dumps([{"address": j[0], "port": j[1], "timeout": j[2],
-                               "ttl": j[3] if len(j) > 3 else None} for j in jobs])
+        payload = json.dumps(
+            [
+                {
+                    "address": j[0],
+                    "port": j[1],
+                    "timeout": j[2],
+                    "ttl": j[3] if len(j) > 3 else None,
+                }
+                for j in jobs
+            ]
+        )
         longest = max((j[2] for j in jobs), default=1.0)
-        proc = self.client.run([sys.executable, str(SOCKPROBE)], input=payload,
-                               timeout=longest + 15)
+        proc = self.client.run(
+            [sys.executable, str(SOCKPROBE)], input=payload, timeout=longest + 15
+        )
         return list(json.loads(proc.stdout))
 
     @contextmanager
     def rule(self, where: str, rule: str) -> Iterator[None]:
         """Add one nft rule to a box's lab chain for the duration of a ``with`` block."""
-        ns = {"client": self.client, "router1": self.router1, "router2": self.router2,
-              "server": self.server}[where]
+        ns = {
+            "client": self.client,
+            "router1": self.router1,
+            "router2": self.router2,
+            "server": self.server,
+        }[where]
         hook = {"server": "input", "client": "output"}.get(where, "forward")
-        out = ns.run(["nft", "--echo", "--handle", "insert", "rule", "inet", "lab", hook,
-                      *rule.split()]).stdout
+        out = ns.run(
+            ["nft", "--echo", "--handle", "insert", "rule", "inet", "lab", hook, *rule.split()]
+        ).stdout
         handle = re.search(r"# handle (\d+)", out)
         try:
             yield
         finally:
             if handle is not None:
-                ns.run(["nft", "delete", "rule", "inet", "lab", hook, "handle",
-                        handle.group(1)], check=False)
+                ns.run(
+                    ["nft", "delete", "rule", "inet", "lab", hook, "handle", handle.group(1)],
+                    check=False,
+                )
 
     def close(self) -> None:
         netns.delete_all(reversed(self.namespaces))
@@ -548,17 +744,24 @@ class Lab:
 def observed_table(lab: Lab) -> str:
     """Probe every scenario and render expected vs observed as a Markdown table."""
     results = lab.probe([(s.address, s.port, s.timeout_s) for s in SCENARIOS])
-    lines = ["| scenario | destination | category | errno | ICMP type/code | ICMP from | "
-             "seconds | matches |", "|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "| scenario | destination | category | errno | ICMP type/code | ICMP from | "
+        "seconds | matches |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for s, r in zip(SCENARIOS, results, strict=True):
         icmp = next((e for e in r["errqueue"] if e["origin"] in ("icmp", "icmp6")), None)
-        seen = (r["errno"], *((icmp["icmp_type"], icmp["icmp_code"], icmp["from"])
-                              if icmp else (None, None, None)))
+        seen = (
+            r["errno"],
+            *((icmp["icmp_type"], icmp["icmp_code"], icmp["from"]) if icmp else (None, None, None)),
+        )
         match = seen == (s.errno, s.icmp_type, s.icmp_code, s.icmp_from)
         code = f"{seen[1]}/{seen[2]}" if icmp else "—"
         sender = f"{seen[3]} ({s.icmp_from_role})" if icmp else "—"
-        lines.append(f"| {s.name} | {s.endpoint} | {s.category} | {r['errno'] or '—'} | {code} "
-                     f"| {sender} | {r['elapsed_s']:.3f} | {'yes' if match else 'NO'} |")
+        lines.append(
+            f"| {s.name} | {s.endpoint} | {s.category} | {r['errno'] or '—'} | {code} "
+            f"| {sender} | {r['elapsed_s']:.3f} | {'yes' if match else 'NO'} |"
+        )
     return "\n".join(lines)
 
 
