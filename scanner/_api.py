@@ -13,9 +13,6 @@ from .models import Inventory, ScanSummary, TargetResult
 from .observers import Collector, FanOut, Observer
 from .verdict import Verdict, exit_code, result_verdict, scan_passed
 
-#: an embedding program keeps its own signal handling unless it asks otherwise
-_API_OPTIONS = ScanOptions(handle_signals=False)
-
 
 class CheckResult(Struct, frozen=True):
     """A whole check: the summary and every target's result, in inventory order."""
@@ -53,7 +50,7 @@ def _observer(collector: Collector, observer: Observer | None) -> Observer:
 
 def check(
     inventory: Inventory,
-    options: ScanOptions = _API_OPTIONS,
+    options: ScanOptions = ScanOptions(),
     *,
     observer: Observer | None = None,
 ) -> CheckResult:
@@ -65,7 +62,7 @@ def check(
 
 async def check_async(
     inventory: Inventory,
-    options: ScanOptions = _API_OPTIONS,
+    options: ScanOptions = ScanOptions(),
     *,
     observer: Observer | None = None,
 ) -> CheckResult:

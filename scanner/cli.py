@@ -363,6 +363,7 @@ def _scan_options(args: argparse.Namespace) -> ScanOptions:
 
         trace = TraceConfig(max_hops=args.max_hops, hop_timeout=args.hop_timeout)
     return ScanOptions(
+        handle_signals=True,
         concurrency=args.concurrency,
         max_duration=args.max_duration,
         allow=tuple(args.allow),
@@ -440,7 +441,7 @@ class CheckPlan(NamedTuple):
         return self.artefacts.wanted or self.fail_on == "new"
 
 
-def plan_check(args: argparse.Namespace) -> CheckPlan | None:
+def plan_check(args: argparse.Namespace) -> CheckPlan | None:  # noqa: PLR0911 - one return per usage error, each said first
     """The typed plan of ``scanner check``, or None after saying what is wrong (exit 2)."""
     artefacts = _artefacts(args)
     problems = _usage_problems(args, artefacts)
@@ -615,7 +616,7 @@ def cmd_trace(args: argparse.Namespace) -> int:
     inventory = Inventory(paths=(name,), targets=(target,))
     observer = stream_observer(_resolve_format(args.format), show_ok=True)
     config = TraceConfig(max_hops=args.max_hops, hop_timeout=args.hop_timeout, include_ok=True)
-    options = ScanOptions(trace_failures=True, trace=config)
+    options = ScanOptions(handle_signals=True, trace_failures=True, trace=config)
     return exit_code(run_scan_sync(inventory, observer, options))
 
 

@@ -131,7 +131,7 @@ def loopback_fixtures() -> Iterator[dict[str, int]]:
 def run_demo(fmt: str) -> int:
     import anyio
 
-    from .engine import backend_options, run_scan
+    from .engine import ScanOptions, backend_options, run_scan
     from .inventory import load_inventories
     from .report import stream_observer
     from .testing.dns_server import start_server
@@ -148,7 +148,7 @@ def run_demo(fmt: str) -> int:
                 with open(path, "w", encoding="utf-8") as handle:
                     handle.write(text)
                 inventory = load_inventories([path])
-                await run_scan(inventory, observer)
+                await run_scan(inventory, observer, ScanOptions(handle_signals=True))
         finally:
             transport.close()
 

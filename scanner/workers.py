@@ -284,29 +284,57 @@ def run_workers(
     A worker that dies leaves its targets unchecked: they count as inconclusive, so the
     stream's ``scan.finished`` agrees with the exit code and never passes a partial scan.
     """
-    started_at = time.perf_counter()
-    interrupted_by: str | None = None
-    procs: list[_Worker] = []
+    parent = _Parent(job, workers, frame, observer, relay)
+    # in place before the first fork: a signal in between reaches every worker
+    previous = {sig: signal.signal(sig, parent.forward) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        parent.start()
+        parent.pump(flush)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        parent.reap()
+    return parent.outcome()
 
-    def forward(signum: int, _frame: object) -> None:
-        nonlocal interrupted_by
-        if interrupted_by is None:
-            interrupted_by = signal.Signals(signum).name
-        for proc in procs:
+
+class _Parent:
+    """The parent's side of a scan by several workers: relaying, messages, the verdict."""
+
+    def __init__(
+        self,
+        job: WorkerJob,
+        workers: int,
+        frame: Observer,
+        observer: Observer,
+        relay: Callable[[bytes], None],
+    ) -> None:
+        self.job = job
+        self.workers = workers
+        self.frame = frame
+        self.observer = observer
+        self.relay = relay
+        self.procs: list[_Worker] = []
+        self.decoder = msgspec.msgpack.Decoder(Message)
+        self.held: list[bytes] = []  # event lines that arrive before every worker started
+        self.framed = False
+        self.interrupted_by: str | None = None
+        self.started_at = time.perf_counter()
+
+    def forward(self, signum: int, _frame: object) -> None:
+        if self.interrupted_by is None:
+            self.interrupted_by = signal.Signals(signum).name
+        for proc in self.procs:
             proc.signal(signum)
 
-    # in place before the first fork: a signal in between reaches every worker
-    previous = {sig: signal.signal(sig, forward) for sig in (signal.SIGINT, signal.SIGTERM)}
-    jobs = split(job, workers)
-    decoder = msgspec.msgpack.Decoder(Message)
-    held: list[bytes] = []  # event lines that arrive before every worker has started
-    framed = False
-    try:
-        for number, worker_job in enumerate(jobs, start=1):
-            fds = [fd for p in procs for fd in (p.events, p.control)]
-            procs.append(_Worker(number, worker_job, fds))
+    def start(self) -> None:
+        for number, worker_job in enumerate(split(self.job, self.workers), start=1):
+            fds = [fd for p in self.procs for fd in (p.events, p.control)]
+            self.procs.append(_Worker(number, worker_job, fds))
+
+    def pump(self, flush: Callable[[], None]) -> None:
+        """Read every pipe until all are closed."""
         selector = selectors.DefaultSelector()
-        for proc in procs:
+        for proc in self.procs:
             selector.register(proc.events, selectors.EVENT_READ, (proc, True))
             selector.register(proc.control, selectors.EVENT_READ, (proc, False))
         while selector.get_map():
@@ -316,63 +344,80 @@ def run_workers(
                 if not chunk:
                     selector.unregister(key.fd)
                     os.close(key.fd)
-                    continue
-                if is_events:
-                    lines, _, proc.partial = (proc.partial + chunk).rpartition(b"\n")
-                    if lines:
-                        (relay if framed else held.append)(lines + b"\n")
-                    continue
-                for message in _messages(proc, chunk, decoder):
-                    if isinstance(message, Started):
-                        proc.start = message.start
-                    elif isinstance(message, Results):
-                        for result in message.results:
-                            index = result.index * workers + proc.number - 1
-                            proc.reported.add(index)
-                            observer.on_target(replace(result, index=index))
-                    else:
-                        proc.summary = message.summary
-                if not framed and all(p.start is not None for p in procs):
-                    frame.on_start(_whole_start(job.inventory, procs))
-                    framed = True
-                    for lines in held:
-                        relay(lines)
-                    held.clear()
+                elif is_events:
+                    self._lines(proc, chunk)
+                else:
+                    self._control(proc, chunk)
             flush()
-        for proc in procs:
+        for proc in self.procs:
             proc.wait()
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-        for proc in procs:
+
+    def _lines(self, proc: _Worker, chunk: bytes) -> None:
+        lines, _, proc.partial = (proc.partial + chunk).rpartition(b"\n")
+        if not lines:
+            return
+        if self.framed:
+            self.relay(lines + b"\n")
+        else:
+            self.held.append(lines + b"\n")
+
+    def _control(self, proc: _Worker, chunk: bytes) -> None:
+        for message in _messages(proc, chunk, self.decoder):
+            if isinstance(message, Started):
+                proc.start = message.start
+            elif isinstance(message, Results):
+                for result in message.results:
+                    index = result.index * self.workers + proc.number - 1
+                    proc.reported.add(index)
+                    self.observer.on_target(replace(result, index=index))
+            else:
+                proc.summary = message.summary
+        if not self.framed and all(p.start is not None for p in self.procs):
+            self._frame_start()
+
+    def _frame_start(self) -> None:
+        """One ``scan.started`` for the whole scan, then the lines held back for it."""
+        starts = [p.start for p in self.procs if p.start is not None]
+        inventory = self.job.inventory
+        start = ScanStart(
+            len(inventory.targets), inventory.paths, sum(s.concurrency for s in starts)
+        )
+        self.frame.on_start(start)
+        self.framed = True
+        for lines in self.held:
+            self.relay(lines)
+        self.held.clear()
+
+    def reap(self) -> None:
+        for proc in self.procs:
             if proc.returncode is None:
                 proc.signal(signal.SIGKILL)
                 proc.wait()
-    dead = [p for p in procs if p.summary is None]
-    if not framed:  # a worker died before it started: still one whole stream
-        frame.on_start(_whole_start(job.inventory, procs))
-        for lines in held:
-            relay(lines)
-    counts = Counts()
-    for proc in procs:
-        if proc.summary is not None:
-            counts.merge(dict(proc.summary.counts))
-            if interrupted_by is None and proc.summary.interrupted_by:
-                interrupted_by = proc.summary.interrupted_by
-    if job.results:  # the parent knows which targets it got: the others go in unchecked
-        for proc in dead:
-            _unchecked(job.inventory, proc, workers, counts, observer)
-    missing = len(job.inventory.targets) - counts.accounted
-    if missing > 0:  # a share nobody reported, not even as unchecked: not checked
-        counts.merge({"inconclusive": missing})
-    summary = counts.summary(time.perf_counter() - started_at, interrupted_by)
-    frame.on_finish(summary)
-    problems = [
-        f"worker {p.number} exited {p.returncode} without finishing"
-        for p in dead
-        if not (interrupted_by is not None and p.returncode in (130, 143))  # stopped early
-    ]
-    return WorkersOutcome(summary, problems)
+
+    def outcome(self) -> WorkersOutcome:
+        if not self.framed:  # a worker died before it started: still one whole stream
+            self._frame_start()
+        counts = Counts()
+        interrupted_by = self.interrupted_by
+        for proc in self.procs:
+            if proc.summary is not None:
+                counts.merge(dict(proc.summary.counts))
+                interrupted_by = interrupted_by or proc.summary.interrupted_by
+        dead = [p for p in self.procs if p.summary is None]
+        if self.job.results:  # the parent knows which targets it got: the others go in unchecked
+            for proc in dead:
+                _unchecked(self.job.inventory, proc, self.workers, counts, self.observer)
+        missing = len(self.job.inventory.targets) - counts.accounted
+        if missing > 0:  # a share nobody reported, not even as unchecked: not checked
+            counts.merge({"inconclusive": missing})
+        summary = counts.summary(time.perf_counter() - self.started_at, interrupted_by)
+        self.frame.on_finish(summary)
+        problems = [
+            f"worker {p.number} exited {p.returncode} without finishing"
+            for p in dead
+            if not (self.interrupted_by is not None and p.returncode in (130, 143))  # stopped early
+        ]
+        return WorkersOutcome(summary, problems)
 
 
 def _messages(
@@ -390,11 +435,6 @@ def _messages(
         offset = end
     proc.frames = data[offset:]
     return messages
-
-
-def _whole_start(inventory: Inventory, procs: Sequence[_Worker]) -> ScanStart:
-    starts = [p.start for p in procs if p.start is not None]
-    return ScanStart(len(inventory.targets), inventory.paths, sum(s.concurrency for s in starts))
 
 
 def _unchecked(

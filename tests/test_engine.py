@@ -44,9 +44,7 @@ async def test_every_target_is_probed_once_with_more_targets_than_slots(
         for i in range(300)
     ]
     seen = Collect()
-    summary = await run_scan(
-        inventory(*targets), seen, ScanOptions(concurrency=7, handle_signals=False)
-    )
+    summary = await run_scan(inventory(*targets), seen, ScanOptions(concurrency=7))
     results = seen.results
     # the listener is on 127.0.0.1 only: other 127.x addresses refuse
     assert [r.target.name for r in results] == [t.name for t in targets]
@@ -66,9 +64,7 @@ async def test_an_error_inside_a_probe_callback_ends_the_scan(closed_port: int) 
     """A bug in a loop callback must surface, not be logged by the loop and hang the scan."""
     targets = [Target(f"t{i}", "127.0.0.1", closed_port, timeout=1, retries=0) for i in range(50)]
     with pytest.raises(ExceptionGroup) as caught:  # the engine's task groups wrap it
-        await run_scan(
-            inventory(*targets), Exploding(), ScanOptions(concurrency=3, handle_signals=False)
-        )
+        await run_scan(inventory(*targets), Exploding(), ScanOptions(concurrency=3))
     bugs = caught.value.subgroup(lambda exc: isinstance(exc, RuntimeError))
     assert bugs is not None
     assert "observer bug" in repr(bugs)
@@ -77,7 +73,7 @@ async def test_an_error_inside_a_probe_callback_ends_the_scan(closed_port: int) 
 async def test_retries_keep_their_slot_and_count_attempts(full_port: int) -> None:
     targets = [Target(f"d{i}", "127.0.0.1", full_port, timeout=0.1, retries=1) for i in range(3)]
     seen = Collect()
-    await run_scan(inventory(*targets), seen, ScanOptions(concurrency=2, handle_signals=False))
+    await run_scan(inventory(*targets), seen, ScanOptions(concurrency=2))
     results = seen.results
     assert [r.category for r in results] == [Category.TIMEOUT] * 3
     assert [p.attempts for p in seen.probes] == [2, 2, 2]
@@ -161,7 +157,7 @@ async def test_names_are_looked_up_a_bounded_number_at_a_time(
         resolver=ResolverConfig((dns_server.nameserver,), timeout=2, tries=1),
     )
     seen = TaskPeak()
-    summary = await run_scan(scan, seen, ScanOptions(handle_signals=False))
+    summary = await run_scan(scan, seen, ScanOptions())
     results = seen.results
     assert summary.total == 60
     assert [r.category for r in results] == [Category.DNS_NXDOMAIN] * 60

@@ -24,7 +24,7 @@ async def probe_address(
     """The one address of a one-target scan, probed by the engine as a scan probes it."""
     seen = Collector()
     scan = Inventory(paths=("test",), targets=[target])
-    await run_scan(scan, seen, options or ScanOptions(handle_signals=False))
+    await run_scan(scan, seen, options or ScanOptions())
     (result,) = seen.probes
     assert result.address == address and result.family == family
     return result
@@ -144,7 +144,7 @@ async def test_rate_limit_is_seen_at_the_listener() -> None:
     ]
     try:
         scan = Inventory(paths=("test",), targets=targets)
-        await run_scan(scan, Collector(), ScanOptions(rate=50, handle_signals=False))
+        await run_scan(scan, Collector(), ScanOptions(rate=50))
         wait_for(lambda: len(server.accepted) >= 25, timeout=2)
     finally:
         server.close()
@@ -187,7 +187,7 @@ async def test_per_address_cap_bounds_handshakes_in_flight(
     sampler = threading.Thread(target=sample)
     sampler.start()
     try:
-        options = ScanOptions(per_address=per_address, handle_signals=False)
+        options = ScanOptions(per_address=per_address)
         seen = Collector()
         await run_scan(Inventory(paths=("test",), targets=targets), seen, options)
     finally:

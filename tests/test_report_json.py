@@ -181,9 +181,7 @@ async def test_streamed_report_is_byte_for_byte_the_whole_document(
         for i in range(25)
     ]
     seen = Collector()
-    summary = await run_scan(
-        Inventory(paths=("inv.yaml",), targets=targets), seen, ScanOptions(handle_signals=False)
-    )
+    summary = await run_scan(Inventory(paths=("inv.yaml",), targets=targets), seen, ScanOptions())
     results = seen.results
     changes = {"t0": "new_failure", "t4": "fixed"}
     report = build_report(

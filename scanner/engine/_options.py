@@ -17,8 +17,9 @@ class ScanOptions(Struct, frozen=True, kw_only=True):
     concurrency: int | None = None
     #: the whole scan's deadline in seconds; unfinished targets end inconclusive
     max_duration: float | None = None
-    #: SIGINT/SIGTERM end the scan (130/143) instead of the process; off for embedders
-    handle_signals: bool = True
+    #: SIGINT/SIGTERM end the scan (interrupted, 130/143) instead of the process; the
+    #: command line turns it on, an embedding program keeps its own handlers by default
+    handle_signals: bool = False
     #: handshake attempts per second, overall
     rate: float | None = None
     #: handshakes in flight to one address at most

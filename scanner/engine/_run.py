@@ -35,92 +35,110 @@ async def run_scan(
     Returns the scan's summary. Results are the observer's to keep (see
     :class:`scanner.observers.Collector`): a streaming scan of a million targets holds none.
     """
-    fd_limit = raise_fd_limit()
     total = len(inventory.targets)
-    concurrency = effective_concurrency(options.concurrency, fd_limit)
+    concurrency = effective_concurrency(options.concurrency, raise_fd_limit())
     concurrency = min(concurrency, max(1, 2 * total))  # two addresses per target, mostly
-    networks = (*(inventory.scope or ()), *options.allow)
-    guard = ScopeGuard(networks) if inventory.scope is not None or options.allow else None
-    gate = Gate(options.rate, options.per_address)
     observer.on_start(ScanStart(total, inventory.paths, concurrency))
     started = time.perf_counter()
-    interrupted_by: str | None = None
-    scope = anyio.CancelScope(
-        deadline=anyio.current_time() + options.max_duration if options.max_duration else math.inf
-    )
-
-    def on_signal(signum: int, _frame: object) -> None:
-        # Only record it. loop.add_signal_handler callbacks (and call_soon_threadsafe
-        # from here) were seen to wait under uvloop until a busy scan went idle, i.e.
-        # the end; the ticker below runs on a timer and acts within 100 ms.
-        nonlocal interrupted_by
-        if interrupted_by is None:
-            interrupted_by = signal.Signals(signum).name
+    stop = _Stop(options)
+    tally = Tally(observer)
 
     async def tick() -> None:
         """Flush buffered output and notice signals, ten times a second."""
         while True:
             await anyio.sleep(FLUSH_INTERVAL)
             observer.flush()
-            if interrupted_by is not None:
-                scope.cancel()
+            if stop.signal is not None:
+                stop.scope.cancel()
 
-    previous = (
-        {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
-        if options.handle_signals
-        else {}
-    )
-    tally = Tally(observer)
-    admission: Admission | None = None
     try:
         async with anyio.create_task_group() as outer:
             outer.start_soon(tick)
-            with scope:
-                try:
-                    async with anyio.create_task_group() as group:
-                        tally.traces = group
-                        probers = Probers(asyncio.get_running_loop())
-                        if options.trace_failures:  # imported only then: start-up time counts
-                            tally.tracer = _tracer(options, concurrency, gate)
-                        admission = Admission(
-                            inventory.targets, inventory.resolver, tally, observer, group
-                        )
-                        pump = ProbePump(
-                            admission,
-                            tally,
-                            probers,
-                            concurrency=concurrency,
-                            gate=gate,
-                            scope=guard,
-                        )
-                        try:
-                            pump.fill()
-                            await pump.done
-                        finally:
-                            pump.close()
-                finally:
-                    if admission is not None:
-                        with anyio.CancelScope(shield=True):
-                            await admission.aclose()
+            with stop.scope:
+                await _pipeline(inventory, observer, options, tally, concurrency)
             outer.cancel_scope.cancel()
     finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-    if scope.cancelled_caught and interrupted_by is None:
-        interrupted_by = "deadline"
-    if interrupted_by is not None:
+        stop.restore()
+    interrupted_by = stop.reason()
+    if interrupted_by is not None and tally.admission is not None:
         deadline = interrupted_by == "deadline"
         reason = "--max-duration reached" if deadline else f"{interrupted_by} received"
-        if admission is not None:
-            # after --max-duration every target gets a result (SPEC: unfinished targets end
-            # as inconclusive); after a signal the never-started ones are only counted,
-            # because a person pressing Ctrl-C on a million-target scan wants it to stop now
-            tally.cut_short(reason, admission.unfinished(unstarted=deadline))
-            tally.counts.not_started = admission.not_started
+        # after --max-duration every target gets a result (SPEC: unfinished targets end
+        # as inconclusive); after a signal the never-started ones are only counted,
+        # because a person pressing Ctrl-C on a million-target scan wants it to stop now
+        tally.cut_short(reason, tally.admission.unfinished(unstarted=deadline))
+        tally.counts.not_started = tally.admission.not_started
     summary = tally.summary(time.perf_counter() - started, interrupted_by)
     observer.on_finish(summary)
     observer.flush()
     return summary
+
+
+async def _pipeline(
+    inventory: Inventory,
+    observer: Observer,
+    options: ScanOptions,
+    tally: Tally,
+    concurrency: int,
+) -> None:
+    """Admission → pump → tally until every target has its verdict (or the scan is cut)."""
+    networks = (*(inventory.scope or ()), *options.allow)
+    guard = ScopeGuard(networks) if inventory.scope is not None or options.allow else None
+    gate = Gate(options.rate, options.per_address)
+    try:
+        async with anyio.create_task_group() as group:
+            tally.traces = group
+            if options.trace_failures:  # imported only then: start-up time counts
+                tally.tracer = _tracer(options, concurrency, gate)
+            tally.admission = Admission(
+                inventory.targets, inventory.resolver, tally, observer, group
+            )
+            probers = Probers(asyncio.get_running_loop())
+            pump = ProbePump(
+                tally.admission, tally, probers, concurrency=concurrency, gate=gate, scope=guard
+            )
+            try:
+                pump.fill()
+                await pump.done
+            finally:
+                pump.close()
+    finally:
+        if tally.admission is not None:
+            with anyio.CancelScope(shield=True):
+                await tally.admission.aclose()
+
+
+class _Stop:
+    """What ends a scan early: SIGINT/SIGTERM (when asked to handle them) or the deadline."""
+
+    def __init__(self, options: ScanOptions) -> None:
+        self.signal: str | None = None
+        deadline = options.max_duration
+        self.scope = anyio.CancelScope(
+            deadline=anyio.current_time() + deadline if deadline else math.inf
+        )
+        self._previous = (
+            {sig: signal.signal(sig, self._record) for sig in (signal.SIGINT, signal.SIGTERM)}
+            if options.handle_signals
+            else {}
+        )
+
+    def _record(self, signum: int, _frame: object) -> None:
+        # Only record it. loop.add_signal_handler callbacks (and call_soon_threadsafe
+        # from here) were seen to wait under uvloop until a busy scan went idle, i.e.
+        # the end; the ticker acts on it within 100 ms.
+        if self.signal is None:
+            self.signal = signal.Signals(signum).name
+
+    def restore(self) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+    def reason(self) -> str | None:
+        """ "SIGINT", "SIGTERM", "deadline", or None when the scan ran to its end."""
+        if self.signal is not None:
+            return self.signal
+        return "deadline" if self.scope.cancelled_caught else None
 
 
 def _tracer(options: ScanOptions, concurrency: int, gate: Gate) -> PathTracer:

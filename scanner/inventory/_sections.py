@@ -21,6 +21,7 @@ from ._yaml import _kind, _shown
 from .targets import Network, TargetSpec, display
 
 SCHEMA_VERSION = 1
+_Keys = dict[str, tuple[yaml.Node, yaml.Node]]
 _TOP_KEYS = ("version", "defaults", "resolver", "targets", "scope")
 _DEFAULT_KEYS = ("timeout", "retries", "expect", "family", "max_latency_ms")
 _RESOLVER_KEYS = ("nameservers", "timeout", "tries")
@@ -195,62 +196,14 @@ class InventoryFile(ValueReader):
             defaults.max_latency_ms,
         )
         self._apply_common(keys, settings, "target")
-        host: str | Network | None = None
-        if "host" not in keys:
-            self.problem(node, "target has no host")
-        elif (raw := self.text(keys["host"][1], "host")) is not None:
-            host = (
-                self.network(keys["host"][1], raw)
-                if "/" in raw
-                else self.host(keys["host"][1], raw)
-            )
-        ports: list[int] = []
-        many = "ports" in keys
-        if "port" in keys and "ports" in keys:
-            self.problem(keys["ports"][0], "give either port or ports, not both")
-        elif "port" in keys:
-            if (r := self.ports(keys["port"][1])) is not None:
-                ports.extend(r)
-                many = len(r) > 1
-        elif "ports" in keys:
-            seq = keys["ports"][1]
-            if not isinstance(seq, yaml.SequenceNode) or not seq.value:
-                self.problem(seq, "ports must be a non-empty list of ports")
-            else:
-                seen: set[int] = set()
-                for item in seq.value:
-                    if (r := self.ports(item, "each port")) is None:
-                        continue
-                    twice = seen.intersection(r)
-                    if twice:
-                        self.problem(item, f"port {min(twice)} is listed twice")
-                        continue
-                    seen.update(r)
-                    ports.extend(r)
-        else:
-            self.problem(node, "target has no port (give port: N or ports: [N, M])")
-        name: str | None = None
-        if "name" in keys:
-            name = self.text(keys["name"][1], "name")
-        tags: tuple[str, ...] = ()
-        if "tags" in keys:
-            tags = self.tags(keys["tags"][1])
-        # The names this target takes, even if it is invalid otherwise (not when the
-        # name itself is invalid: its default would be a guess).
-        if isinstance(host, str | None):
-            if name is not None:
-                self.names.extend(
-                    ((f"{name}:{p}" if many else name), source) for p in (ports if many else [0])
-                )
-            elif host is not None and "name" not in keys:
-                self.names.extend((display(host, p), source) for p in ports)
-        elif name is not None:
-            self.names.append((f"{name}/", source))  # claims every name "name/..."
-        if host is not None and not self.family_fits(
-            keys.get("family", keys["host"])[1], host, settings.family
-        ):
-            return []
-        if host is None or not ports:
+        host = self.target_host(node, keys)
+        ports, many = self.target_ports(node, keys)
+        name = self.text(keys["name"][1], "name") if "name" in keys else None
+        tags = self.tags(keys["tags"][1]) if "tags" in keys else ()
+        self.claim_names(source, host, ports, name=name, many=many, named="name" in keys)
+        # the family is checked even when the ports are wrong: both are worth reporting
+        family_node = keys.get("family", keys.get("host", (node, node)))[1]
+        if host is None or not self.family_fits(family_node, host, settings.family) or not ports:
             return []
         return [
             self.spec(
@@ -264,7 +217,70 @@ class InventoryFile(ValueReader):
             )
         ]
 
-    def shorthand(
+    def target_host(self, node: yaml.Node, keys: _Keys) -> str | Network | None:
+        if "host" not in keys:
+            self.problem(node, "target has no host")
+            return None
+        value = keys["host"][1]
+        raw = self.text(value, "host")
+        if raw is None:
+            return None
+        return self.network(value, raw) if "/" in raw else self.host(value, raw)
+
+    def target_ports(self, node: yaml.Node, keys: _Keys) -> tuple[list[int], bool]:
+        """The target's ports, and whether it has several (each then names ``name:port``)."""
+        ports: list[int] = []
+        if "port" in keys and "ports" in keys:
+            self.problem(keys["ports"][0], "give either port or ports, not both")
+            return ports, True
+        if "port" in keys:
+            if (r := self.ports(keys["port"][1])) is not None:
+                ports.extend(r)
+                return ports, len(r) > 1
+            return ports, False
+        if "ports" not in keys:
+            self.problem(node, "target has no port (give port: N or ports: [N, M])")
+            return ports, False
+        seq = keys["ports"][1]
+        if not isinstance(seq, yaml.SequenceNode) or not seq.value:
+            self.problem(seq, "ports must be a non-empty list of ports")
+            return ports, True
+        seen: set[int] = set()
+        for item in seq.value:
+            if (r := self.ports(item, "each port")) is None:
+                continue
+            twice = seen.intersection(r)
+            if twice:
+                self.problem(item, f"port {min(twice)} is listed twice")
+                continue
+            seen.update(r)
+            ports.extend(r)
+        return ports, True
+
+    def claim_names(
+        self,
+        source: SourceLocation,
+        host: str | Network | None,
+        ports: list[int],
+        *,
+        name: str | None,
+        many: bool,
+        named: bool,
+    ) -> None:
+        """The names this target takes, even if it is invalid otherwise (not when the
+        name itself is invalid: its default would be a guess)."""
+        if not isinstance(host, str | None):
+            if name is not None:
+                self.names.append((f"{name}/", source))  # claims every name "name/..."
+            return
+        if name is not None:
+            self.names.extend(
+                ((f"{name}:{p}" if many else name), source) for p in (ports if many else [0])
+            )
+        elif host is not None and not named:
+            self.names.extend((display(host, p), source) for p in ports)
+
+    def shorthand(  # noqa: PLR0911 - one return per way a shorthand can be wrong
         self, node: yaml.ScalarNode, defaults: _Defaults, source: SourceLocation
     ) -> list[TargetSpec]:
         """``host:port``, ``[v6]:port``, ``host:8000-8010``, ``198.51.100.0/28:443``."""

@@ -93,7 +93,7 @@ class ValueReader(YamlFile):
             return None
         return network
 
-    def host(self, node: yaml.Node, value: str) -> str | None:
+    def host(self, node: yaml.Node, value: str) -> str | None:  # noqa: PLR0911 - one return per problem
         """An IP literal or a valid host name (IDNA names become their A-label form)."""
         if "/" in value:
             self.problem(node, f"{_shown(value)} is not a valid host name or IP address")
@@ -168,7 +168,9 @@ class ValueReader(YamlFile):
         return tuple(tags)
 
 
-def split_host_port(value: str, default_port: int | None = None) -> tuple[str, int] | None:
+def split_host_port(  # noqa: PLR0911 - one return per spelling: [v6]:port, v6, host:port
+    value: str, default_port: int | None = None
+) -> tuple[str, int] | None:
     """``host:port`` / ``[v6]:port`` (or a bare host when ``default_port`` is given)."""
     value = value.strip()
     match = re.fullmatch(r"\[([^\]]+)\](?::(\d{1,5}))?", value)

@@ -91,7 +91,7 @@ class YamlFile:
         column = offset - (text.rfind("\n", 0, offset) + 1) + 1
         self.problems.append(Problem(SourceLocation(self.path, line, column), message))
 
-    def parse(self, data: bytes) -> yaml.Node | None:
+    def parse(self, data: bytes) -> yaml.Node | None:  # noqa: PLR0911 - one return per layer that refuses
         try:
             text = data.decode("utf-8")
         except UnicodeDecodeError as exc:

@@ -220,7 +220,9 @@ def _verdict(
     return f"dropped after hop {last.ttl} ({last.address})"
 
 
-def _terminal_verdict(hop: Hop, family: AddressFamily, local_addresses: Sequence[str]) -> str:
+def _terminal_verdict(  # noqa: PLR0911 - a table of sentences, one return each
+    hop: Hop, family: AddressFamily, local_addresses: Sequence[str]
+) -> str:
     n = hop.ttl
     icmp = _icmp(hop, family)
     if hop.reached:

@@ -132,47 +132,62 @@ _CHANGE_TITLES = (
 )
 
 
-def render(report: ReportDocument) -> str:
-    # One pass over the targets, keeping only what the capped tables show.
-    changed = {change: _Table() for change, _ in _CHANGE_TITLES}
-    failed, inconclusive = _Table(), _Table()
-    slowest: list[tuple[float, int, str, TargetEntry]] = []  # a min-heap, the top few
-    for index, entry in enumerate(report.targets):
-        if entry.change in changed:
-            changed[entry.change].add(entry)
+class _Tables:
+    """One pass over the targets, keeping only what the capped tables show."""
+
+    def __init__(self) -> None:
+        self.changed = {change: _Table() for change, _ in _CHANGE_TITLES}
+        self.failed, self.inconclusive = _Table(), _Table()
+        self._slowest: list[tuple[float, int, str, TargetEntry]] = []  # a min-heap, the top few
+
+    def add(self, index: int, entry: TargetEntry) -> None:
+        if entry.change in self.changed:
+            self.changed[entry.change].add(entry)
         verdict = verdict_of(entry.ok, entry.category)
         if verdict is Verdict.FAILED:
-            failed.add(entry)
+            self.failed.add(entry)
         elif verdict is Verdict.INCONCLUSIVE:
-            inconclusive.add(entry)
+            self.inconclusive.add(entry)
         answer = _slowest_answer(entry)
-        if answer is not None:
-            # ties: the earlier target ranks higher, as a stable sort would have it
-            item = (answer[0], -index, answer[1], entry)
-            if len(slowest) < SLOWEST:
-                heapq.heappush(slowest, item)
-            elif item[:2] > slowest[0][:2]:
-                heapq.heapreplace(slowest, item)
-    lines = ["## scanner", "", verdict_line(report), ""]
-    if report.baseline:
-        lines += [f"Compared with the baseline `{cell(report.baseline)}`.", ""]
-        for change, title in _CHANGE_TITLES:
-            rows = changed[change]
-            lines.append(f"### {title} ({rows.total})")
-            lines.append("")
-            if rows.total:
-                lines += table(
-                    ["target", "category", "hint"],
-                    ([e.target, e.category, e.hint] for e in rows.entries),
-                    rows.total,
-                )
-            else:
-                lines.append("None.")
-            lines.append("")
-    columns = ["target", "category", "hint", "addresses", "icmp_from"]
+        if answer is None:
+            return
+        # ties: the earlier target ranks higher, as a stable sort would have it
+        item = (answer[0], -index, answer[1], entry)
+        if len(self._slowest) < SLOWEST:
+            heapq.heappush(self._slowest, item)
+        elif item[:2] > self._slowest[0][:2]:
+            heapq.heapreplace(self._slowest, item)
+
+    def slowest(self) -> list[tuple[float, int, str, TargetEntry]]:
+        return sorted(self._slowest, key=lambda item: (-item[0], -item[1]))
+
+
+_COLUMNS = ["target", "category", "hint", "addresses", "icmp_from"]
+
+
+def _changes(baseline: str, tables: _Tables) -> list[str]:
+    lines = [f"Compared with the baseline `{cell(baseline)}`.", ""]
+    for change, title in _CHANGE_TITLES:
+        rows = tables.changed[change]
+        lines += [f"### {title} ({rows.total})", ""]
+        if rows.total:
+            lines += table(
+                ["target", "category", "hint"],
+                ([e.target, e.category, e.hint] for e in rows.entries),
+                rows.total,
+            )
+        else:
+            lines.append("None.")
+        lines.append("")
+    return lines
+
+
+def _failures(tables: _Tables) -> list[str]:
+    lines = []
+    failed, inconclusive = tables.failed, tables.inconclusive
     if failed.total:
         lines += [f"### Failed targets ({failed.total})", ""]
-        lines += table(columns, _failure_rows(failed.entries), failed.total)
+        lines += table(_COLUMNS, _failure_rows(failed.entries), failed.total)
         lines.append("")
     if inconclusive.total:
         lines += [
@@ -181,25 +196,46 @@ def render(report: ReportDocument) -> str:
             "A problem on the scanning machine, not the target's fault.",
             "",
         ]
-        lines += table(columns, _failure_rows(inconclusive.entries), inconclusive.total)
+        lines += table(_COLUMNS, _failure_rows(inconclusive.entries), inconclusive.total)
         lines.append("")
+    return lines
+
+
+def _per_category(counts: dict[str, int]) -> list[str]:
     # counts mixes categories with the ok/failed verdicts ("inconclusive" is both)
-    per_category = sorted(
-        ((k, v) for k, v in report.summary.counts.items() if v and k not in ("ok", "failed")),
+    rows = sorted(
+        ((k, v) for k, v in counts.items() if v and k not in ("ok", "failed")),
         key=lambda kv: (-kv[1], kv[0]),
     )
-    lines += ["### Targets per category", ""]
-    lines += table(["category", "targets"], per_category, len(per_category))
-    lines.append("")
-    ranked = sorted(slowest, key=lambda item: (-item[0], -item[1]))
-    if ranked:
-        lines += [f"### Slowest {len(ranked)} answering targets", ""]
-        lines += table(
+    return ["### Targets per category", "", *table(["category", "targets"], rows, len(rows)), ""]
+
+
+def _slowest(tables: _Tables) -> list[str]:
+    ranked = tables.slowest()
+    if not ranked:
+        return []
+    return [
+        f"### Slowest {len(ranked)} answering targets",
+        "",
+        *table(
             ["target", "slowest handshake (ms)", "address", "category"],
             ([e.target, f"{ms:.1f}", address, e.category] for ms, _index, address, e in ranked),
             len(ranked),
-        )
-        lines.append("")
+        ),
+        "",
+    ]
+
+
+def render(report: ReportDocument) -> str:
+    tables = _Tables()
+    for index, entry in enumerate(report.targets):
+        tables.add(index, entry)
+    lines = ["## scanner", "", verdict_line(report), ""]
+    if report.baseline:
+        lines += _changes(report.baseline, tables)
+    lines += _failures(tables)
+    lines += _per_category(report.summary.counts)
+    lines += _slowest(tables)
     lines.append(
         f"<sub>scanner {cell(report.scanner_version)} · started "
         f"{cell(report.started)} · {report.summary.duration_s} s</sub>"
