@@ -24,7 +24,9 @@ starts fast: every name below is imported when first used.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+# not typing's: this module runs first of all, before the quiet signal handlers are in
+# place, so it imports nothing at all (mypy knows the name)
+TYPE_CHECKING = False
 
 __version__ = "0.1.0"
 
@@ -94,7 +96,7 @@ if TYPE_CHECKING:
     from .verdict import Verdict
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> object:
     module = _EXPORTS.get(name)
     if module is None:
         raise AttributeError(f"module 'scanner' has no attribute {name!r}")

@@ -295,8 +295,14 @@ def run() -> NoReturn:
     flushed first and nothing else is left open, so skipping it loses nothing.
     """
     code = main()
+    from . import signals
+    from .verdict import EXIT_SIGNAL
+
+    received = signals.received()
+    if received is not None:  # a signal came, even after the scan: say so (its work is done)
+        code = EXIT_SIGNAL[received]
     for stream in (sys.stdout, sys.stderr):
-        with contextlib.suppress(BrokenPipeError, ValueError):  # the reader left, or closed
+        with contextlib.suppress(OSError, ValueError):  # the reader left, or closed
             stream.flush()
     os._exit(code)
 

@@ -7,8 +7,10 @@ API's collector are all observers; :class:`FanOut` hands every event to several.
 
 Calls come from the event loop's thread, in this order: ``on_start`` once, then
 ``on_dns`` / ``on_probe`` / ``on_target`` / ``on_hop`` as results are decided (a
-target's ``on_target`` after its probes), ``flush`` about ten times a second, and
-``on_finish`` once. An observer must not block: the scan waits while it runs.
+target's ``on_target`` after its probes), ``flush`` and ``backlogged`` about ten times a
+second, and ``on_finish`` once. An observer must not block: the scan's clocks stop while
+it runs. One whose output backs up says so in ``backlogged``, and the scan starts no new
+probe until it catches up.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ class Observer(Protocol):
     def on_hop(self, target: Target, path: PathTrace, hop: Hop) -> None: ...
     def on_finish(self, summary: ScanSummary) -> None: ...
     def flush(self) -> None: ...
+    def backlogged(self) -> bool: ...
 
 
 class BaseObserver:
@@ -62,6 +65,10 @@ class BaseObserver:
 
     def flush(self) -> None:
         pass
+
+    def backlogged(self) -> bool:
+        """True while output waits for a slow reader: the scan starts no new probe."""
+        return False
 
 
 class FanOut:
@@ -97,6 +104,9 @@ class FanOut:
     def flush(self) -> None:
         for observer in self.observers:
             observer.flush()
+
+    def backlogged(self) -> bool:
+        return any(observer.backlogged() for observer in self.observers)
 
 
 class Collector(BaseObserver):

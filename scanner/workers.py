@@ -38,6 +38,7 @@ import msgspec
 from msgspec import Struct
 from msgspec.structs import replace
 
+from . import signals
 from .engine._options import ScanOptions
 from .inventory.selection import every_nth
 from .inventory.targets import EveryNth, TargetList, literal_family
@@ -178,8 +179,9 @@ def _child(
     code = 70  # EX_SOFTWARE: the scan raised
     try:
         _die_with(parent)
-        for sig in (signal.SIGINT, signal.SIGTERM):  # before the scan's own handler: quietly
-            signal.signal(sig, _exit_on_signal)
+        # the parent's recorder stays installed: a signal before the scan begins is seen
+        # by the scan (which then stops at once), not raised in the middle of something
+        signals.reset_in_child()
         for fd in close:  # the other workers' pipes
             os.close(fd)
         null = os.open(os.devnull, os.O_RDWR)
@@ -191,10 +193,6 @@ def _child(
         traceback.print_exc()
     finally:
         os._exit(code)
-
-
-def _exit_on_signal(signum: int, _frame: object) -> None:
-    os._exit(128 + signum)  # nothing was scanned yet: nothing to lose
 
 
 def _die_with(parent: int) -> None:
@@ -233,7 +231,7 @@ class _Channel(BaseObserver):
         self._results: list[TargetResult] = []
 
     def _send(self, message: Message) -> None:
-        from .report.events import write_all
+        from .report._sink import write_all
 
         payload = self._encode(message)
         write_all(self._out, _FRAME.pack(len(payload)) + payload)
@@ -286,14 +284,16 @@ def run_workers(
     """
     parent = _Parent(job, workers, frame, observer, relay)
     # in place before the first fork: a signal in between reaches every worker
-    previous = {sig: signal.signal(sig, parent.forward) for sig in (signal.SIGINT, signal.SIGTERM)}
+    signals.install()
+    stop_forwarding = signals.listen(parent.forward)
     try:
         parent.start()
         parent.pump(flush)
     finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+        stop_forwarding()
         parent.reap()
+        parent.interrupted_by = signals.received()
+        signals.uninstall()
     return parent.outcome()
 
 
@@ -320,9 +320,7 @@ class _Parent:
         self.interrupted_by: str | None = None
         self.started_at = time.perf_counter()
 
-    def forward(self, signum: int, _frame: object) -> None:
-        if self.interrupted_by is None:
-            self.interrupted_by = signal.Signals(signum).name
+    def forward(self, signum: int) -> None:
         for proc in self.procs:
             proc.signal(signum)
 
@@ -330,6 +328,9 @@ class _Parent:
         for number, worker_job in enumerate(split(self.job, self.workers), start=1):
             fds = [fd for p in self.procs for fd in (p.events, p.control)]
             self.procs.append(_Worker(number, worker_job, fds))
+        # a signal that came while forking reached only the workers forked before it
+        if (received := signals.received()) is not None:
+            self.forward(signal.Signals[received])
 
     def pump(self, flush: Callable[[], None]) -> None:
         """Read every pipe until all are closed."""

@@ -18,7 +18,8 @@ from contextlib import contextmanager
 import pytest
 
 from scanner.models import Category, DnsResult, ScanStart, ScanSummary
-from scanner.report.events import JsonEventWriter, write_all
+from scanner.report._sink import write_all
+from scanner.report.events import JsonEventWriter
 
 F_SETPIPE_SZ = 1031
 

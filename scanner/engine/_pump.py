@@ -71,14 +71,28 @@ class ProbePump:
         self.live: set[_Attempt] = set()
         self.done: asyncio.Future[None] = self.loop.create_future()
         self.stopped = False
+        #: output backs up (see :meth:`pause`): no new probe starts meanwhile
+        self.paused = False
         self._filling = False
         #: finished addresses whose results are not reported yet (see the module docstring)
         self._unreported: list[tuple[Pending, int, ProbeResult]] = []
         admission.on_ready = self.fill
 
+    def pause(self, paused: bool) -> None:
+        """Start no new probe while ``paused`` (the output waits for a slow reader).
+
+        Probes in flight go on and are timed as ever: the loop never waits on output,
+        so a pause slows the scan down to its reader's pace without touching a clock.
+        """
+        if paused == self.paused:
+            return
+        self.paused = paused
+        if not paused:
+            self.fill()
+
     def fill(self) -> None:
         """Start jobs until every slot is taken or none is ready; notice the end."""
-        if self.stopped or self._filling:
+        if self.stopped or self._filling or self.paused:
             return
         self._filling = True
         admission = self.admission

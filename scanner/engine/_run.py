@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import math
-import signal
 import time
 from typing import TYPE_CHECKING
 
 import anyio
 
+from .. import signals
 from ..models import Inventory, ScanStart, ScanSummary
 from ..observers import Observer
 from ..probers import Probers
@@ -42,12 +42,15 @@ async def run_scan(
     started = time.perf_counter()
     stop = _Stop(options)
     tally = Tally(observer)
+    parts = _Parts()
 
     async def tick() -> None:
-        """Flush buffered output and notice signals, ten times a second."""
+        """Flush buffered output, pause while it backs up, notice signals: ten times a second."""
         while True:
             await anyio.sleep(FLUSH_INTERVAL)
             observer.flush()
+            if parts.pump is not None:
+                parts.pump.pause(observer.backlogged())
             if stop.signal is not None:
                 stop.scope.cancel()
 
@@ -55,19 +58,21 @@ async def run_scan(
         async with anyio.create_task_group() as outer:
             outer.start_soon(tick)
             with stop.scope:
-                await _pipeline(inventory, observer, options, tally, concurrency)
+                await _pipeline(
+                    inventory, observer, options, tally, parts=parts, concurrency=concurrency
+                )
             outer.cancel_scope.cancel()
     finally:
         stop.restore()
     interrupted_by = stop.reason()
-    if interrupted_by is not None and tally.admission is not None:
+    if interrupted_by is not None and parts.admission is not None:
         deadline = interrupted_by == "deadline"
         reason = "--max-duration reached" if deadline else f"{interrupted_by} received"
         # after --max-duration every target gets a result (SPEC: unfinished targets end
         # as inconclusive); after a signal the never-started ones are only counted,
         # because a person pressing Ctrl-C on a million-target scan wants it to stop now
-        tally.cut_short(reason, tally.admission.unfinished(unstarted=deadline))
-        tally.counts.not_started = tally.admission.not_started
+        tally.cut_short(reason, parts.admission.unfinished(unstarted=deadline))
+        tally.counts.not_started = parts.admission.not_started
     summary = tally.summary(time.perf_counter() - started, interrupted_by)
     observer.on_finish(summary)
     observer.flush()
@@ -79,6 +84,8 @@ async def _pipeline(
     observer: Observer,
     options: ScanOptions,
     tally: Tally,
+    *,
+    parts: _Parts,
     concurrency: int,
 ) -> None:
     """Admission → pump → tally until every target has its verdict (or the scan is cut)."""
@@ -90,12 +97,12 @@ async def _pipeline(
             tally.traces = group
             if options.trace_failures:  # imported only then: start-up time counts
                 tally.tracer = _tracer(options, concurrency, gate)
-            tally.admission = Admission(
+            admission = parts.admission = Admission(
                 inventory.targets, inventory.resolver, tally, observer, group
             )
             probers = Probers(asyncio.get_running_loop())
-            pump = ProbePump(
-                tally.admission, tally, probers, concurrency=concurrency, gate=gate, scope=guard
+            pump = parts.pump = ProbePump(
+                admission, tally, probers, concurrency=concurrency, gate=gate, scope=guard
             )
             try:
                 pump.fill()
@@ -103,36 +110,45 @@ async def _pipeline(
             finally:
                 pump.close()
     finally:
-        if tally.admission is not None:
+        parts.pump = None
+        if parts.admission is not None:
             with anyio.CancelScope(shield=True):
-                await tally.admission.aclose()
+                await parts.admission.aclose()
+
+
+class _Parts:
+    """The running scan's parts the ticker and the ending need."""
+
+    admission: Admission | None = None
+    pump: ProbePump | None = None
 
 
 class _Stop:
-    """What ends a scan early: SIGINT/SIGTERM (when asked to handle them) or the deadline."""
+    """What ends a scan early: SIGINT/SIGTERM (when asked to handle them) or the deadline.
+
+    Signals are only recorded (:mod:`scanner.signals`); the scan's ticker acts on them
+    within 100 ms. loop.add_signal_handler callbacks (and call_soon_threadsafe from a
+    handler) were seen to wait under uvloop until a busy scan went idle, i.e. the end.
+    """
 
     def __init__(self, options: ScanOptions) -> None:
-        self.signal: str | None = None
         deadline = options.max_duration
         self.scope = anyio.CancelScope(
             deadline=anyio.current_time() + deadline if deadline else math.inf
         )
-        self._previous = (
-            {sig: signal.signal(sig, self._record) for sig in (signal.SIGINT, signal.SIGTERM)}
-            if options.handle_signals
-            else {}
-        )
+        self._signals = options.handle_signals
+        if self._signals:
+            signals.install()
+            if signals.received():  # before the scan began: it ends at once
+                self.scope.cancel()
 
-    def _record(self, signum: int, _frame: object) -> None:
-        # Only record it. loop.add_signal_handler callbacks (and call_soon_threadsafe
-        # from here) were seen to wait under uvloop until a busy scan went idle, i.e.
-        # the end; the ticker acts on it within 100 ms.
-        if self.signal is None:
-            self.signal = signal.Signals(signum).name
+    @property
+    def signal(self) -> str | None:
+        return signals.received() if self._signals else None
 
     def restore(self) -> None:
-        for sig, handler in self._previous.items():
-            signal.signal(sig, handler)
+        if self._signals:
+            signals.uninstall()
 
     def reason(self) -> str | None:
         """ "SIGINT", "SIGTERM", "deadline", or None when the scan ran to its end."""

@@ -20,7 +20,6 @@ from ..verdict import Counts, target_verdict, unchecked
 
 if TYPE_CHECKING:
     from ..probers.trace import PathTracer
-    from ._admission import Admission
 
 
 @dataclass(slots=True)
@@ -43,8 +42,6 @@ class Tally:
     counts: Counts = field(default_factory=Counts)
     pending: dict[int, Pending] = field(default_factory=dict)
     tracing: dict[int, TargetResult] = field(default_factory=dict)
-    #: where the targets come from (set by the scan): what a cut-short scan left waiting
-    admission: Admission | None = None
 
     def admit(
         self, index: int, target: Target, addresses: tuple[str, ...], dns: DnsResult | None

@@ -28,6 +28,8 @@ def stream_observer(
         from .events import JsonEventWriter
 
         return JsonEventWriter(change_of=change_of)
+    from ._sink import LineSink, SinkText, raw_stdout
     from .console import ConsoleReport
 
-    return ConsoleReport(sys.stdout, sys.stderr, show_ok=show_ok, change_of=change_of)
+    out = SinkText(LineSink(raw_stdout(), batch_bytes=1), like=sys.stdout)
+    return ConsoleReport(out, sys.stderr, show_ok=show_ok, change_of=change_of)

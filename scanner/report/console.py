@@ -9,8 +9,9 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable
-from typing import TextIO
+from typing import Protocol
 
+from .. import signals
 from ..classify import icmp_name
 from ..inventory.targets import display
 from ..models import (
@@ -53,7 +54,15 @@ _CONTROL = {
 }
 
 
-def use_colour(stream: TextIO) -> bool:
+class TextOut(Protocol):
+    """Where the console writes: a text stream, or one that goes through a LineSink."""
+
+    def write(self, text: str, /) -> int: ...
+    def flush(self) -> None: ...
+    def isatty(self) -> bool: ...
+
+
+def use_colour(stream: TextOut) -> bool:
     return stream.isatty() and "NO_COLOR" not in os.environ
 
 
@@ -94,8 +103,8 @@ class ConsoleReport(BaseObserver):
 
     def __init__(
         self,
-        out: TextIO,
-        err: TextIO,
+        out: TextOut,
+        err: TextOut,
         *,
         colour: bool | None = None,
         progress: bool | None = None,
@@ -114,6 +123,10 @@ class ConsoleReport(BaseObserver):
         self.failed_by_category: dict[str, int] = {}
         self._last_progress = 0.0
         self._started = time.monotonic()
+
+    def backlogged(self) -> bool:
+        sink = getattr(self.out, "sink", None)
+        return bool(sink is not None and sink.backlogged)
 
     def _paint(self, style: str, text: str) -> str:
         return f"{_STYLE[style]}{text}{_RESET}" if self.colour else text
@@ -237,3 +250,6 @@ class ConsoleReport(BaseObserver):
             )
         self.out.write("\n" + self._paint(verdict_style, verdict) + "\n")
         self.out.flush()
+        sink = getattr(self.out, "sink", None)
+        if sink is not None:  # everything shown before the process ends, unless interrupted
+            sink.drain(interrupted=lambda: signals.received() is not None)

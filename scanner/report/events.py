@@ -8,8 +8,6 @@ typed shapes the report uses); the renderer encodes the payload with msgspec and
 
 from __future__ import annotations
 
-import select
-import sys
 import time
 from collections.abc import Callable, MutableMapping
 from datetime import UTC, datetime
@@ -18,6 +16,7 @@ from typing import IO, Any
 import msgspec
 import structlog
 
+from .. import signals
 from ..models import (
     Category,
     DnsResult,
@@ -30,6 +29,7 @@ from ..models import (
     TargetResult,
 )
 from ..verdict import event_level, scan_level
+from ._sink import LineSink, raw_stdout
 from .document import (
     Change,
     dns_entry,
@@ -41,61 +41,6 @@ from .document import (
 )
 
 EventDict = MutableMapping[str, Any]
-
-
-def write_all(stream: IO[bytes], data: bytes) -> None:
-    """Write every byte of ``data`` to ``stream``, however many calls it takes.
-
-    Under PYTHONUNBUFFERED (``python -u``) ``sys.stdout.buffer`` is a raw FileIO, whose
-    ``write`` is one system call and may write only part: a signal that arrives while
-    the pipe is full cuts it short, and a non-blocking pipe takes what fits. Without
-    this loop the rest of the batch was lost and a line torn in two.
-    """
-    view = memoryview(data)
-    while view:
-        try:
-            written = stream.write(view)
-        except BlockingIOError as exc:  # a buffered writer on a non-blocking pipe
-            written = exc.characters_written
-        if not written:  # a non-blocking pipe is full: wait until the reader drains it
-            select.select([], [stream.fileno()], [])
-            continue
-        view = view[written:]
-
-
-class LineSink:
-    """Collects rendered lines and writes them in batches.
-
-    One write per event costs a system call each, which at tens of thousands of
-    events a second is most of the time. Lines are whole when written; the engine
-    calls :meth:`flush` every 100 ms, so a reader still sees events as they happen.
-    """
-
-    def __init__(self, stream: IO[bytes], batch_bytes: int = 1 << 16) -> None:
-        self._stream = stream
-        self._buffer: list[bytes] = []
-        self._size = 0
-        self._batch_bytes = batch_bytes
-        self.gone = False  # the reader left (`| head`)
-
-    def write(self, line: bytes) -> None:
-        self._buffer.append(line)
-        self._size += len(line)
-        if self._size >= self._batch_bytes:
-            self.flush()
-
-    def flush(self) -> None:
-        """Write what is buffered. A reader that left loses the rest of the stream, but
-        the scan goes on: its verdict, exit code and report files do not depend on it."""
-        lines, self._buffer, self._size = self._buffer, [], 0
-        if self.gone:
-            return
-        try:
-            if lines:
-                write_all(self._stream, b"".join(lines))
-            self._stream.flush()
-        except BrokenPipeError:
-            self.gone = True
 
 
 class UtcTimestamp:
@@ -161,7 +106,7 @@ class JsonEventWriter:
         """``frame=False`` leaves out ``scan.started`` and ``scan.finished``: a worker's
         stream, framed once for all of them by the parent."""
         self._stamp, self._render = json_processors()
-        self.sink = LineSink(stream if stream is not None else sys.stdout.buffer)
+        self.sink = LineSink(stream if stream is not None else raw_stdout())
         self._change_of = change_of
         self._frame = frame
 
@@ -171,6 +116,9 @@ class JsonEventWriter:
 
     def flush(self) -> None:
         self.sink.flush()
+
+    def backlogged(self) -> bool:
+        return self.sink.backlogged
 
     def on_start(self, start: ScanStart) -> None:
         if self._frame:
@@ -199,4 +147,5 @@ class JsonEventWriter:
     def on_finish(self, summary: ScanSummary) -> None:
         if self._frame:
             self.emit("scan.finished", scan_level(summary), summary_entry(summary))
-        self.flush()
+        # everything reaches the reader before the process ends, unless a signal says stop
+        self.sink.drain(interrupted=lambda: signals.received() is not None)
