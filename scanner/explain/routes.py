@@ -182,11 +182,17 @@ def _u32(raw: bytes | None) -> int | None:
 
 def parse_route_message(body: bytes) -> tuple[RouteKind, int | None, dict[int, bytes], int, int]:
     """``(kind, table, attributes, family, dst_len)`` of one RTM_NEWROUTE message."""
-    family, dst_len, _src_len, _tos, table, _protocol, _scope, kind, _flags = (
-        _RTMSG.unpack_from(body)
+    family, dst_len, _src_len, _tos, table, _protocol, _scope, kind, _flags = _RTMSG.unpack_from(
+        body
     )
     attrs = _netlink.parse_attrs(body, _RTMSG.size)
-    return _ROUTE_TYPES.get(kind, "unknown"), _u32(attrs.get(RTA_TABLE)) or table, attrs, family, dst_len
+    return (
+        _ROUTE_TYPES.get(kind, "unknown"),
+        _u32(attrs.get(RTA_TABLE)) or table,
+        attrs,
+        family,
+        dst_len,
+    )
 
 
 def _lookup(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> Route:
@@ -199,7 +205,9 @@ def _lookup(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> Route:
         replies = _netlink.request(_netlink.NETLINK_ROUTE, RTM_GETROUTE, body, dump=False)
     except _netlink.NetlinkError as exc:
         code = exc.errno or 0
-        return Route(str(address), LOOKUP_ERRORS.get(code, "unknown"), error=errno.errorcode.get(code))
+        return Route(
+            str(address), LOOKUP_ERRORS.get(code, "unknown"), error=errno.errorcode.get(code)
+        )
     for kind_code, reply in replies:
         if kind_code != RTM_NEWROUTE:
             continue
@@ -336,10 +344,15 @@ def route_to(address: str, port: int = 9) -> Route:
                 found = matching_route(route_dump(family), parsed, route.kind)
                 if found is not None:
                     prefix = found[0]
-                    rule = matching_rule(rules, parsed, table=found[1]) if found[1] not in (
-                        RT_TABLE_MAIN,
-                        RT_TABLE_LOCAL,
-                    ) else None
+                    rule = (
+                        matching_rule(rules, parsed, table=found[1])
+                        if found[1]
+                        not in (
+                            RT_TABLE_MAIN,
+                            RT_TABLE_LOCAL,
+                        )
+                        else None
+                    )
         elif route.table not in (None, RT_TABLE_MAIN, RT_TABLE_LOCAL):
             rule = matching_rule(policy_rules(family), parsed, table=route.table)
     return Route(

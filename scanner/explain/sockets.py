@@ -187,9 +187,7 @@ def diag_listeners() -> list[ListenSocket]:
     found: list[ListenSocket] = []
     for family in (socket.AF_INET, socket.AF_INET6):
         body = _DIAG_REQ.pack(family, socket.IPPROTO_TCP, 0, 0, 1 << TCP_LISTEN)
-        replies = _netlink.request(
-            _netlink.NETLINK_SOCK_DIAG, SOCK_DIAG_BY_FAMILY, body, dump=True
-        )
+        replies = _netlink.request(_netlink.NETLINK_SOCK_DIAG, SOCK_DIAG_BY_FAMILY, body, dump=True)
         for _kind, reply in replies:
             entry = parse_diag_message(reply)
             if entry is not None:
