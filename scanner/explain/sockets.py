@@ -17,7 +17,6 @@ What ``ss -ltnp`` and ``nstat`` show, read without running them and without priv
 from __future__ import annotations
 
 import contextlib
-import ipaddress
 import os
 import socket
 import struct
@@ -86,7 +85,7 @@ def _proc_address(text: str, byteorder: Literal["little", "big"]) -> str:
     words = b"".join(
         int.from_bytes(raw[i : i + 4], "big").to_bytes(4, byteorder) for i in range(0, len(raw), 4)
     )
-    return str(ipaddress.ip_address(words))
+    return socket.inet_ntop(socket.AF_INET6 if len(words) == 16 else socket.AF_INET, words)
 
 
 def parse_proc_net_tcp(
