@@ -403,8 +403,9 @@ def _stopped(route: Route) -> str:
     rule = (
         f", table chosen by rule {route.rule.priority} ({_rule_text(route)})" if route.rule else ""
     )
+    article = "an" if route.kind[0] in "aeiou" else "a"
     return (
-        f"a {route.kind} route{prefix} stops packets to {route.address} on this host "
+        f"{article} {route.kind} route{prefix} stops packets to {route.address} on this host "
         f"({route.error}{rule})"
     )
 
