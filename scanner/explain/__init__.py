@@ -26,9 +26,22 @@ from .evidence import (
     takes_address,
     timeout_evidence,
 )
-from .local import is_own_address, local_findings
+from .local import (
+    LocalState,
+    findings_from,
+    is_own_address,
+    local_findings,
+    read_local_state,
+)
 from .names import Suggestion, did_you_mean, suggest_names
-from .routes import InterfaceAddress, PolicyRule, Route, interface_addresses, route_to
+from .routes import (
+    InterfaceAddress,
+    PolicyRule,
+    Route,
+    interface_addresses,
+    lookup,
+    route_to,
+)
 from .sockets import (
     ListenCounters,
     ListenSocket,
@@ -46,6 +59,7 @@ __all__ = [
     "ListenCounters",
     "ListenSocket",
     "Listener",
+    "LocalState",
     "PolicyRule",
     "Process",
     "Route",
@@ -53,13 +67,16 @@ __all__ = [
     "accepts",
     "did_you_mean",
     "find_owners",
+    "findings_from",
     "interface_addresses",
     "is_own_address",
     "listen_counters",
     "listeners",
     "local_findings",
+    "lookup",
     "parse_netstat",
     "parse_proc_net_tcp",
+    "read_local_state",
     "refused_evidence",
     "route_evidence",
     "route_to",

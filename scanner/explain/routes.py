@@ -195,6 +195,18 @@ def parse_route_message(body: bytes) -> tuple[RouteKind, int | None, dict[int, b
     )
 
 
+def lookup(address: str) -> Route:
+    """The kernel's route for ``address`` alone (``ip route get``): no source, no dumps."""
+    return _lookup(_normal(address))
+
+
+def _normal(address: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
+    parsed = ipaddress.ip_address(address.split("%", 1)[0])
+    if isinstance(parsed, ipaddress.IPv6Address) and parsed.ipv4_mapped is not None:
+        return parsed.ipv4_mapped
+    return parsed
+
+
 def _lookup(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> Route:
     family = _family(address)
     bits = 32 if address.version == 4 else 128
@@ -328,9 +340,7 @@ def route_to(address: str, port: int = 9) -> Route:
     """The kernel's route for ``address`` with the source address, and for an error route
     (or a policy rule) the prefix or rule responsible. About 0.1 ms; a failed lookup or a
     policy table adds the route and rule dumps (under a millisecond on a small table)."""
-    parsed = ipaddress.ip_address(address)
-    if parsed.version == 6 and parsed.ipv4_mapped is not None:
-        parsed = parsed.ipv4_mapped
+    parsed = _normal(address)
     route = _lookup(parsed)
     source, source_error = source_for(str(parsed), port)
     family = _family(parsed)
