@@ -155,6 +155,7 @@ def observed() -> Iterator[dict[str, Any]]:
             "addr add 2001:db8:6::6/64 dev eth2",  # without nodad: DAD runs
             "route add default via 198.18.0.1",
             "route add blackhole 203.0.113.0/24",
+            "route add blackhole 2001:db8:b::/48",
             "route add unreachable 198.19.1.0/24",
             "route add prohibit 198.19.2.0/24",
             "route add 198.19.3.0/24 via 198.18.0.7 table 100",
@@ -330,9 +331,9 @@ ROUTES = {
         "(EHOSTUNREACH, table chosen by rule 102 (to 198.19.5.0/24 lookup 100))",
     ),
     "2001:db8:b::1": (
-        "no_route",
+        "blackhole",
         "stopped_by_route",
-        "this host has no route to 2001:db8:b::1 (ENETUNREACH): no packet leaves",
+        "a blackhole route 2001:db8:b::/48 stops packets to 2001:db8:b::1 on this host (EINVAL)",
     ),
     "2001:db8:99::1": (
         "no_route",
