@@ -9,6 +9,7 @@ listeners this test made.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import secrets
 import socket
@@ -264,3 +265,45 @@ def test_one_state_for_a_whole_scan_says_the_same(sockets: list[socket.socket]) 
         fresh = local_findings(probed, probed_port, "refused")
         assert fresh[0].code == code
         assert findings_from(state, probed, probed_port, "refused")[0] == fresh[0]
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="already unprivileged: the other tests show it")
+def test_everything_works_without_privileges(sockets: list[socket.socket]) -> None:
+    """Drop to nobody in a forked child (the modules are loaded already) and explain there."""
+    server = _listen(socket.AF_INET, "127.0.0.1")
+    sockets.append(server)
+    port = server.getsockname()[1]
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: never returns into pytest
+        code = 1
+        try:
+            os.close(read_end)
+            server.close()  # only root's copy (the parent's) holds the socket now
+            os.setgroups([])
+            os.setgid(65534)
+            os.setuid(65534)
+            found = {
+                "uid": os.getuid(),
+                "ours": any(s.port == port for s in diag_listeners()),
+                "own": is_own_address("127.0.0.1"),
+                "counters": listen_counters() is not None,
+                "refused": [f.sentence for f in local_findings("127.0.0.1", port, "refused")],
+            }
+            os.write(write_end, json.dumps(found).encode())
+            code = 0
+        finally:
+            os._exit(code)
+    os.close(write_end)
+    with os.fdopen(read_end, "rb") as pipe:
+        text = pipe.read().decode()
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0, text
+    found = json.loads(text)
+    assert found["uid"] == 65534 and found["ours"] and found["own"] and found["counters"]
+    # root's fds are not nobody's to read: the owner is unknown, its uid is known
+    assert found["refused"] == [
+        f"127.0.0.1:{port} listens now (unknown process, uid 0): it started after the probe, "
+        "or a local firewall rule answers with a reset (nftables rules are not readable "
+        "without root)"
+    ]
