@@ -19,7 +19,7 @@ from typing import Literal
 
 from msgspec import Struct
 
-from ..targets import display
+from ..inventory.targets import display
 from .routes import RT_TABLE_LOCAL, RT_TABLE_MAIN, InterfaceAddress, Route
 from .sockets import ListenCounters, ListenSocket, Process
 
