@@ -78,6 +78,9 @@ def test_accepts(sock: ListenSocket, address: str, port: int, expected: bool) ->
         (5432, 22, False),
         (8080, 9090, False),
         (6379, 5432, False),
+        (22, 2222, True),
+        (1, 1000, False),  # one digit inside another says nothing
+        (3, 3306, False),
     ],
 )
 def test_near_port(probed: int, other: int, near: bool) -> None:

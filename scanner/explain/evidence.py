@@ -133,35 +133,18 @@ def _who(listeners: Sequence[Listener]) -> str:
     return owners_text(list(seen), uids.pop() if len(uids) == 1 else None)
 
 
-def _osa_at_most_one(a: str, b: str) -> bool:
-    """Are two strings one substitution, insertion, deletion or swap of neighbours apart?"""
-    if a == b:
-        return True
-    if len(a) == len(b):
-        diff = [i for i, (x, y) in enumerate(zip(a, b, strict=True)) if x != y]
-        return len(diff) == 1 or (
-            len(diff) == 2
-            and diff[1] == diff[0] + 1
-            and a[diff[0]] == b[diff[1]]
-            and a[diff[1]] == b[diff[0]]
-        )
-    short, long = sorted((a, b), key=len)
-    if len(long) - len(short) != 1:
-        return False
-    return any(long[:i] + long[i + 1 :] == short for i in range(len(long)))
-
-
 def near_port(probed: int, other: int) -> bool:
-    """Could ``other`` be the port meant? Within 10, one digit off, or one inside the other
-    (8081/8080, 5423/5432, 80/8080, 443/8443)."""
+    """Could ``other`` be the port meant? Within 10, one digit off (a swap of two counts as
+    one), or one of at least two digits inside the other (8081/8080, 5423/5432, 80/8080,
+    443/8443, 22/2222)."""
+    from rapidfuzz.distance import OSA
+
     a, b = str(probed), str(other)
+    short, long = sorted((a, b), key=len)
     return (
         abs(probed - other) <= _NEAR_PORT_DIFFERENCE
-        or _osa_at_most_one(a, b)
-        or a.endswith(b)
-        or b.endswith(a)
-        or a.startswith(b)
-        or b.startswith(a)
+        or OSA.distance(a, b, score_cutoff=1) <= 1
+        or (len(short) >= 2 and short != long and (long.startswith(short) or long.endswith(short)))
     )
 
 

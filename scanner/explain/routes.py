@@ -197,7 +197,18 @@ def parse_route_message(body: bytes) -> tuple[RouteKind, int | None, dict[int, b
 
 def lookup(address: str) -> Route:
     """The kernel's route for ``address`` alone (``ip route get``): no source, no dumps."""
-    return _lookup(_normal(address))
+    return _lookup(_normal(address), _scope(address))
+
+
+def _scope(address: str) -> int:
+    """The interface index of a scoped IPv6 address (``fe80::1%eth0``), else 0."""
+    _, _, scope = address.partition("%")
+    if not scope:
+        return 0
+    try:
+        return int(scope) if scope.isdigit() else socket.if_nametoindex(scope)
+    except OSError:
+        return 0
 
 
 def _normal(address: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
@@ -207,12 +218,14 @@ def _normal(address: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
     return parsed
 
 
-def _lookup(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> Route:
+def _lookup(address: ipaddress.IPv4Address | ipaddress.IPv6Address, oif: int = 0) -> Route:
     family = _family(address)
     bits = 32 if address.version == 4 else 128
     body = _RTMSG.pack(family, bits, 0, 0, 0, 0, 0, 0, RTM_F_LOOKUP_TABLE) + _netlink.pack_attr(
         RTA_DST, address.packed
     )
+    if oif:
+        body += _netlink.pack_attr(RTA_OIF, struct.pack("=I", oif))
     try:
         replies = _netlink.request(_netlink.NETLINK_ROUTE, RTM_GETROUTE, body, dump=False)
     except _netlink.NetlinkError as exc:
@@ -241,10 +254,12 @@ def source_for(address: str, port: int = 9) -> tuple[str | None, str | None]:
 
     A UDP ``connect()`` picks the route and the source address and sends nothing.
     """
-    parsed = ipaddress.ip_address(address)
+    parsed = _normal(address)
+    scope = _scope(address)
+    where = (str(parsed), port, 0, scope) if scope else (str(parsed), port)
     with socket.socket(_family(parsed), socket.SOCK_DGRAM) as sock:
         try:
-            sock.connect((address, port))
+            sock.connect(where)
         except OSError as exc:
             return None, errno.errorcode.get(exc.errno or 0, str(exc.errno))
         return str(sock.getsockname()[0]), None
@@ -341,8 +356,8 @@ def route_to(address: str, port: int = 9) -> Route:
     (or a policy rule) the prefix or rule responsible. About 0.1 ms; a failed lookup or a
     policy table adds the route and rule dumps (under a millisecond on a small table)."""
     parsed = _normal(address)
-    route = _lookup(parsed)
-    source, source_error = source_for(str(parsed), port)
+    route = _lookup(parsed, _scope(address))
+    source, source_error = source_for(address, port)
     family = _family(parsed)
     prefix: str | None = None
     rule: PolicyRule | None = None
