@@ -1,13 +1,13 @@
-"""A long run: 200,000 targets (open, refused, dropped) with RSS and descriptors sampled.
+"""A long run: 204,800 targets (open, refused, dropped) with RSS and descriptors sampled.
 
 Whatever the scan does for long, its memory must stay flat once warmed up and every
-descriptor it opened must be closed at the end. Runs the engine in this process through
-the Python API (on loopback only: 127.x addresses, a listener, a port nobody listens on,
-and a port whose accept queue is full, where the kernel drops SYNs as a firewall would),
-and samples this process's RSS and open descriptors every second from /proc.
+descriptor it opened must be closed at the end. Runs the engine in this process, streaming
+(nothing kept per target), on loopback only: 127.x networks towards a listener, a port
+nobody listens on, and a listener whose accept queue is full (the kernel drops SYNs there
+as a firewall would). This process's RSS and open descriptors are read from /proc once a
+second.
 
-    python benchmarks/longrun.py                    # 200,000 targets
-    python benchmarks/longrun.py --targets 20000    # a shorter run
+    python benchmarks/longrun.py                  # 204,800 targets, timeout 0.5 s
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import contextlib
 import os
 import socket
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -24,7 +25,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import scanner
-from scanner.models import Inventory, ScanStart, ScanSummary, Target
+from scanner.engine import ScanOptions, run_scan_sync
+from scanner.inventory import load_inventories
+from scanner.models import Inventory, ScanStart, ScanSummary, TargetResult
 
 #: the whole run is cut off after this long, whatever happens (every loop is bounded)
 DEADLINE_S = 600
@@ -52,7 +55,7 @@ class Sampler(scanner.BaseObserver):
     def on_start(self, start: ScanStart) -> None:
         self.started = time.monotonic()
 
-    def on_target(self, result: object) -> None:
+    def on_target(self, result: TargetResult) -> None:
         self.targets += 1
 
     def flush(self) -> None:
@@ -73,43 +76,42 @@ def accept_and_close(sock: socket.socket, stop: threading.Event) -> None:
             conn.close()
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--targets", type=int, default=200_000)
-    parser.add_argument("--timeout", type=float, default=0.5)
-    args = parser.parse_args()
-
+def run(tmp: Path, timeout: float) -> int:
     listener = socket.create_server(("0.0.0.0", 0), backlog=4096)  # every 127.x reaches it
     stop = threading.Event()
     threading.Thread(target=accept_and_close, args=(listener, stop), daemon=True).start()
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         refused_port = probe.getsockname()[1]
-    full = socket.socket()
-    full.bind(("127.0.0.1", 0))
-    full.listen(0)
-    fillers = [socket.create_connection(full.getsockname(), timeout=0.2) for _ in range(1)]
-    with contextlib.suppress(OSError):
-        fillers.append(socket.create_connection(full.getsockname(), timeout=0.2))
-    ports = (listener.getsockname()[1], refused_port, full.getsockname()[1])
-
-    def target(i: int) -> Target:
-        kind = 0 if i % 10 < 6 else 1 if i % 10 < 9 else 2  # 60 % open, 30 % refused, 10 % dropped
-        host = f"127.{16 + i // 62500}.{(i // 250) % 250}.{i % 250 + 1}"
-        if kind == 2:
-            host = "127.0.0.1"  # the full accept queue is on 127.0.0.1
-        return Target(f"t{i}", host, ports[kind], timeout=args.timeout, retries=0)
-
-    targets = [target(i) for i in range(args.targets)]
+    # a listener nobody accepts from, its queue full: the kernel drops every further SYN
+    full = socket.create_server(("0.0.0.0", 0), backlog=0)
+    fillers = []
+    for _ in range(2):
+        with contextlib.suppress(OSError):
+            fillers.append(socket.create_connection(("127.0.0.1", full.getsockname()[1]), 0.2))
+    open_port, full_port = listener.getsockname()[1], full.getsockname()[1]
+    blocks = [  # (network, port): lazy CIDR targets, as a big inventory has them
+        ("127.16.0.0/16", open_port),
+        ("127.17.0.0/17", open_port),
+        ("127.18.0.0/16", refused_port),
+        ("127.19.0.0/18", refused_port),
+        ("127.20.0.0/18", full_port),
+        ("127.21.0.0/19", full_port),
+    ]
+    inventory = tmp / "longrun.yaml"
+    inventory.write_text(
+        f"version: 1\ndefaults: {{timeout: {timeout}, retries: 0}}\ntargets:\n"
+        + "".join(f"  - {network}:{port}\n" for network, port in blocks)
+    )
+    loaded = load_inventories([str(inventory)])
     # a first small scan creates what lives as long as the process (libuv's signal pipe
     # pair): the baseline is taken after it
-    scanner.check(Inventory(paths=("warm-up",), targets=targets[:10]))
+    warm_up = Inventory(paths=("warm-up",), targets=list(loaded.targets[:10]))
+    run_scan_sync(warm_up, Sampler())
     baseline_fds = open_fds()
     sampler = Sampler()
-    options = scanner.ScanOptions(max_duration=DEADLINE_S, handle_signals=True)
-    result = scanner.check(
-        Inventory(paths=("longrun",), targets=targets), options, observer=sampler
-    )
+    options = ScanOptions(max_duration=DEADLINE_S, handle_signals=True)
+    summary = run_scan_sync(loaded, sampler, options)  # streams: nothing kept per target
     after = open_fds()  # the event loop of the scan is closed now too
     stop.set()
     listener.close()
@@ -117,10 +119,7 @@ def main() -> int:
     for filler in fillers:
         filler.close()
 
-    print(
-        f"{args.targets:,} targets in {result.summary.duration_s:.1f} s: "
-        f"{dict(result.summary.counts)}"
-    )
+    print(f"{summary.total:,} targets in {summary.duration_s:.1f} s: {dict(summary.counts)}")
     print(f"{'second':>6}  {'RSS MiB':>8}  {'fds':>6}  {'targets done':>12}")
     for second, rss, fds, done in sampler.samples:
         print(f"{second:6.0f}  {rss / 1024:8.1f}  {fds:6d}  {done:12,}")
@@ -136,6 +135,14 @@ def main() -> int:
         f"(its event loop's own included), {after} once it returned"
     )
     return 0 if after <= baseline_fds else 1
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--timeout", type=float, default=0.5)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        return run(Path(tmp), args.timeout)
 
 
 if __name__ == "__main__":
