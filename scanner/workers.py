@@ -25,7 +25,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import os
-import selectors
+import select
 import signal
 import struct
 import sys
@@ -333,18 +333,27 @@ class _Parent:
             self.forward(signal.Signals[received])
 
     def pump(self, flush: Callable[[], None]) -> None:
-        """Read every pipe until all are closed."""
-        selector = selectors.DefaultSelector()
-        for proc in self.procs:
-            selector.register(proc.events, selectors.EVENT_READ, (proc, True))
-            selector.register(proc.control, selectors.EVENT_READ, (proc, False))
-        while selector.get_map():
-            for key, _events in selector.select(timeout=0.1):
-                proc, is_events = key.data
-                chunk = os.read(key.fd, 1 << 16)
+        """Read every pipe until all are closed.
+
+        While the parent's own output backs up, the workers' event pipes are left unread:
+        they fill, the workers' writers back up, and the workers pause their probing
+        (never their clocks) until the reader catches up. Their messages are always read.
+        """
+        pipes = {
+            fd: (proc, fd == proc.events)
+            for proc in self.procs
+            for fd in (proc.events, proc.control)
+        }
+        while pipes:
+            backed_up = self.frame.backlogged()
+            wanted = [fd for fd, (_, is_events) in pipes.items() if not (is_events and backed_up)]
+            readable, _, _ = select.select(wanted, [], [], 0.1)
+            for fd in readable:
+                proc, is_events = pipes[fd]
+                chunk = os.read(fd, 1 << 16)
                 if not chunk:
-                    selector.unregister(key.fd)
-                    os.close(key.fd)
+                    del pipes[fd]
+                    os.close(fd)
                 elif is_events:
                     self._lines(proc, chunk)
                 else:

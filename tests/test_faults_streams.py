@@ -38,7 +38,9 @@ def test_a_reader_that_stops_reading_cannot_keep_a_signal_out(
 ) -> None:
     """stdout is a pipe nobody reads: the scan still ends within a second of a signal,
     drops the rest of the stream, writes its report and exits 130/143."""
-    inv = _refused_inventory(tmp_path, closed_port)  # 16,384 targets: far more than a pipe
+    # 32,768 targets: about 28 MB of events, more than the 16 MiB the scan lets wait for a
+    # reader, so the scan itself is still running (paused) when the signal comes
+    inv = _refused_inventory(tmp_path, closed_port, "127.9.0.0/17")
     report = tmp_path / "report.json"
     read_end, write_end = os.pipe()
     proc = _popen(
@@ -60,7 +62,7 @@ def test_a_reader_that_stops_reading_cannot_keep_a_signal_out(
         os.close(read_end)
     assert proc.returncode == code, stderr
     # it ends (it used to ignore the signal for good): the scan within a second, then the
-    # report of 16,384 targets is written
+    # report of 32,768 targets is written
     assert took < 5.0, f"{took:.2f} s after the signal"
     assert b"Traceback" not in stderr
     document = json.loads(report.read_text())

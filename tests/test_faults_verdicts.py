@@ -112,10 +112,11 @@ def test_a_service_that_resets_after_accepting_is_open_in_a_scan(
 
 
 async def test_backed_up_output_pauses_the_probing_not_the_clocks(
-    monkeypatch: pytest.MonkeyPatch,
+    monkeypatch: pytest.MonkeyPatch, full_port: int
 ) -> None:
     """A 64 KiB backlog on a pipe read at 200 KB/s: the pump pauses (seen), and no handshake
-    to a loopback listener ends `slow` against a 50 ms budget."""
+    to a loopback listener ends `slow` against a 50 ms budget. Half the targets are dropped
+    (0.2 s each), so the scan lasts long enough for its output to back up."""
     from scanner.report import _sink
     from scanner.report.events import JsonEventWriter
 
@@ -145,20 +146,17 @@ async def test_backed_up_output_pauses_the_probing_not_the_clocks(
 
     writer = Watching(os.fdopen(write_end, "wb", buffering=0))
     targets = [
-        Target(
-            f"t{i}",
-            f"127.14.{i // 250}.{i % 250 + 1}",
-            port,
-            timeout=3,
-            retries=0,
-            max_latency_ms=50,
-        )
+        Target(f"t{i}", f"127.14.{i // 250}.{i % 250 + 1}", port, timeout=3, max_latency_ms=50)
+        if i % 2
+        else Target(f"t{i}", "127.0.0.1", full_port, timeout=0.2, retries=0)
         for i in range(1500)
     ]
     collector = scanner.Collector()
     try:
         await scanner.check_async(
-            Inventory(paths=("x",), targets=targets), observer=scanner.FanOut(writer, collector)
+            Inventory(paths=("x",), targets=targets),
+            scanner.ScanOptions(concurrency=50),
+            observer=scanner.FanOut(writer, collector),
         )
     finally:
         writer.sink.drain()
@@ -167,7 +165,10 @@ async def test_backed_up_output_pauses_the_probing_not_the_clocks(
         os.close(read_end)
         listener.close()
     assert Watching.paused > 0  # the output did back up, and the pump waited for it
-    assert {p.category for p in collector.probes} == {Category.OPEN}
+    opened = [p.category for p in collector.probes if int(p.target.name[1:]) % 2]
+    dropped = {p.category for p in collector.probes if not int(p.target.name[1:]) % 2}
+    assert opened == [Category.OPEN] * 750  # none `slow`
+    assert dropped == {Category.TIMEOUT}
     lines = b"".join(received).splitlines()
     assert len(lines) == 3000 + 2  # every event arrived, whole
 
