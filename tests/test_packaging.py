@@ -463,7 +463,8 @@ def test_dockerfile_build_stage_installs_scanner_with_uvloop_and_without_pip(ima
     assert run([str(python), "-c", "import pip"]).returncode != 0
     data = run([str(python), "-c", "import scanner, os; print(os.path.dirname(scanner.__file__))"])
     shipped = Path(data.stdout.strip()) / "data"
-    assert {"events.schema.json", "report.schema.json"} <= {p.name for p in shipped.iterdir()}
+    names = {p.name for p in shipped.iterdir()}
+    assert {"events.schema.json", "report.schema.json", "inventory.schema.json"} <= names
 
 
 def test_image_user_runs_the_entrypoint_and_a_check(image: Image, listener: Listener) -> None:
