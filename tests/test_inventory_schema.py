@@ -21,8 +21,9 @@ import pytest
 import yaml
 from jsonschema import Draft202012Validator
 
-from scanner import inventory as loader
 from scanner.inventory import InventoryError, load_inventories
+from scanner.inventory import _sections as sections
+from scanner.inventory import _values as values
 
 from .conftest import ROOT
 from .test_inventory import INVALID, VALID
@@ -162,12 +163,12 @@ def test_the_schema_is_valid_draft_2020_12() -> None:
 def test_keys_are_the_loaders() -> None:
     """A key the loader learns (tls, hold_ms) fails here until the schema has it too."""
     defs = SCHEMA["$defs"]
-    assert tuple(SCHEMA["properties"]) == loader._TOP_KEYS
-    assert set(defs["defaults"]["properties"]) == set(loader._DEFAULT_KEYS)
-    assert set(defs["target"]["properties"]) == set(loader._TARGET_KEYS)
-    assert set(defs["resolver"]["properties"]) == set(loader._RESOLVER_KEYS)
+    assert tuple(SCHEMA["properties"]) == sections._TOP_KEYS
+    assert set(defs["defaults"]["properties"]) == set(sections._DEFAULT_KEYS)
+    assert set(defs["target"]["properties"]) == set(sections._TARGET_KEYS)
+    assert set(defs["resolver"]["properties"]) == set(sections._RESOLVER_KEYS)
     assert set(defs["scope"]["properties"]) == {"allow"}
-    defaults = loader._Defaults()
+    defaults = sections._Defaults()
     for key, spec in defs["defaults"]["properties"].items():
         if getattr(defaults, key) is None:
             assert "default" not in spec, key
@@ -269,7 +270,7 @@ def test_names_and_tags_refuse_exactly_the_characters_the_loader_refuses() -> No
         if 0xD800 <= code <= 0xDFFF:
             continue
         char = chr(code)
-        refused = loader._unprintable(char) is not None
+        refused = values._unprintable(char) is not None
         assert (forbidden.search(char) is not None) == refused, f"U+{code:04X}"
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import re
 
-from scanner.inventory import _Defaults
+from scanner.inventory._sections import _Defaults
 from scanner.models import Category
 
 from .conftest import ROOT, parse_events, run_scanner
