@@ -81,7 +81,8 @@ HINTS: Mapping[Category, str] = {
     C.REJECTED: "a firewall at {icmp_from} rejects the traffic (ICMP {icmp}); "
     "check its rules for port {port}",
     C.TIMEOUT: "no answer within {timeout:g}s: a firewall silently drops the packets, "
-    "or the host is down",
+    "the host is down, or the service listens but its accept queue is full (hung or "
+    "overloaded)",
     C.HOST_UNREACHABLE: "the host is down or not on that network (ARP/NDP got no answer)"
     "{from_clause}",
     C.NETWORK_UNREACHABLE: "no route to that network{from_clause}; check routing and VPN",
@@ -97,9 +98,14 @@ HINTS: Mapping[Category, str] = {
     "and which nameserver is configured",
     C.DNS_TIMEOUT: "no DNS answer in time: the nameserver is unreachable or drops queries",
     C.DNS_ERROR: "the resolver failed: {detail}",
-    C.SLOW: "handshake took {latency_ms:.0f} ms, over the {budget_ms:g} ms budget: "
+    C.SLOW: "handshake took {latency_ms} ms, over the {budget_ms:g} ms budget: "
     "overloaded service or long path",
-    C.OUT_OF_SCOPE: "address outside scope.allow, no packet sent: DNS points somewhere unexpected",
+    C.OUT_OF_SCOPE: "address outside scope.allow, no packet sent: {out_of_scope}",
+    C.NOT_ACCEPTING: "the service listens on port {port} but does not accept: its accept "
+    "queue is full (hung, deadlocked or overloaded); check the process and its load",
+    C.CLOSED_BY_PEER: "accepts the connection and closes it at once ({peer_closed} within "
+    "{hold_ms:g} ms): a proxy or load balancer with no healthy backend, TCP wrappers, or a "
+    "connection limit",
 }
 
 
@@ -141,22 +147,29 @@ def classify_connect(
     * a host- or net-unreachable sent *by the target's own address* cannot mean the
       host is down (it answered): a filter on the target rejects, so ``rejected``.
     """
+    if outcome.peer_closed is not None:
+        return C.CLOSED_BY_PEER
     if outcome.errno == 0 and not outcome.timed_out:
         return C.OPEN
-    if outcome.icmp is not None:
-        category = classify_icmp(outcome.icmp)
-        if category is not None:
-            sender = outcome.icmp.sender
-            if category is C.REJECTED and any(same_address(sender, a) for a in local_addresses):
-                return C.BLOCKED_LOCALLY
-            if category in (C.HOST_UNREACHABLE, C.NETWORK_UNREACHABLE) and same_address(
-                sender, target_address
-            ):
-                return C.REJECTED
-            return category
+    icmp = _from_icmp(outcome.icmp, local_addresses, target_address) if outcome.icmp else None
+    if icmp is not None:
+        return icmp
     if outcome.timed_out:
-        return C.TIMEOUT
+        return C.NOT_ACCEPTING if outcome.queue_full else C.TIMEOUT
     return classify_errno(outcome.errno)
+
+
+def _from_icmp(
+    icmp: IcmpDetail, local_addresses: Iterable[str], target_address: str | None
+) -> Category | None:
+    """What an ICMP error means, given who sent it (see :func:`classify_connect`)."""
+    category = classify_icmp(icmp)
+    if category is C.REJECTED and any(same_address(icmp.sender, a) for a in local_addresses):
+        return C.BLOCKED_LOCALLY
+    unreachable = category in (C.HOST_UNREACHABLE, C.NETWORK_UNREACHABLE)
+    if unreachable and same_address(icmp.sender, target_address):
+        return C.REJECTED
+    return category
 
 
 def classify_latency(
@@ -260,6 +273,13 @@ def icmp_name(icmp: IcmpDetail) -> str:
     return f"{label} {icmp.type}/{icmp.code}"
 
 
+def _milliseconds(value: float) -> str:
+    """As many digits as a budget can need: 120 ms, 3.4 ms, 0.052 ms."""
+    if value >= 10:
+        return f"{value:.0f}"
+    return f"{value:.1f}" if value >= 1 else f"{value:.3f}"
+
+
 def same_address(a: str | None, b: str | None) -> bool:
     """Whether two address spellings name the same address (``2001:DB8::1`` = ``2001:db8::1``)."""
     if a is None or b is None:
@@ -282,6 +302,9 @@ def hint_for(
     latency_ms: float | None = None,
     budget_ms: float | None = None,
     target_address: str | None = None,
+    peer_closed: str | None = None,
+    hold_ms: float | None = None,
+    literal: bool = False,
 ) -> str | None:
     """The sentence that tells a person what to check next; None for ``open``."""
     if category in (C.OPEN, C.RESOLVED):
@@ -308,6 +331,11 @@ def hint_for(
         errno=errno_name or "unknown error",
         detail=detail or "unknown error",
         rr=rr,
-        latency_ms=latency_ms or 0.0,
+        latency_ms=_milliseconds(latency_ms or 0.0),
         budget_ms=budget_ms or 0.0,
+        out_of_scope="the inventory names an address outside it"
+        if literal
+        else "DNS points somewhere unexpected",
+        peer_closed="a reset" if peer_closed == "RST" else "a FIN",
+        hold_ms=hold_ms or 0.0,
     )

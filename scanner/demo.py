@@ -2,14 +2,17 @@
 
 It starts what a real estate would have: listeners on 127.0.0.1 and ::1, a port
 nobody listens on, a listener whose accept queue is full (the kernel then drops SYNs
-silently, exactly like a filtering firewall), and a DNS server on loopback that
-answers NXDOMAIN, no data, SERVFAIL, REFUSED or nothing at all. Then it scans an
+silently, as a filtering firewall would: on this host's own address the kernel's socket
+table tells the two apart), a service that accepts and closes at once (a load balancer
+with no backend), and a DNS server on loopback that answers NXDOMAIN, no data, SERVFAIL,
+REFUSED or nothing at all. Then it scans an
 ordinary inventory against them and checks that each target got the category it was
 built for, so the demo doubles as a smoke test (exit 0 only if it did).
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import socket
@@ -44,9 +47,13 @@ targets:
   - name: cache                    # nothing listens there: TCP reset
     host: 127.0.0.1
     port: {closed_port}
-  - name: queue                    # accept queue full: SYNs silently dropped
+  - name: queue                    # listens, accept queue full: SYNs silently dropped
     host: 127.0.0.1
     port: {full_port}
+  - name: lb-no-backend            # accepts, then closes at once: held for 300 ms
+    host: 127.0.0.1
+    port: {closing_port}
+    hold_ms: 300
   - name: admin-must-be-closed     # expect closed, and it is
     host: 127.0.0.1
     port: {closed_port}
@@ -87,7 +94,8 @@ EXPECTED: dict[str, tuple[Category, bool]] = {
     "web-alias": (Category.OPEN, True),
     "api-half-dns": (Category.OPEN, True),
     "cache": (Category.REFUSED, False),
-    "queue": (Category.TIMEOUT, False),
+    "queue": (Category.NOT_ACCEPTING, False),
+    "lb-no-backend": (Category.CLOSED_BY_PEER, False),
     "admin-must-be-closed": (Category.REFUSED, True),
     "debug-must-be-closed": (Category.OPEN, False),
     "db.demo.tset:5432": (Category.DNS_NXDOMAIN, False),
@@ -128,6 +136,10 @@ def loopback_fixtures() -> Iterator[dict[str, int]]:
             sock.close()
 
 
+async def _close_at_once(_reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    writer.close()
+
+
 def run_demo(fmt: str) -> int:
     import anyio
 
@@ -141,8 +153,10 @@ def run_demo(fmt: str) -> int:
 
     async def scan(ports: dict[str, int]) -> None:
         transport, dns_port = await start_server(DEMO_ZONE)
+        closing = await asyncio.start_server(_close_at_once, "127.0.0.1", 0)
         try:
-            text = DEMO_INVENTORY.format(dns_port=dns_port, **ports)
+            closing_port = closing.sockets[0].getsockname()[1]
+            text = DEMO_INVENTORY.format(dns_port=dns_port, closing_port=closing_port, **ports)
             with tempfile.TemporaryDirectory() as tmp:
                 path = os.path.join(tmp, "demo-inventory.yaml")
                 with open(path, "w", encoding="utf-8") as handle:
@@ -150,6 +164,7 @@ def run_demo(fmt: str) -> int:
                 inventory = load_inventories([path])
                 await run_scan(inventory, observer, ScanOptions(handle_signals=True))
         finally:
+            closing.close()
             transport.close()
 
     print(

@@ -44,6 +44,10 @@ class Category(StrEnum):
     DNS_ERROR = "dns_error"
     SLOW = "slow"
     OUT_OF_SCOPE = "out_of_scope"
+    #: a local listener whose accept queue is full: SYNs dropped, the service hangs
+    NOT_ACCEPTING = "not_accepting"
+    #: the handshake completed and the peer closed it within ``hold_ms``
+    CLOSED_BY_PEER = "closed_by_peer"
     # Not a failure: the name resolved. Only ever seen in dns.result events.
     RESOLVED = "resolved"
 
@@ -56,7 +60,9 @@ class Category(StrEnum):
 
 
 #: Categories worth another attempt: the answer may differ a moment later.
-TRANSIENT = frozenset({Category.TIMEOUT, Category.DNS_TIMEOUT, Category.DNS_SERVFAIL})
+TRANSIENT = frozenset(
+    {Category.TIMEOUT, Category.NOT_ACCEPTING, Category.DNS_TIMEOUT, Category.DNS_SERVFAIL}
+)
 
 
 class SourceLocation(Struct, frozen=True, gc=False):
@@ -84,6 +90,8 @@ class Target(Struct, frozen=True, gc=False):
     source: SourceLocation | None = None
     #: a completed handshake slower than this fails the target as ``slow``
     max_latency_ms: float | None = None
+    #: after the handshake, wait this long for the peer to close (``closed_by_peer``)
+    hold_ms: float | None = None
 
 
 class ResolverConfig(Struct, frozen=True):
@@ -129,6 +137,10 @@ class ConnectOutcome(Struct, frozen=True, gc=False):
     timed_out: bool
     latency_ms: float
     icmp: IcmpDetail | None = None
+    #: timed out towards this host's own listener whose accept queue was full
+    queue_full: bool = False
+    #: after the handshake, the peer closed within ``hold_ms``: "FIN" or "RST"
+    peer_closed: str | None = None
 
 
 class DnsResult(Struct, frozen=True, gc=False):

@@ -43,7 +43,10 @@ class Verdict(StrEnum):
 
 
 #: Outcomes that prove nothing about a port being closed (RESOLVED is a DNS outcome).
-_NOT_A_HANDSHAKE_FAILURE = frozenset({C.OPEN, C.SLOW, C.INCONCLUSIVE, C.OUT_OF_SCOPE, C.RESOLVED})
+_NOT_A_HANDSHAKE_FAILURE = frozenset(
+    # a listener that does not accept, or accepts and closes, is there: not closed
+    {C.OPEN, C.SLOW, C.INCONCLUSIVE, C.OUT_OF_SCOPE, C.RESOLVED, C.NOT_ACCEPTING, C.CLOSED_BY_PEER}
+)
 
 
 def meets_expectation(expect: Expect, category: Category) -> bool:

@@ -345,7 +345,9 @@ class _Parent:
             for fd in (proc.events, proc.control)
         }
         while pipes:
-            backed_up = self.frame.backlogged()
+            # once interrupted, everything is read again: the rest of the stream is dropped
+            # anyway, and the workers must be able to end
+            backed_up = self.frame.backlogged() and signals.received() is None
             wanted = [fd for fd, (_, is_events) in pipes.items() if not (is_events and backed_up)]
             readable, _, _ = select.select(wanted, [], [], 0.1)
             for fd in readable:

@@ -153,6 +153,8 @@ def test_thousands_of_targets(tmp_path: Path) -> None:
 
 
 def test_retries_count_attempts_for_silent_drops(tmp_path: Path, full_port: int) -> None:
+    """SYNs dropped by a full accept queue, on loopback: the kernel's table says the
+    listener does not accept (``not_accepting``), retried like any timeout."""
     inv = write_inventory(
         tmp_path / "inv.yaml",
         f"""
@@ -169,9 +171,9 @@ targets:
     assert proc.returncode == 1, proc.stderr
     events = parse_events(proc.stdout)
     probe = _by_event(events, "probe.result")[0]
-    assert probe["category"] == "timeout"
+    assert probe["category"] == "not_accepting"
     assert probe["attempts"] == 3
-    assert _by_event(events, "target.result")[0]["category"] == "timeout"
+    assert _by_event(events, "target.result")[0]["category"] == "not_accepting"
     assert events[-1]["duration_s"] < 0.3 * 3 + 1.5 + 1.0  # timeouts + backoff, not more
 
 
@@ -374,7 +376,8 @@ def test_demo_shows_every_loopback_category() -> None:
     assert categories == {
         "open",
         "refused",
-        "timeout",
+        "not_accepting",
+        "closed_by_peer",
         "dns_nxdomain",
         "dns_no_address",
         "dns_servfail",
@@ -507,7 +510,7 @@ def test_per_host_cap_holds_one_address_back_not_the_others(tmp_path: Path, full
     events = parse_events(proc.stdout)
     probes = _by_event(events, "probe.result")
     assert Counter((p["address"], p["category"]) for p in probes) == {
-        ("127.0.0.1", "timeout"): 6,
+        ("127.0.0.1", "not_accepting"): 6,  # a full accept queue on this host
         ("127.0.0.2", "refused"): 6,
     }
     # three rounds of two 0.3 s timeouts, one after the other

@@ -75,7 +75,7 @@ async def test_retries_keep_their_slot_and_count_attempts(full_port: int) -> Non
     seen = Collect()
     await run_scan(inventory(*targets), seen, ScanOptions(concurrency=2))
     results = seen.results
-    assert [r.category for r in results] == [Category.TIMEOUT] * 3
+    assert [r.category for r in results] == [Category.NOT_ACCEPTING] * 3  # full queue, retried
     assert [p.attempts for p in seen.probes] == [2, 2, 2]
 
 

@@ -46,7 +46,7 @@ async def test_open_and_refused_on_both_families(listener: Listener, closed_port
 async def test_silent_drop_is_retried_then_timeout(full_port: int) -> None:
     target = Target(name="d", host="127.0.0.1", port=full_port, timeout=0.2, retries=2)
     result = await probe_address(target, "127.0.0.1", "ipv4")
-    assert result.category is Category.TIMEOUT
+    assert result.category is Category.NOT_ACCEPTING  # dropped by this host's full queue
     assert result.attempts == 3
     assert result.errno == "ETIMEDOUT"
 
@@ -193,7 +193,7 @@ async def test_per_address_cap_bounds_handshakes_in_flight(
     finally:
         done.set()
         sampler.join()
-    assert [p.category for p in seen.probes] == [Category.TIMEOUT] * 12
+    assert [p.category for p in seen.probes] == [Category.NOT_ACCEPTING] * 12
     if per_address is not None:
         assert 1 <= peak <= peak_at_most
     else:

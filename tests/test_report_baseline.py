@@ -91,7 +91,7 @@ def test_changes_in_events_report_markdown(
     new = text.split("### New failures (2)", 1)[1].split("###", 1)[0]
     assert "| breaks | refused |" in new and "| brand-new | refused |" in new
     assert "| gets-fixed | open |" in text.split("### Fixed (1)", 1)[1].split("###", 1)[0]
-    assert "| moves | timeout |" in text.split("### Changed category (1)", 1)[1]
+    assert "| moves | not\\_accepting |" in text.split("### Changed category (1)", 1)[1]
 
 
 def test_fail_on_new_passes_known_failures(

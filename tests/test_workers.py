@@ -221,7 +221,9 @@ def test_per_host_cap_holds_across_workers(tmp_path: Path, full_port: int) -> No
     proc = run_scanner("check", str(inv), "--format", "json", "--workers", "2", "--per-host", "2")
     assert proc.returncode == 1, proc.stderr
     events = parse_events(proc.stdout)
-    assert Counter(e["category"] for e in events if e["event"] == "target.result") == {"timeout": 6}
+    assert Counter(e["category"] for e in events if e["event"] == "target.result") == {
+        "not_accepting": 6
+    }
     assert events[-1]["duration_s"] >= 3 * 0.4 * 0.95
 
 

@@ -32,6 +32,8 @@ def attempt_result(
         hint = None
     elif category is Category.SLOW:
         hint = hint_for(category, latency_ms=outcome.latency_ms, budget_ms=target.max_latency_ms)
+    elif category is Category.CLOSED_BY_PEER:
+        hint = hint_for(category, peer_closed=outcome.peer_closed, hold_ms=target.hold_ms)
     else:  # the same few sentences over and over: format each once
         # the target's own address only matters to a reject ("the host itself rejects")
         rejected_by = address if category is Category.REJECTED else None
@@ -53,7 +55,7 @@ def out_of_scope(
     target: Target, address: str, family: AddressFamily, scope: ScopeGuard
 ) -> ProbeResult:
     """The result for an address the scope guard keeps us away from: no packet was sent."""
-    hint = hint_for(Category.OUT_OF_SCOPE)
+    hint = hint_for(Category.OUT_OF_SCOPE, literal=target.host == address)
     return ProbeResult(
         target=target,
         address=address,

@@ -23,7 +23,7 @@ from .targets import Network, TargetSpec, display
 SCHEMA_VERSION = 1
 _Keys = dict[str, tuple[yaml.Node, yaml.Node]]
 _TOP_KEYS = ("version", "defaults", "resolver", "targets", "scope")
-_DEFAULT_KEYS = ("timeout", "retries", "expect", "family", "max_latency_ms")
+_DEFAULT_KEYS = ("timeout", "retries", "expect", "family", "max_latency_ms", "hold_ms")
 _RESOLVER_KEYS = ("nameservers", "timeout", "tries")
 _TARGET_KEYS = (
     "name",
@@ -36,6 +36,7 @@ _TARGET_KEYS = (
     "family",
     "tags",
     "max_latency_ms",
+    "hold_ms",
 )
 
 
@@ -46,6 +47,7 @@ class _Defaults:
     expect: Expect = "open"
     family: Family = "any"
     max_latency_ms: float | None = None
+    hold_ms: float | None = None
 
 
 @dataclass
@@ -84,19 +86,21 @@ class InventoryFile(ValueReader):
         ):
             into.family = cast(Family, f)
         if "max_latency_ms" in keys:
-            node = keys["max_latency_ms"][1]
-            value = self.scalar(node)
-            if isinstance(value, bool) or not isinstance(value, int | float):
-                self.problem(
-                    node,
-                    f"{what}.max_latency_ms must be a number of milliseconds, not {_kind(node)}",
-                )
-            elif not 0 < value <= 600_000:
-                self.problem(
-                    node, f"{what}.max_latency_ms must be > 0 and at most 600000, not {value}"
-                )
-            else:
-                into.max_latency_ms = float(value)
+            into.max_latency_ms = self.milliseconds(
+                keys["max_latency_ms"][1], f"{what}.max_latency_ms", 600_000
+            )
+        if "hold_ms" in keys:  # a minute is far longer than any close-at-once
+            into.hold_ms = self.milliseconds(keys["hold_ms"][1], f"{what}.hold_ms", 60_000)
+
+    def milliseconds(self, node: yaml.Node, what: str, most: int) -> float | None:
+        value = self.scalar(node)
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            self.problem(node, f"{what} must be a number of milliseconds, not {_kind(node)}")
+            return None
+        if not 0 < value <= most:
+            self.problem(node, f"{what} must be > 0 and at most {most}, not {value}")
+            return None
+        return float(value)
 
     def scope_section(self, node: yaml.Node) -> list[str]:
         """``scope: {allow: [CIDR, ...]}``: the networks probes may reach."""
@@ -194,6 +198,7 @@ class InventoryFile(ValueReader):
             defaults.expect,
             defaults.family,
             defaults.max_latency_ms,
+            defaults.hold_ms,
         )
         self._apply_common(keys, settings, "target")
         host = self.target_host(node, keys)
@@ -347,6 +352,7 @@ class InventoryFile(ValueReader):
             tags=tags,
             source=source,
             max_latency_ms=settings.max_latency_ms,
+            hold_ms=settings.hold_ms,
         )
         spec = TargetSpec(
             template=template, ports=ports, network=network, name=name, per_port_names=many

@@ -105,6 +105,7 @@ class TargetSpec:
                     t.tags,
                     t.source,
                     t.max_latency_ms,
+                    t.hold_ms,
                 )
 
     def host_at(self, offset: int) -> str:
@@ -132,6 +133,7 @@ class TargetSpec:
             t.tags,
             t.source,
             t.max_latency_ms,
+            t.hold_ms,
         )
 
     def strided(self, start: int, step: int) -> Iterator[Target]:

@@ -15,13 +15,12 @@ is a new prober chosen in :meth:`Probers.for_target`; the pump does not change.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
 from typing import Protocol
 
 from ..models import AddressFamily, Target
-from .tcp import Dialer, OnDone
-
-Abandon = Callable[[], object]
+from .hold import HoldProber
+from .local import LocalQueues
+from .tcp import Abandon, Dialer, OnDone
 
 
 class Prober(Protocol):
@@ -47,13 +46,24 @@ class TcpProber:
 
 
 class Probers:
-    """The probers of one scan, sharing one dialer; picks the one each target needs."""
+    """The probers of one scan, sharing one dialer; picks the one each target needs.
+
+    A timeout to this host's own listener is checked against its accept queue (a full
+    one is ``not_accepting``, :mod:`.local`); ``hold_ms`` targets hold the socket after
+    the handshake (:mod:`.hold`).
+    """
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self.dialer = Dialer(loop)
+        self.dialer = Dialer(loop, queue_full=LocalQueues().full)
         self.tcp = TcpProber(self.dialer)
+        self._loop = loop
+        self._hold: Prober | None = None
 
     def for_target(self, target: Target) -> Prober:
+        if target.hold_ms:
+            if self._hold is None:
+                self._hold = HoldProber(self.dialer, self._loop)
+            return self._hold
         return self.tcp
 
     def overdue(self) -> bool:

@@ -99,14 +99,23 @@ def _close(sock: _socket.socket, connected: bool) -> None:
 
 
 def _finish(
-    sock: _socket.socket, err: int, timed_out: bool, started: float
+    sock: _socket.socket,
+    err: int,
+    timed_out: bool,
+    started: float,
+    *,
+    keep: bool = False,
+    queue_full: bool = False,
 ) -> tuple[ConnectOutcome, str | None]:
-    """Collect the facts of an ended attempt and close the socket (RST, no TIME_WAIT).
+    """Collect the facts of an ended attempt and close the socket (RST, no TIME_WAIT),
+    unless it connected and is to be ``keep``-t for a prober's next phase.
 
     The local address only matters next to an ICMP error (did this host send it to
     itself?), so it is asked for only then.
     """
     latency_ms = (time.perf_counter() - started) * 1000.0
+    if keep and err == 0:
+        return ConnectOutcome(0, False, latency_ms), None
     icmp = read_error_queue(sock) if err else None
     local: str | None = None
     if icmp is not None:
@@ -117,7 +126,7 @@ def _finish(
     # a timed-out socket was just seen still in SYN_SENT (see Dialer._on_timer): no linger.
     # Should a SYN-ACK slip in between, closing sends a FIN instead of a RST: harmless.
     _close(sock, connected=err == 0)
-    return ConnectOutcome(err, timed_out, latency_ms, icmp), local
+    return ConnectOutcome(err, timed_out, latency_ms, icmp, queue_full), local
 
 
 def _noop() -> None:
@@ -125,6 +134,10 @@ def _noop() -> None:
 
 
 OnDone = Callable[[ConnectOutcome, "str | None"], None]
+#: stops a probe under way (it reports nothing after)
+Abandon = Callable[[], object]
+#: called with a connected socket (now the callee's to close) and its handshake's outcome
+OnKept = Callable[[_socket.socket, ConnectOutcome], None]
 #: called with a new socket before it connects (socket options)
 SocketSetup = Callable[[_socket.socket], None]
 
@@ -132,17 +145,40 @@ SocketSetup = Callable[[_socket.socket], None]
 class _Handshake:
     """A socket whose handshake the :class:`Dialer` is waiting for."""
 
-    __slots__ = ("deadline", "dialer", "fd", "live", "on_done", "sock", "started")
+    __slots__ = (
+        "address",
+        "deadline",
+        "dialer",
+        "fd",
+        "live",
+        "on_done",
+        "on_kept",
+        "port",
+        "sock",
+        "started",
+    )
 
     def __init__(
-        self, dialer: Dialer, sock: _socket.socket, started: float, deadline: float, on_done: OnDone
+        self,
+        dialer: Dialer,
+        sock: _socket.socket,
+        *,
+        started: float,
+        deadline: float,
+        on_done: OnDone,
+        on_kept: OnKept | None,
+        address: str,
+        port: int,
     ) -> None:
+        self.address = address
+        self.port = port
         self.dialer = dialer
         self.sock = sock
         self.fd = sock.fileno()
         self.started = started
         self.deadline = deadline
         self.on_done = on_done
+        self.on_kept = on_kept
         self.live = True
 
     def abandon(self) -> None:
@@ -163,8 +199,16 @@ class Dialer:
     about 30 µs a handshake under uvloop: more than all the system calls of it.
     """
 
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        *,
+        queue_full: Callable[[str, int], bool] | None = None,
+    ) -> None:
+        """``queue_full(address, port)`` is asked after a timeout: was it this host's own
+        listener with a full accept queue (:mod:`.local`)?"""
         self._loop = loop
+        self._queue_full = queue_full
         self._epoll: select.epoll | None = None  # made for the first socket that waits
         self.waiting: dict[int, _Handshake] = {}
         self._deadlines: dict[float, deque[_Handshake]] = {}
@@ -180,11 +224,14 @@ class Dialer:
         on_done: OnDone,
         *,
         setup: SocketSetup | None = None,
+        keep: OnKept | None = None,
     ) -> Callable[[], None]:
         """Begin one handshake; returns a function that abandons it.
 
         ``setup`` is called with the new socket before it connects (the path trace sets
-        its hop limit there).
+        its hop limit there). With ``keep``, a socket that connects is not closed but
+        handed to ``keep`` with its outcome (a prober with a phase after the handshake);
+        ``on_done`` then hears nothing of it.
         """
         loop = self._loop
         try:
@@ -208,7 +255,11 @@ class Dialer:
             err = _connect_error(sock)
         if err != errno.EINPROGRESS:  # done already, or failed at once (no route, policy)
             # call_soon, not a direct call: ``on_done`` may start the next handshake
-            loop.call_soon(on_done, *_finish(sock, err, False, started))
+            outcome, local = _finish(sock, err, False, started, keep=keep is not None)
+            if keep is not None and err == 0:
+                loop.call_soon(keep, sock, outcome)
+            else:
+                loop.call_soon(on_done, outcome, local)
             return _noop
         try:
             epoll = self._epoll or self._open_epoll()
@@ -216,7 +267,16 @@ class Dialer:
             _close(sock, connected=True)
             loop.call_soon(on_done, ConnectOutcome(exc.errno or errno.EIO, False, 0.0), None)
             return _noop
-        handshake = _Handshake(self, sock, started, loop.time() + timeout, on_done)
+        handshake = _Handshake(
+            self,
+            sock,
+            started=started,
+            deadline=loop.time() + timeout,
+            on_done=on_done,
+            on_kept=keep,
+            address=address,
+            port=port,
+        )
         epoll.register(handshake.fd, select.EPOLLOUT)
         self.waiting[handshake.fd] = handshake
         queue = self._deadlines.get(timeout)
@@ -292,8 +352,21 @@ class Dialer:
     def _end(self, handshake: _Handshake, err: int, *, timed_out: bool) -> None:
         handshake.live = False
         del self.waiting[handshake.fd]
+        if err == 0 and handshake.on_kept is not None:
+            if self._epoll is not None:
+                self._epoll.unregister(handshake.fd)  # the keeper watches it from now on
+            outcome, _ = _finish(handshake.sock, 0, False, handshake.started, keep=True)
+            handshake.on_kept(handshake.sock, outcome)
+            return
+        full = (
+            timed_out
+            and self._queue_full is not None
+            and self._queue_full(handshake.address, handshake.port)
+        )
         # closing also takes the socket out of the epoll set
-        handshake.on_done(*_finish(handshake.sock, err, timed_out, handshake.started))
+        handshake.on_done(
+            *_finish(handshake.sock, err, timed_out, handshake.started, queue_full=full)
+        )
 
     def _arm(self, when: float) -> None:
         if self._timer is not None:
