@@ -53,6 +53,16 @@ def dns_result(result: DnsResult) -> EventDict:
         "families": {af: category.value for af, category in result.per_family},
         "attempts": result.attempts,
         "detail": result.detail,
+        "query_name": result.query_name,
+        "sources": dict(result.sources),
+        "trail": [
+            {
+                "name": s.name,
+                "families": {af: c.value for af, c in s.per_family},
+                "sources": dict(s.sources),
+            }
+            for s in result.trail
+        ],
     }
 
 

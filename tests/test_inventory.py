@@ -388,7 +388,7 @@ def test_target_source_points_at_the_target(
             ResolverConfig(("192.0.2.53:53", "127.0.0.1:5353", "[::1]:53"), 0.5, 3),
             id="several-and-settings",
         ),
-        pytest.param("{timeout: 1}", ResolverConfig((), 1.0, 2), id="system-servers"),
+        pytest.param("{timeout: 1}", ResolverConfig((), 1.0, None), id="system-servers"),
         pytest.param("{}", ResolverConfig(), id="empty-mapping"),
     ],
 )
