@@ -241,11 +241,11 @@ VALID = [
         ),
         [
             T("api.example.com:443", "api.example.com", 443),
-            T("a.example:80", "a.example", 80),
+            T("a.example.:80", "a.example.", 80),  # absolute: the dot is kept
             T("_sip._tcp.example:5060", "_sip._tcp.example", 5060),
             T("localhost:8080", "localhost", 8080),
         ],
-        id="names-lowercased-trailing-dot",
+        id="names-lowercased-trailing-dot-kept",
     ),
     pytest.param(
         doc(

@@ -234,9 +234,12 @@ class Transport:
         try:
             sock.sock.send(struct.pack("!H", qid) + query.body)
         except OSError as exc:
-            if exc.errno == errno_module.ECONNREFUSED:  # an earlier ICMP, reported on send
-                server.refused_at = time.monotonic()
+            if exc.errno == errno_module.ECONNREFUSED:
+                # The ICMP port unreachable of an earlier datagram, reported on this send (on
+                # loopback it comes back before send() returns): it concerns the queries
+                # waiting on this server too, which will not see it on a recv now.
                 query.failures.append((server, UNREACHABLE, _NOTHING_LISTENS_UDP))
+                self._refused(server)
             else:
                 query.failures.append((server, UNREACHABLE, f"cannot send ({_errno(exc)})"))
             return False

@@ -23,7 +23,8 @@ Misbehaviour for the resolver's answer checks, per name (``rcode`` or per type):
       "slow.test": {"A": ["127.0.0.1"], "delay_ms": 600}}  # answered late
 
 ``extra`` records are zone-file lines (owner, TTL, type, data) and go into the answer section
-as they are, whatever the question: a record for another name, or of another type than asked.
+as they are: a record for another name, or of another type than asked. A list applies to
+every question type; a mapping gives them per type (``{"AAAA": ["x.test. 60 A 192.0.2.1"]}``).
 Names not in the zone get NXDOMAIN. Run as a process::
 
     python -m scanner.testing.dns_server --zone zone.json --host 127.0.0.1 --port 0
@@ -78,7 +79,10 @@ def answer_bytes(query: DNSRecord, zone: Zone, ttl: int = 5) -> bytes | None:
 def answer(query: DNSRecord, zone: Zone, ttl: int = 5) -> DNSRecord | None:
     """Build the reply to one query, or None to stay silent."""
     reply = query.reply()
-    for line in zone.get(str(query.q.qname).rstrip(".").lower(), {}).get("extra", ()):
+    extra = zone.get(str(query.q.qname).rstrip(".").lower(), {}).get("extra", ())
+    if isinstance(extra, Mapping):  # per question type: {"AAAA": ["name. 60 A 192.0.2.1"]}
+        extra = extra.get(QTYPE[query.q.qtype], ())
+    for line in extra:
         reply.add_answer(*RR.fromZone(line))
     qname = str(query.q.qname).rstrip(".").lower()
     qtype = QTYPE[query.q.qtype]
