@@ -38,6 +38,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import socket
 import sys
 from collections.abc import Mapping
 from typing import IO, Any, cast
@@ -152,6 +153,10 @@ async def start_server(
     transport, _ = await loop.create_datagram_endpoint(
         lambda: _Protocol(normalised, log), local_addr=(host, port)
     )
+    # A burst of queries must not overflow the default buffer (~200 KiB): a loss here would
+    # look like the resolver's timeout. The kernel caps this at net.core.rmem_max.
+    with contextlib.suppress(OSError):
+        transport.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8 << 20)
     return transport, int(transport.get_extra_info("sockname")[1])
 
 
