@@ -22,7 +22,7 @@ import errno as errno_module
 import random
 import socket
 import struct
-import time
+from collections import deque
 from collections.abc import Sequence
 from typing import NamedTuple
 
@@ -101,6 +101,7 @@ class _Socket:
 class _Server:
     __slots__ = (
         "index",
+        "inflight",
         "label",
         "ns",
         "per_socket",
@@ -108,6 +109,7 @@ class _Server:
         "sockaddr",
         "sockets",
         "timeout",
+        "timer",
     )
 
     def __init__(self, index: int, ns: Nameserver, timeout: float) -> None:
@@ -118,6 +120,10 @@ class _Server:
         self.sockets: list[_Socket] = []
         self.per_socket = _MIN_PER_SOCKET
         self.refused_at = -1e9
+        #: (deadline, query, its send number) in send order: one timeout per server means
+        #: deadlines come in order, so one timer for the oldest replaces one per query
+        self.inflight: deque[tuple[float, _Query, int]] = deque()
+        self.timer: asyncio.TimerHandle | None = None
         address, _, zone = ns.address.partition("%")
         if ns.family == "ipv6":
             scope = socket.if_nametoindex(zone) if zone else 0
@@ -138,9 +144,9 @@ class _Query:
         "schedule",
         "sends",
         "sent_at",
+        "seq",
         "socket",
         "step",
-        "timer",
     )
 
     def __init__(
@@ -160,9 +166,9 @@ class _Query:
         self.sends = 0
         self.failures: list[tuple[_Server, str, str]] = []  # (server, kind, text)
         self.last_rcode: int | None = None
-        self.timer: asyncio.TimerHandle | None = None
         self.socket: _Socket | None = None
         self.qid = -1
+        self.seq = 0
         self.sent_at = 0.0
 
 
@@ -244,19 +250,46 @@ class Transport:
                 query.failures.append((server, UNREACHABLE, f"cannot send ({_errno(exc)})"))
             return False
         query.sends += 1
+        query.seq += 1
         query.socket = sock
         query.qid = qid
-        query.sent_at = time.monotonic()
+        now = query.sent_at = self.loop.time()
         pending[qid] = query
-        query.timer = self.loop.call_later(server.timeout, self._on_timeout, query)
+        inflight = server.inflight
+        while inflight:  # answered ones at the head need no timer: drop them now
+            head = inflight[0][1]
+            if head.seq == inflight[0][2] and head.socket is not None:
+                break
+            inflight.popleft()
+        inflight.append((now + server.timeout, query, query.seq))
+        if server.timer is None:
+            server.timer = self.loop.call_at(now + server.timeout, self._expire, server)
         return True
 
-    def _on_timeout(self, query: _Query) -> None:
-        sock = query.socket
-        if sock is None or sock.pending.get(query.qid) is not query:
-            return
-        del sock.pending[query.qid]
-        server = sock.server
+    def _expire(self, server: _Server) -> None:
+        """The oldest queries on ``server`` whose time is up; then wait for the next one."""
+        server.timer = None
+        inflight = server.inflight
+        now = self.loop.time()
+        while inflight:
+            deadline, query, seq = inflight[0]
+            sock = query.socket
+            live = (
+                query.seq == seq
+                and sock is not None
+                and sock.server is server
+                and sock.pending.get(query.qid) is query
+            )
+            if live and deadline > now:
+                break
+            inflight.popleft()
+            if live:
+                del sock.pending[query.qid]  # type: ignore[union-attr]
+                self._timed_out(query, server)
+        if inflight and server.timer is None:
+            server.timer = self.loop.call_at(inflight[0][0], self._expire, server)
+
+    def _timed_out(self, query: _Query, server: _Server) -> None:
         if server.refused_at >= query.sent_at - 2 * server.timeout:
             # ICMP port unreachable is rate-limited: a query sent just after one to a closed
             # port may get no ICMP of its own, and its silence means the same thing.
@@ -266,9 +299,7 @@ class Transport:
         self._next(query)
 
     def _finish(self, query: _Query, outcome: Outcome) -> None:
-        if query.timer is not None:
-            query.timer.cancel()
-            query.timer = None
+        query.socket = None
         if not query.future.done():
             query.future.set_result(outcome)
 
@@ -328,9 +359,7 @@ class Transport:
             self._answered(query, sock.server, reply, tcp=False)
 
     def _answered(self, query: _Query, server: _Server, reply: Reply, *, tcp: bool) -> None:
-        if query.timer is not None:
-            query.timer.cancel()
-            query.timer = None
+        query.socket = None  # no longer waiting: its entry in server.inflight is stale now
         if reply.tc and not tcp:
             self._start_tcp(query, server)
             return
@@ -345,14 +374,12 @@ class Transport:
 
     def _refused(self, server: _Server) -> None:
         """ICMP port unreachable from ``server``: every query waiting on it moves on."""
-        server.refused_at = time.monotonic()
+        server.refused_at = self.loop.time()
         waiting = [q for sock in server.sockets for q in sock.pending.values()]
         for sock in server.sockets:
             sock.pending.clear()
         for query in waiting:
-            if query.timer is not None:
-                query.timer.cancel()
-                query.timer = None
+            query.socket = None
             query.failures.append((server, UNREACHABLE, _NOTHING_LISTENS_UDP))
             self._next(query)
 
@@ -446,10 +473,12 @@ class Transport:
         for task in list(self._tasks):
             task.cancel()
         for server in self.servers:
+            if server.timer is not None:
+                server.timer.cancel()
+                server.timer = None
+            server.inflight.clear()
             for sock in server.sockets:
                 for query in sock.pending.values():
-                    if query.timer is not None:
-                        query.timer.cancel()
                     if not query.future.done():
                         query.future.cancel()
                 sock.pending.clear()
