@@ -34,6 +34,7 @@ from typing import Any
 import pytest
 
 from scanner.resolve._idna import to_ascii
+from tests.test_report_helpers import assert_valid, schema_validator
 
 from . import netns
 from .netns import Netns
@@ -483,6 +484,15 @@ def test_rows_cover_both_sides(
     """The table is not vacuous: glibc resolves most rows, and fails some."""
     outcomes = [ref["rc"] == 0 for ref, _dns, _ in observed.values()]
     assert sum(outcomes) >= 20 and outcomes.count(False) >= 6
+
+
+def test_every_dns_result_matches_the_events_schema(
+    observed: dict[str, tuple[dict[str, Any], dict[str, Any], float]],
+) -> None:
+    validator = schema_validator("events")
+    for _glibc, dns, _ in observed.values():
+        assert_valid(validator, dns)
+        assert dns["trail"] and dns["sources"], dns
 
 
 def test_nameservers_share_the_deadline(
