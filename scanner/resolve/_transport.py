@@ -231,7 +231,7 @@ class Transport:
         try:
             sock = self._socket(server)
         except OSError as exc:
-            query.failures.append((server, UNREACHABLE, f"no socket ({_errno(exc)})"))
+            query.failures.append((server, UNREACHABLE, f"cannot send ({_errno(exc)})"))
             return False
         pending = sock.pending
         qid = random.getrandbits(16)
