@@ -93,6 +93,7 @@ RESOLV = {
     "bind": f"nameserver {BIND}\nsearch corp.test\noptions timeout:1 attempts:1\n",
     "bad": f"nameserver {BAD}\noptions timeout:1 attempts:1\n",
     "closed": f"nameserver {CLOSED}\noptions timeout:1 attempts:2\n",
+    "noroute": "nameserver 203.0.113.53\noptions timeout:1 attempts:1\n",  # unrouted test net
     "closed-ok": f"nameserver {CLOSED}\nnameserver {UNBOUND}\noptions timeout:1 attempts:1\n",
     "silent-silent-ok": f"nameserver {SILENT}\nnameserver {SILENT}\nnameserver {UNBOUND}\n"
     "options timeout:1 attempts:1\n",
@@ -232,6 +233,14 @@ ROWS: tuple[Row, ...] = (
         "any",
         "resolved",
         sources={"ipv4": UNBOUND, "ipv6": UNBOUND},
+    ),
+    R(
+        "no-route-to-nameserver",
+        "noroute",
+        "db.corp.test",
+        "any",
+        "dns_error",
+        detail="cannot send (ENETUNREACH)",
     ),
     R("truncated-tcp-refused", "bad", "big.bad.test", "ipv4", "dns_error", detail="TCP refused"),
     # 8. the deadline leaves every nameserver its share: the third one answers
