@@ -16,10 +16,9 @@ from scanner.classify import (
     combine_dns,
     hint_for,
     icmp_name,
-    meets_expectation,
-    roll_up,
 )
 from scanner.models import Category, ConnectOutcome, IcmpDetail
+from scanner.verdict import meets_expectation, roll_up
 
 C = Category
 

@@ -413,7 +413,9 @@ class Resolver:
         )
 
 
-def _status(families: tuple[AddressFamily, ...], out: Mapping[AddressFamily, _Family]) -> Status:
+def _status(  # noqa: PLR0911 - one return per outcome of glibc's decision
+    families: tuple[AddressFamily, ...], out: Mapping[AddressFamily, _Family]
+) -> Status:
     """glibc's verdict on one candidate from its A and AAAA outcomes (res_query.c, res_send.c).
 
     Records in either answer: the name answered. A SERVFAIL (or REFUSED) for one family

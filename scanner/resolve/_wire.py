@@ -188,7 +188,9 @@ class Reply:
         )
 
 
-def parse_reply(data: bytes, question: bytes, qtype: int) -> Reply | None:
+def parse_reply(  # noqa: PLR0912 - the hot path: one loop over the records, no call per record
+    data: bytes, question: bytes, qtype: int
+) -> Reply | None:
     """Read a reply to ``question`` (lower-case wire name + type + class, as sent).
 
     Returns None when ``data`` is not a reply to that question (a late or stray datagram:
