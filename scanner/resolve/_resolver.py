@@ -41,6 +41,7 @@ _FAMILIES: Mapping[Family, tuple[AddressFamily, ...]] = {
 _QTYPE: Mapping[AddressFamily, int] = {"ipv4": QTYPE_A, "ipv6": QTYPE_AAAA}
 _RR: Mapping[AddressFamily, str] = {"ipv4": "A", "ipv6": "AAAA"}
 _UNSPECIFIED = ("0.0.0.0", "::")
+_STOPPED_SHORT = frozenset({Status.TIMEOUT, Status.SERVFAIL, Status.REFUSED, Status.ERROR})
 #: names looked up at once (each asks A and AAAA): enough to keep a resolver busy
 RESOLVER_CONCURRENCY = 256
 
@@ -55,6 +56,26 @@ class _Family(NamedTuple):
     records: bool  # NOERROR with a non-empty answer section: glibc's "this name answered"
     outcome: str  # the transport's kind (ANSWER, RCODE, ...)
     rcode: int | None
+
+
+class _Asked:
+    """The A and AAAA queries of one candidate: one future for both (one wake-up)."""
+
+    __slots__ = ("future", "outcomes", "remaining")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.future: asyncio.Future[None] = loop.create_future()
+        self.outcomes: list[Outcome | None] = [None, None]  # ipv4, ipv6
+        self.remaining = 0
+
+    def done(self, tag: int, outcome: Outcome) -> None:
+        self.outcomes[tag] = outcome
+        self.remaining -= 1
+        if self.remaining == 0 and not self.future.done():
+            self.future.set_result(None)
+
+    def cancelled(self) -> bool:
+        return self.future.done()
 
 
 class _Step(NamedTuple):
@@ -219,7 +240,7 @@ class Resolver:
         schedule = self._transport.schedule()  # A and AAAA go the same way, as in glibc
         query = self._transport.query
         heads = self._heads
-        asked: list[tuple[AddressFamily, asyncio.Future[Outcome]]] = []
+        asked = _Asked(asyncio.get_running_loop())
         out: dict[AddressFamily, _Family] = {}
         for af in families:
             if af == "ipv6" and self.system.no_aaaa:
@@ -235,10 +256,15 @@ class Resolver:
                 continue
             head, tail, trailer = heads[af]
             qtype = _QTYPE[af]
-            body = head + qname + tail + trailer
-            asked.append((af, query(body, question_name + tail, qtype, schedule)))
-        for af, future in asked:
-            out[af] = self._family(af, await future)
+            asked.remaining += 1
+            tag = 0 if af == "ipv4" else 1
+            query(head + qname + tail + trailer, question_name + tail, qtype, schedule, asked, tag)
+        if asked.remaining:
+            await asked.future
+        for af in families:
+            outcome = asked.outcomes[0 if af == "ipv4" else 1]
+            if outcome is not None:
+                out[af] = self._family(af, outcome)
         return _Step(candidate, _status(families, out), {af: out[af] for af in families})
 
     def _family(self, af: AddressFamily, outcome: Outcome) -> _Family:
@@ -302,46 +328,51 @@ class Resolver:
         attempt: int,
     ) -> DnsResult:
         step = steps[decisive]
-        per_family = tuple((af, step.families[af].category) for af in families)
-        addresses: list[str] = []
-        for af in families:
-            for address in step.families[af].addresses:
-                if address not in addresses:
-                    addresses.append(address)
-        category = combine_dns(per_family)
-        details = [f"{af}: {d}" for af in families if (d := step.families[af].detail)]
-        if decisive != len(steps) - 1 and step.status in (
-            Status.TIMEOUT,
-            Status.SERVFAIL,
-            Status.REFUSED,
-            Status.ERROR,
-        ):
+        got = step.families
+        per_family = tuple([(af, got[af].category) for af in families])
+        sources = tuple([(af, got[af].source) for af in families])
+        if len(families) == 1:
+            addresses = got[families[0]].addresses
+        else:
+            addresses = tuple(dict.fromkeys(a for af in families for a in got[af].addresses))
+        details = [f"{af}: {d}" for af in families if (d := got[af].detail)]
+        if decisive != len(steps) - 1 and step.status in _STOPPED_SHORT:
             details.append(
                 f"{step.name} could not be answered, so the search list stopped short of the "
                 f"name; glibc reports the answer for {steps[-1].name} instead"
             )
-        sources = tuple((af, step.families[af].source) for af in families)
-        used = list(dict.fromkeys(src for _, src in sources))
+        if len(steps) == 1:  # most names: the trail is the one step that answered
+            trail: tuple[DnsStep, ...] = (DnsStep(step.name, per_family, sources),)
+        else:
+            trail = tuple(
+                [
+                    DnsStep(
+                        s.name,
+                        tuple([(af, s.families[af].category) for af in families]),
+                        tuple([(af, s.families[af].source) for af in families]),
+                    )
+                    for s in steps
+                ]
+            )
+        first = sources[0][1]
+        nameserver = (
+            first
+            if all(src == first for _, src in sources)
+            else ",".join(dict.fromkeys(src for _, src in sources))
+        )
         return DnsResult(
             host=host,
             family=family,
-            category=category,
-            addresses=tuple(addresses),
+            category=combine_dns(per_family),
+            addresses=addresses,
             latency_ms=(time.perf_counter() - started) * 1000.0,
-            nameserver=",".join(used) or self._asked or None,
+            nameserver=nameserver or self._asked or None,
             per_family=per_family,
             detail="; ".join(notes + details) or None,
             attempts=attempt,
             query_name=step.name,
             sources=sources,
-            trail=tuple(
-                DnsStep(
-                    s.name,
-                    tuple((af, s.families[af].category) for af in families),
-                    tuple((af, s.families[af].source) for af in families),
-                )
-                for s in steps
-            ),
+            trail=trail,
         )
 
     # -- the hosts file and failures before DNS ----------------------------------------------

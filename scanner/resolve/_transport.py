@@ -24,7 +24,7 @@ import socket
 import struct
 from collections import deque
 from collections.abc import Sequence
-from typing import NamedTuple
+from typing import NamedTuple, Protocol
 
 from ._system import Nameserver
 from ._wire import (
@@ -49,6 +49,26 @@ _RCVBUF = 4 << 20  # asked for; the kernel caps it at net.core.rmem_max
 _SKB_COST = 2048  # what one small reply costs in a receive buffer (skb truesize, with slack)
 _MIN_PER_SOCKET, _MAX_PER_SOCKET = 32, 2048
 _MAX_SOCKETS = 64
+
+
+class Waiter(Protocol):
+    """Who is told a query's :class:`Outcome` (the resolver's per-name collector)."""
+
+    def done(self, tag: int, outcome: Outcome) -> None: ...
+
+    def cancelled(self) -> bool:
+        """True when nobody waits any more: the query stops at its next step."""
+        ...
+
+
+class _Finished:
+    """The waiter of a query that has ended: later events are ignored."""
+
+    def done(self, tag: int, outcome: Outcome) -> None:
+        pass
+
+    def cancelled(self) -> bool:
+        return True
 
 
 class Outcome(NamedTuple):
@@ -132,11 +152,10 @@ class _Server:
             self.sockaddr = (address, ns.port)
 
 
-class _Query:
+class _Query:  # one per query sent: positional arguments, it is the hot path
     __slots__ = (
         "body",
         "failures",
-        "future",
         "last_rcode",
         "qid",
         "qtype",
@@ -147,21 +166,25 @@ class _Query:
         "seq",
         "socket",
         "step",
+        "tag",
+        "waiter",
     )
 
-    def __init__(
+    def __init__(  # noqa: PLR0917 - built once per query, positional is cheaper
         self,
         body: bytes,
         question: bytes,
         qtype: int,
         schedule: list[_Server],
-        future: asyncio.Future[Outcome],
+        waiter: Waiter,
+        tag: int,
     ) -> None:
         self.body = body
         self.question = question
         self.qtype = qtype
         self.schedule = schedule
-        self.future = future
+        self.waiter = waiter
+        self.tag = tag
         self.step = 0
         self.sends = 0
         self.failures: list[tuple[_Server, str, str]] = []  # (server, kind, text)
@@ -203,19 +226,26 @@ class Transport:
             servers = servers[start:] + servers[:start]
         return servers * self.attempts
 
-    def query(
-        self, body: bytes, question: bytes, qtype: int, schedule: list[_Server]
-    ) -> asyncio.Future[Outcome]:
-        """Start one query (``body`` without its ID); the future ends with its :class:`Outcome`."""
-        future: asyncio.Future[Outcome] = self.loop.create_future()
-        query = _Query(body, question, qtype, schedule, future)
-        self._next(query)
-        return future
+    def query(  # noqa: PLR0917 - called per query: positional is cheaper
+        self,
+        body: bytes,
+        question: bytes,
+        qtype: int,
+        schedule: list[_Server],
+        waiter: Waiter,
+        tag: int,
+    ) -> None:
+        """Start one query (``body`` without its ID); ``waiter.done(tag, outcome)`` ends it.
+
+        A callback and not a future per query: A and AAAA of one name share one waiter, so
+        the coroutine waiting for the name wakes once, not twice.
+        """
+        self._next(_Query(body, question, qtype, schedule, waiter, tag))
 
     # -- the schedule -------------------------------------------------------------------------
     def _next(self, query: _Query) -> None:
         """Send ``query`` to the next server of its schedule, or end it when none is left."""
-        if query.future.done() or self._closed:  # its caller gave up (cancelled): stop asking
+        if query.waiter.cancelled() or self._closed:  # its caller gave up: stop asking
             return
         while query.step < len(query.schedule):
             server = query.schedule[query.step]
@@ -300,8 +330,9 @@ class Transport:
 
     def _finish(self, query: _Query, outcome: Outcome) -> None:
         query.socket = None
-        if not query.future.done():
-            query.future.set_result(outcome)
+        waiter = query.waiter
+        query.waiter = _DONE  # at most once, whatever comes late
+        waiter.done(query.tag, outcome)
 
     def _finish_exhausted(self, query: _Query) -> None:
         """Every try failed: the outcome glibc would give (a failed rcode outranks silence)."""
@@ -478,9 +509,6 @@ class Transport:
                 server.timer = None
             server.inflight.clear()
             for sock in server.sockets:
-                for query in sock.pending.values():
-                    if not query.future.done():
-                        query.future.cancel()
                 sock.pending.clear()
                 with contextlib.suppress(Exception):
                     self.loop.remove_reader(sock.fd)
@@ -488,6 +516,7 @@ class Transport:
             server.sockets.clear()
 
 
+_DONE = _Finished()
 _NOTHING_LISTENS_UDP = "nothing listens on its DNS port (ICMP port unreachable)"
 
 

@@ -58,19 +58,16 @@ def encode_name(name: str) -> bytes:
     stripped = name[:-1] if name.endswith(".") else name
     if not stripped:
         return b"\x00"
-    out = bytearray()
-    for label in stripped.split("."):
-        raw = label.encode("ascii")
-        if not raw:
+    labels = stripped.encode("ascii").split(b".")
+    for label in labels:
+        if not label:
             raise ValueError(f"{name!r} has an empty label")
-        if len(raw) > 63:
+        if len(label) > 63:
             raise ValueError(f"{name!r} has a label longer than 63 characters")
-        out.append(len(raw))
-        out += raw
-    out.append(0)
-    if len(out) > 255:
+    wire = b"".join([bytes((len(label),)) + label for label in labels]) + b"\x00"
+    if len(wire) > 255:
         raise ValueError(f"{name!r} is longer than 255 octets")
-    return bytes(out)
+    return wire
 
 
 def query_body(qname: bytes, qtype: int, *, edns: bool = False) -> bytes:
