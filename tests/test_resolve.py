@@ -276,3 +276,36 @@ async def test_trail_and_sources(dns_server: DnsServer, tmp_path: Path) -> None:
         ("ok.test.", C.RESOLVED),
     ]
     assert dict(result.sources) == {"ipv4": dns_server.nameserver}
+
+
+def _closed_udp_port() -> int:
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])  # closed again when this returns
+
+
+@pytest.mark.parametrize("family", ["any", "ipv4"])
+async def test_closed_nameserver_port_is_not_a_timeout(dns_server: DnsServer, family: str) -> None:
+    """Issue 12 item 6: ICMP port unreachable (on loopback: within send()) is told at once."""
+    closed = f"127.0.0.1:{_closed_udp_port()}"
+    alone = Resolver(
+        ResolverConfig((closed,), timeout=2.0, tries=2), resolv_conf=os.devnull, hosts=os.devnull
+    )
+    first = Resolver(
+        ResolverConfig((closed, dns_server.nameserver), timeout=2.0, tries=1),
+        resolv_conf=os.devnull,
+        hosts=os.devnull,
+    )
+    try:
+        dead = await alone.resolve("ok.test", family)  # type: ignore[arg-type]
+        moved_on = await first.resolve("ok.test", family)  # type: ignore[arg-type]
+    finally:
+        await alone.aclose()
+        await first.aclose()
+    assert dead.category is C.DNS_ERROR, dead
+    assert "nothing listens" in (dead.detail or "")
+    assert dead.latency_ms < 500  # not the 2 s x 2 tries of a timeout
+    assert moved_on.category is C.RESOLVED and moved_on.latency_ms < 500, moved_on
+    assert dict(moved_on.sources) == dict.fromkeys(dict(moved_on.per_family), dns_server.nameserver)

@@ -242,23 +242,31 @@ class Resolver:
         heads = self._heads
         asked = _Asked(asyncio.get_running_loop())
         out: dict[AddressFamily, _Family] = {}
-        for af in families:
-            if af == "ipv6" and self.system.no_aaaa:
-                out[af] = _Family(
-                    C.DNS_NO_ADDRESS,
-                    (),
-                    self.system.path,
-                    "AAAA not asked (resolv.conf options no-aaaa)",
-                    False,
-                    ANSWER,
-                    NOERROR,
-                )
-                continue
+        wanted = families
+        if self.system.no_aaaa and "ipv6" in families:
+            out["ipv6"] = _Family(
+                C.DNS_NO_ADDRESS,
+                (),
+                self.system.path,
+                "AAAA not asked (resolv.conf options no-aaaa)",
+                False,
+                ANSWER,
+                NOERROR,
+            )
+            wanted = tuple(af for af in families if af != "ipv6")
+        # all counted before the first is sent: a query may end at once (a closed port on
+        # loopback answers within send()), and the future must wait for the other one too
+        asked.remaining = len(wanted)
+        for af in wanted:
             head, tail, trailer = heads[af]
-            qtype = _QTYPE[af]
-            asked.remaining += 1
-            tag = 0 if af == "ipv4" else 1
-            query(head + qname + tail + trailer, question_name + tail, qtype, schedule, asked, tag)
+            query(
+                head + qname + tail + trailer,
+                question_name + tail,
+                _QTYPE[af],
+                schedule,
+                asked,
+                0 if af == "ipv4" else 1,
+            )
         if asked.remaining:
             await asked.future
         for af in families:

@@ -378,6 +378,8 @@ class World:
         assert proc.returncode in (0, 1, 3), proc.stderr
         events = [json.loads(line) for line in proc.stdout.splitlines()]
         found = {(e["host"], e["family"]): e for e in events if e["event"] == "dns.result"}
+        missing = [job for job in jobs if (shown(job[0]), job[1]) not in found]
+        assert not missing, f"no dns.result for {missing}: {proc.stderr[-3000:]}"
         return [found[(shown(name), family)] for name, family in jobs]
 
 
