@@ -41,6 +41,10 @@ _FAMILIES: Mapping[Family, tuple[AddressFamily, ...]] = {
 _QTYPE: Mapping[AddressFamily, int] = {"ipv4": QTYPE_A, "ipv6": QTYPE_AAAA}
 _RR: Mapping[AddressFamily, str] = {"ipv4": "A", "ipv6": "AAAA"}
 _UNSPECIFIED = ("0.0.0.0", "::")
+_BOTH_RESOLVED: tuple[tuple[AddressFamily, Category], ...] = (
+    ("ipv6", Category.RESOLVED),
+    ("ipv4", Category.RESOLVED),
+)
 _STOPPED_SHORT = frozenset({Status.TIMEOUT, Status.SERVFAIL, Status.REFUSED, Status.ERROR})
 #: names looked up at once (each asks A and AAAA): enough to keep a resolver busy
 RESOLVER_CONCURRENCY = 256
@@ -213,10 +217,11 @@ class Resolver:
                 name, self.system.ndots, self.system.search, no_tld_query=self.system.no_tld_query
             )
             steps: list[_Step] = []
-            for candidate in plan:
-                step = await self._ask(candidate, families)
-                plan.record(step.status)
+            index: int | None = 0 if plan.candidates else None
+            while index is not None:
+                step = await self._ask(plan.candidates[index], families)
                 steps.append(step)
+                index = plan.after(index, step.status)
         return self._result(
             host=host,
             family=family,
@@ -337,6 +342,33 @@ class Resolver:
     ) -> DnsResult:
         step = steps[decisive]
         got = step.families
+        if len(steps) == 1 and not notes and len(families) == 2:  # most names: A and AAAA
+            six, four = got["ipv6"], got["ipv4"]
+            if (
+                six.category is C.RESOLVED
+                and four.category is C.RESOLVED
+                and six.detail is None
+                and four.detail is None
+                and six.source == four.source
+            ):
+                pair: tuple[tuple[AddressFamily, str], ...] = (
+                    ("ipv6", six.source),
+                    ("ipv4", four.source),
+                )
+                return DnsResult(
+                    host=host,
+                    family=family,
+                    category=C.RESOLVED,
+                    addresses=six.addresses + four.addresses,
+                    latency_ms=(time.perf_counter() - started) * 1000.0,
+                    nameserver=six.source,
+                    per_family=_BOTH_RESOLVED,
+                    detail=None,
+                    attempts=attempt,
+                    query_name=step.name,
+                    sources=pair,
+                    trail=(DnsStep(step.name, _BOTH_RESOLVED, pair),),
+                )
         per_family = tuple([(af, got[af].category) for af in families])
         sources = tuple([(af, got[af].source) for af in families])
         if len(families) == 1:

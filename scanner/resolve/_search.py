@@ -21,7 +21,7 @@ is usable. :meth:`SearchPlan.outcome` says which step decides a name that nothin
 
 from __future__ import annotations
 
-from collections.abc import Generator, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from enum import Enum
 
 
@@ -56,55 +56,70 @@ def as_is(name: str) -> str:
 
 
 class SearchPlan:
-    """Candidates one at a time: ``for name in plan: plan.record(status_of(name))``."""
+    """The candidates of one name, and after each answer which one comes next.
+
+    ``candidates`` is the whole order glibc would follow if every answer said "go on";
+    :meth:`after` cuts it short. Iterating (``for name in plan: plan.record(status)``) does
+    the same one step at a time.
+    """
+
+    __slots__ = ("_first_as_is", "_search_end", "_status", "candidates", "name", "statuses")
 
     def __init__(
         self, name: str, ndots: int, search: Sequence[str], *, no_tld_query: bool = False
     ) -> None:
         self.name = name
-        self.ndots = ndots
-        self.search = tuple(search)
-        self.no_tld_query = no_tld_query
-        self.steps: list[tuple[str, Status]] = []
-        self.as_is_first = False
+        dots = name.count(".")
+        trailing = name.endswith(".")
+        candidates: list[str] = []
+        first_as_is = dots >= ndots or trailing
+        if first_as_is:
+            candidates.append(as_is(name))
+        root_on_list = searched = False
+        if not trailing:  # RES_DEFNAMES and RES_DNSRCH are always on
+            for listed in search:
+                domain = listed[1:] if listed.startswith(".") else listed
+                root_on_list = root_on_list or not domain
+                searched = True
+                candidates.append(f"{name}.{domain}." if domain else as_is(name))
+        self._search_end = len(candidates)
+        if (dots or not searched or not no_tld_query) and not (first_as_is or root_on_list):
+            candidates.append(as_is(name))
+        self.candidates = candidates
+        self._first_as_is = first_as_is
+        self.statuses: list[Status] = []
         self._status: Status | None = None
+
+    def after(self, index: int, status: Status) -> int | None:
+        """Record that candidate ``index`` got ``status``; the next index, or None: done."""
+        self.statuses.append(status)
+        if status is Status.SUCCESS:
+            return None
+        if index == 0 and self._first_as_is:
+            if self.name.endswith("."):
+                return None
+            following = 1
+        elif index < self._search_end:  # a search-list candidate
+            if status is Status.UNREACHABLE:
+                return None
+            following = index + 1 if status in _GO_ON else self._search_end
+        else:
+            return None
+        return following if following < len(self.candidates) else None
 
     def record(self, status: Status) -> None:
         self._status = status
 
     def __iter__(self) -> Iterator[str]:
-        name = self.name
-        dots = name.count(".")
-        trailing = name.endswith(".")
-        tried_as_is = False
-        if dots >= self.ndots or trailing:
-            status = yield from self._ask(as_is(name))
-            if status is Status.SUCCESS or trailing:
-                return
-            tried_as_is = self.as_is_first = True
-        searched = root_on_list = False
-        if not trailing:  # RES_DEFNAMES and RES_DNSRCH are always on
-            for listed in self.search:
-                domain = listed[1:] if listed.startswith(".") else listed
-                root_on_list = root_on_list or not domain
-                searched = True
-                status = yield from self._ask(f"{name}.{domain}." if domain else as_is(name))
-                if status is Status.SUCCESS or status is Status.UNREACHABLE:
-                    return
-                if status not in _GO_ON:
-                    break
-        if (dots or not searched or not self.no_tld_query) and not (tried_as_is or root_on_list):
-            yield from self._ask(as_is(name))
-
-    def _ask(self, candidate: str) -> Generator[str, None, Status]:
-        self._status = None
-        yield candidate
-        status = self._status if self._status is not None else Status.ERROR
-        self.steps.append((candidate, status))
-        return status
+        index: int | None = 0 if self.candidates else None
+        while index is not None:
+            self._status = None
+            yield self.candidates[index]
+            status = self._status if self._status is not None else Status.ERROR
+            index = self.after(index, status)
 
     def outcome(self) -> int:
-        """The index of the step whose answer is the name's answer.
+        """The index (among the steps asked) of the step whose answer is the name's answer.
 
         The successful step if there is one. Otherwise a step that could not be answered
         (unreachable, timeout, SERVFAIL, REFUSED, bad reply, in that order) — a documented
@@ -112,15 +127,15 @@ class SearchPlan:
         which hides that a server failed. Otherwise glibc's rule: the as-written answer if
         it was asked first, else NODATA if any step had it, else the last step.
         """
-        statuses = [status for _, status in self.steps]
+        statuses = self.statuses
         if not statuses:
             return -1
-        if Status.SUCCESS in statuses:
-            return statuses.index(Status.SUCCESS)
+        if statuses[-1] is Status.SUCCESS:
+            return len(statuses) - 1
         for wanted in _TRANSIENT_FIRST:
             if wanted in statuses:
                 return statuses.index(wanted)
-        if self.as_is_first:
+        if self._first_as_is:
             return 0
         if Status.NODATA in statuses:
             return statuses.index(Status.NODATA)
