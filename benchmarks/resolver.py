@@ -16,8 +16,8 @@ same configuration. Measured, each in its own process inside the namespace:
 Each run checks its answers (every name resolved to the zone's two addresses; a run with a
 wrong or missing answer counts as WRONG and gets no rate). ``--parse`` measures the cost of
 reading one reply with each parser instead. ``--delay-ms`` puts netem delay on the
-namespace's loopback (the DNS round trip). Needs root (namespaces); traffic stays inside the
-namespace. Usage::
+namespace's loopback (the DNS round trip; needs the kernel's sch_netem). Needs root
+(namespaces); traffic stays inside the namespace. Usage::
 
     python benchmarks/resolver.py                    # 10,000 names, 3 repeats
     python benchmarks/resolver.py --names 2000 --repeat 1 --only scanner,glibc
