@@ -397,7 +397,8 @@ def _usage_problems(args: argparse.Namespace, artefacts: Artefacts) -> list[str]
     problems = []
     if args.fail_on == "new" and not args.baseline:
         problems.append("--fail-on new needs --baseline REPORT (new compared with what?)")
-    problems.extend(artefacts.problems(getattr(args, "inventories", ())))
+    inputs = args.inventories if args.command == "check" else args.reports
+    problems.extend(artefacts.problems(inputs))
     return problems
 
 
@@ -498,7 +499,7 @@ def plan_check(args: argparse.Namespace) -> CheckPlan | None:  # noqa: PLR0911 -
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from .verdict import EXIT_INCONCLUSIVE, EXIT_OK, EXIT_USAGE, exit_code
+    from .verdict import EXIT_INCONCLUSIVE, EXIT_OK, EXIT_USAGE, exit_code, with_artefacts
 
     plan = plan_check(args)
     if plan is None:
@@ -533,9 +534,8 @@ def cmd_check(args: argparse.Namespace) -> int:
         unwritten = plan.artefacts.write(document)
         for problem in unwritten:
             _say(problem)
-        if unwritten:
-            return EXIT_USAGE
         code = exit_code(summary, fail_on=plan.fail_on, new_failures=builder.new_failures())
+        code = with_artefacts(code, unwritten=bool(unwritten))
     if failed_workers and code == EXIT_OK:
         return EXIT_INCONCLUSIVE  # part of the inventory went unchecked: never a pass
     return code
@@ -628,7 +628,7 @@ def cmd_trace(args: argparse.Namespace) -> int:
 
 def cmd_merge(args: argparse.Namespace) -> int:
     """One verdict (and one set of artefacts) from the reports of several shards."""
-    from .verdict import EXIT_USAGE, exit_code
+    from .verdict import EXIT_USAGE, exit_code, with_artefacts
 
     artefacts = _artefacts(args)
     problems = _usage_problems(args, artefacts)
@@ -663,12 +663,11 @@ def cmd_merge(args: argparse.Namespace) -> int:
     unwritten = artefacts.write(report)
     for problem in unwritten:
         _say(problem)
-    if unwritten:
-        return EXIT_USAGE
     summary = summary_of(report.summary)
     _say(
         f"merged {len(args.reports)} reports: {len(report.targets)} targets, "
         f"{summary.ok} ok, {summary.failed} failed, {summary.inconclusive} inconclusive"
     )
     new_failures = sum(1 for e in report.targets if e.change == "new_failure")
-    return exit_code(summary, fail_on=args.fail_on, new_failures=new_failures, signals=False)
+    code = exit_code(summary, fail_on=args.fail_on, new_failures=new_failures, signals=False)
+    return with_artefacts(code, unwritten=bool(unwritten))

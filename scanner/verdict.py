@@ -22,6 +22,9 @@ from .models import Category, DnsResult, Expect, ProbeResult, ScanSummary, Targe
 C = Category
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INCONCLUSIVE = 0, 1, 2, 3
+#: every target was checked, but an artefact asked for (--report, --junit, --markdown)
+#: could not be written (a full disk, a vanished directory): the evidence is missing
+EXIT_ARTEFACT = 4
 #: SPEC §1: interrupted by SIGINT / SIGTERM (the reports are still written)
 EXIT_SIGNAL: Mapping[str, int] = {"SIGINT": 130, "SIGTERM": 143}
 
@@ -197,6 +200,14 @@ def exit_code(
     if summary.inconclusive:
         return EXIT_INCONCLUSIVE
     return EXIT_OK
+
+
+def with_artefacts(code: int, *, unwritten: bool) -> int:
+    """The exit code once the artefacts are written: 4 when one could not be, unless the
+    code already says more (failures, 1; an interruption, 130/143)."""
+    if unwritten and code in (EXIT_OK, EXIT_INCONCLUSIVE):
+        return EXIT_ARTEFACT
+    return code
 
 
 def event_level(ok: bool, category: Category | str) -> str:

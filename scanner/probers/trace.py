@@ -32,6 +32,7 @@ from msgspec import Struct
 from msgspec.structs import replace
 
 from ..classify import (
+    ACCEPTED_THEN_CLOSED,
     ICMP4_TIME_EXCEEDED,
     ICMP6_TIME_EXCEEDED,
     classify_icmp,
@@ -119,7 +120,7 @@ def hop_of(ttl: int, outcome: ConnectOutcome, target: str) -> Hop:
             reached=False,
             errno=symbolic,
         )
-    reached = outcome.errno in (0, errno.ECONNREFUSED)
+    reached = outcome.errno in (0, errno.ECONNREFUSED) or outcome.errno in ACCEPTED_THEN_CLOSED
     return Hop(
         ttl=ttl,
         address=target if reached else None,
@@ -228,7 +229,7 @@ def _terminal_verdict(  # noqa: PLR0911 - a table of sentences, one return each
     if hop.reached:
         if icmp is not None:
             return f"reached host at hop {n}, which rejects the port (ICMP {icmp_name(icmp)})"
-        if hop.errno is None:
+        if hop.errno is None or hop.errno in ("ECONNRESET", "EPIPE"):  # accepted, then closed
             return f"reached host at hop {n}, port open"
         return f"reached host at hop {n}, port refused there (TCP reset)"
     if icmp is not None:

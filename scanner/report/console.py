@@ -77,7 +77,9 @@ def hop_label(hop: Hop, family: AddressFamily) -> str:
         label = icmp_name(IcmpDetail(hop.icmp_type, hop.icmp_code, hop.address, family))
         return f"{label} (target)" if hop.reached else label
     if hop.reached:
-        return "handshake completed" if hop.errno is None else "TCP reset"
+        if hop.errno in (None, "ECONNRESET", "EPIPE"):
+            return "handshake completed" if hop.errno is None else "handshake completed, then reset"
+        return "TCP reset"
     return hop.errno or "no answer"
 
 

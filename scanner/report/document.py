@@ -17,14 +17,13 @@ the JSON report, JUnit and Markdown writers all read the same entries.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 import msgspec
-from msgspec import Struct
+from msgspec import Meta, Struct
 
 from .. import __version__
 from ..models import (
@@ -49,6 +48,16 @@ from ..verdict import Counts, meets_expectation, scan_passed
 SCHEMA_VERSION = 1
 
 Change = Literal["new_failure", "fixed", "category_changed"]
+
+# The published schemas' constraints, so a decoded report is checked as the schema would
+# check it (a test holds the Structs and the schemas against each other).
+Port = Annotated[int, Meta(ge=1, le=65535)]
+Milliseconds = Annotated[float, Meta(ge=0)]
+Count = Annotated[int, Meta(ge=0)]
+IcmpNumber = Annotated[int, Meta(ge=0, le=255)]
+Errno = Annotated[str, Meta(pattern=r"^E[A-Z0-9]+$")]
+Moment = Annotated[str, Meta(pattern=r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|\+00:00)$")]
+ShardText = Annotated[str, Meta(pattern=r"^[1-9][0-9]*/[1-9][0-9]*$")]
 #: what a target's ``change`` may be (SPEC §1, ``--baseline``)
 CHANGES: tuple[str, ...] = ("new_failure", "fixed", "category_changed")
 
@@ -76,11 +85,11 @@ class DnsEntry(Struct, frozen=True, kw_only=True, gc=False):
     host: str
     addresses: tuple[str, ...]
     category: Category
-    latency_ms: float | None
+    latency_ms: Milliseconds | None
     nameserver: str | None
     family: Family = "any"
     families: dict[AddressFamily, Category] = {}
-    attempts: int = 1
+    attempts: Annotated[int, Meta(ge=1)] = 1
     detail: str | None = None
     #: the name whose answer counts (after the search list and IDNA), e.g. ``db.corp.test.``
     query_name: str | None = None
@@ -95,15 +104,15 @@ class ProbeEntry(Struct, frozen=True, kw_only=True, gc=False):
 
     target: str
     host: str
-    port: int
+    port: Port
     address: str
     family: AddressFamily
     category: Category
-    latency_ms: float | None
-    attempts: int
-    errno: str | None
-    icmp_type: int | None
-    icmp_code: int | None
+    latency_ms: Milliseconds | None
+    attempts: Count
+    errno: Errno | None
+    icmp_type: IcmpNumber | None
+    icmp_code: IcmpNumber | None
     icmp_from: str | None
     hint: str | None
 
@@ -113,7 +122,7 @@ class TargetOutcome(Struct, frozen=True, kw_only=True, gc=False):
 
     target: str
     host: str
-    port: int
+    port: Port
     expect: Expect
     ok: bool
     category: Category
@@ -153,8 +162,8 @@ class HopEntry(Struct, frozen=True, kw_only=True, gc=False):
 class SummaryEntry(Struct, frozen=True, kw_only=True):
     """``scan.finished``, and a report's ``summary``."""
 
-    counts: dict[str, int]
-    duration_s: float
+    counts: dict[str, Count]
+    duration_s: Annotated[float, Meta(ge=0)]
     ok: bool
     interrupted: bool
     interrupted_by: str | None = None
@@ -165,10 +174,10 @@ class ReportDocument(Struct, frozen=True, kw_only=True):
 
     schema_version: int = SCHEMA_VERSION
     scanner_version: str = __version__
-    started: str
-    finished: str
+    started: Moment
+    finished: Moment
     inventories: tuple[str, ...]
-    shard: str | None = None
+    shard: ShardText | None = None
     baseline: str | None = None
     targets: Sequence[TargetEntry]
     summary: SummaryEntry
@@ -381,7 +390,6 @@ class ReportError(Exception):
     """A report that cannot be read or is not a scanner report; the message says why."""
 
 
-_SHARD = re.compile(r"[1-9][0-9]*/[1-9][0-9]*")
 _decoder = msgspec.json.Decoder(ReportDocument)
 
 
@@ -408,8 +416,6 @@ def decode_report(data: bytes, path: str | Path) -> ReportDocument:
         raise ReportError(f"{path}: not JSON: {exc}") from exc
     if document.schema_version != SCHEMA_VERSION:
         raise _wrong_version(path, document.schema_version)
-    if document.shard is not None and not _SHARD.fullmatch(document.shard):
-        raise ReportError(f"{path}: shard is {document.shard!r}, expected I/N")
     for number, entry in enumerate(document.targets):
         if entry.ok != meets_expectation(entry.expect, entry.category):
             raise ReportError(

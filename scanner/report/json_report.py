@@ -10,11 +10,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from .artefacts import replace_file
 from .document import ReportDocument, iter_report_bytes
 
 
 def write_report(report: ReportDocument, path: str | Path) -> None:
-    """The report as one JSON document, written one target at a time."""
-    with open(path, "wb") as out:
-        for chunk in iter_report_bytes(report):
-            out.write(chunk)
+    """The report as one JSON document, written one target at a time, replacing ``path``
+    atomically (a kill mid-write leaves the earlier report whole)."""
+    replace_file(path, iter_report_bytes(report))

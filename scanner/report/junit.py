@@ -22,6 +22,7 @@ from __future__ import annotations
 import io
 import re
 import xml.etree.ElementTree as ET
+from collections.abc import Iterator
 from pathlib import Path, PurePath
 from typing import TextIO
 
@@ -149,8 +150,8 @@ def _indented(element: ET.Element, level: int) -> str:
     return "  " * level + ET.tostring(element, encoding="unicode") + "\n"
 
 
-def write_xml(report: ReportDocument, out: TextIO) -> None:
-    """The JUnit document, written one testcase at a time.
+def xml_pieces(report: ReportDocument) -> Iterator[str]:
+    """The JUnit document, one testcase at a time.
 
     The counts go first, in the start tags, so the targets are read once for them and
     once per inventory file for the testcases; no tree is built: a tree of a million
@@ -164,12 +165,12 @@ def write_xml(report: ReportDocument, out: TextIO) -> None:
     baseline = report.baseline
     root = ET.Element("testsuites", {"name": "scanner"})
     total.apply(root)
-    out.write("<?xml version='1.0' encoding='utf-8'?>\n" + _start_tag(root) + "\n")
+    yield "<?xml version='1.0' encoding='utf-8'?>\n" + _start_tag(root) + "\n"
     for path, stats in per_file.items():
         suite = ET.Element("testsuite", {"name": xml_safe(path)})
         stats.apply(suite)
         suite.set("timestamp", report.started.removesuffix("Z"))
-        out.write("  " + _start_tag(suite) + "\n")
+        yield "  " + _start_tag(suite) + "\n"
         properties = ET.Element("properties")
         for key, value in (
             ("scanner_version", report.scanner_version),
@@ -178,12 +179,17 @@ def write_xml(report: ReportDocument, out: TextIO) -> None:
         ):
             if value:
                 ET.SubElement(properties, "property", {"name": key, "value": xml_safe(value)})
-        out.write(_indented(properties, 2))
+        yield _indented(properties, 2)
         for entry in report.targets:
             if (entry.inventory or NO_FILE) == path:
-                out.write(_indented(_testcase(entry, baseline), 2))
-        out.write("  </testsuite>\n")
-    out.write("</testsuites>\n")
+                yield _indented(_testcase(entry, baseline), 2)
+        yield "  </testsuite>\n"
+    yield "</testsuites>\n"
+
+
+def write_xml(report: ReportDocument, out: TextIO) -> None:
+    for piece in xml_pieces(report):
+        out.write(piece)
 
 
 def render(report: ReportDocument) -> ET.ElementTree:
@@ -194,5 +200,7 @@ def render(report: ReportDocument) -> ET.ElementTree:
 
 
 def write_junit(report: ReportDocument, path: str | Path) -> None:
-    with open(path, "w", encoding="utf-8") as out:
-        write_xml(report, out)
+    """Replace ``path`` atomically (a kill mid-write leaves the earlier file whole)."""
+    from .artefacts import replace_file
+
+    replace_file(path, (piece.encode("utf-8") for piece in xml_pieces(report)))

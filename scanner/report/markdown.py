@@ -244,5 +244,11 @@ def render(report: ReportDocument) -> str:
 
 
 def write_markdown(report: ReportDocument, path: str | Path, append: bool = False) -> None:
-    with open(path, "a" if append else "w", encoding="utf-8") as out:
-        out.write(render(report))
+    """Replace ``path`` atomically, or (GitHub's step summary) append in one write."""
+    from .artefacts import append_file, replace_file
+
+    data = render(report).encode("utf-8")
+    if append:
+        append_file(path, data)
+    else:
+        replace_file(path, [data])
