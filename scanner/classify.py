@@ -109,6 +109,13 @@ HINTS: Mapping[Category, str] = {
 }
 
 
+#: dns_no_address because every answer was 0.0.0.0 or :: (never probed: it is this machine)
+SINKHOLED_HINT = (
+    "the name is sinkholed: DNS or the hosts file answers 0.0.0.0 / ::, which is never probed; "
+    "check the blocklist (DNS filter, hosts file) that maps it there"
+)
+
+
 def classify_icmp(icmp: IcmpDetail) -> Category | None:
     """Category for an ICMP error, or None for types we do not interpret."""
     if icmp.family == "ipv4":
@@ -309,6 +316,8 @@ def hint_for(
     """The sentence that tells a person what to check next; None for ``open``."""
     if category in (C.OPEN, C.RESOLVED):
         return None
+    if category is C.DNS_NO_ADDRESS and detail and "sinkholed" in detail:
+        return SINKHOLED_HINT
     sender = icmp.sender if icmp else None
     if category is C.REJECTED and icmp is not None and same_address(sender, target_address):
         return (

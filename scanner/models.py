@@ -95,11 +95,16 @@ class Target(Struct, frozen=True, gc=False):
 
 
 class ResolverConfig(Struct, frozen=True):
-    """How names are looked up; empty nameservers means the system's resolv.conf."""
+    """How names are looked up; what is unset (empty, None) comes from resolv.conf.
+
+    ``nameservers`` replace resolv.conf's; ``timeout`` (seconds the first nameserver gets per
+    try) and ``tries`` (rounds over all nameservers) replace its ``options timeout:N
+    attempts:N``, whose glibc defaults are 5 s and 2.
+    """
 
     nameservers: tuple[str, ...] = ()
-    timeout: float = 2.0
-    tries: int = 2
+    timeout: float | None = None
+    tries: int | None = None
 
 
 class Inventory(Struct, frozen=True):
@@ -143,6 +148,19 @@ class ConnectOutcome(Struct, frozen=True, gc=False):
     peer_closed: str | None = None
 
 
+class DnsStep(Struct, frozen=True, gc=False):
+    """One name asked while resolving (a search-list candidate, or the hosts file's entry).
+
+    ``name``: as asked (absolute, ASCII: ``db.corp.test.``; the name as written for the hosts
+    file). ``per_family``: "resolved" or a dns_* category each. ``sources``: per family, the
+    hosts file or the nameserver that answered (or those that were asked, if none did).
+    """
+
+    name: str
+    per_family: tuple[tuple[AddressFamily, Category], ...]
+    sources: tuple[tuple[AddressFamily, str], ...] = ()
+
+
 class DnsResult(Struct, frozen=True, gc=False):
     """The outcome of resolving one name for one family setting."""
 
@@ -156,6 +174,12 @@ class DnsResult(Struct, frozen=True, gc=False):
     per_family: tuple[tuple[AddressFamily, Category], ...] = ()
     detail: str | None = None
     attempts: int = 1
+    #: the name whose answer counts (after the search list and IDNA), e.g. ``db.corp.test.``
+    query_name: str | None = None
+    #: per address family: the hosts file or the nameserver that gave the answer
+    sources: tuple[tuple[AddressFamily, str], ...] = ()
+    #: every name asked, in order, with each family's outcome (why ``db`` became ``db.corp.test``)
+    trail: tuple[DnsStep, ...] = ()
 
 
 class ProbeResult(Struct, frozen=True, gc=False):

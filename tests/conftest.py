@@ -41,6 +41,13 @@ ZONE: dict[str, Any] = {
     "halfnx.test": {"A": "SERVFAIL", "AAAA": []},
     "shared.test": {"A": ["127.0.0.1"], "AAAA": ["::1"]},
     "hostsonly.test": {"A": ["127.0.0.200"]},  # the hosts file must win over this
+    # resolver behaviour under load and misbehaviour (tests/test_resolve.py)
+    **{f"fast{i}.test": {"A": ["127.0.0.1"]} for i in range(1000)},
+    **{f"slow{i}.test": {"A": ["127.0.0.3"], "delay_ms": 600} for i in range(5)},
+    **{f"healthy{i}.test": {"A": ["127.0.0.4"]} for i in range(30)},
+    "garbled.test": {"rcode": "MALFORMED"},
+    "foreign.test": {"A": ["127.0.0.5"], "extra": ["evil.test. 5 A 127.0.0.66"]},
+    "sink.test": {"A": ["0.0.0.0"], "AAAA": ["::"]},
 }
 
 HOSTS_FILE = "127.0.0.9 hostsonly.test\n::1 v6hosts.test\n"

@@ -526,6 +526,21 @@ FIREWALL = icmp4(3, 13, "192.0.2.254")
         pytest.param(C.DNS_NO_ADDRESS, {"family": "ipv6"}, ["AAAA record"], id="no-address-v6"),
         pytest.param(C.DNS_NO_ADDRESS, {"family": "ipv4"}, ["no A record"], id="no-address-v4"),
         pytest.param(C.DNS_NO_ADDRESS, {}, ["A or AAAA"], id="no-address-any"),
+        pytest.param(
+            C.DNS_NO_ADDRESS,
+            {"detail": "ipv4: sinkholed: 198.18.53.1 answered A with 0.0.0.0 (never probed)"},
+            ["sinkholed", "0.0.0.0", "never probed"],
+            id="no-address-sinkholed",
+        ),
+        pytest.param(
+            C.DNS_ERROR,
+            {
+                "detail": "ipv4: 198.18.53.4: nothing listens on its DNS port "
+                "(ICMP port unreachable)"
+            },
+            ["nothing listens", "198.18.53.4"],
+            id="dns-error-closed-nameserver-port",
+        ),
         pytest.param(C.DNS_SERVFAIL, {}, ["could not answer"], id="servfail"),
         pytest.param(C.DNS_REFUSED, {}, ["refuses"], id="dns-refused"),
         pytest.param(C.DNS_TIMEOUT, {}, ["no DNS answer"], id="dns-timeout"),

@@ -241,11 +241,11 @@ VALID = [
         ),
         [
             T("api.example.com:443", "api.example.com", 443),
-            T("a.example:80", "a.example", 80),
+            T("a.example.:80", "a.example.", 80),  # absolute: the dot is kept
             T("_sip._tcp.example:5060", "_sip._tcp.example", 5060),
             T("localhost:8080", "localhost", 8080),
         ],
-        id="names-lowercased-trailing-dot",
+        id="names-lowercased-trailing-dot-kept",
     ),
     pytest.param(
         doc(
@@ -388,7 +388,7 @@ def test_target_source_points_at_the_target(
             ResolverConfig(("192.0.2.53:53", "127.0.0.1:5353", "[::1]:53"), 0.5, 3),
             id="several-and-settings",
         ),
-        pytest.param("{timeout: 1}", ResolverConfig((), 1.0, 2), id="system-servers"),
+        pytest.param("{timeout: 1}", ResolverConfig((), 1.0, None), id="system-servers"),
         pytest.param("{}", ResolverConfig(), id="empty-mapping"),
     ],
 )

@@ -141,7 +141,8 @@ class InventoryFile(ValueReader):
                     server = self.nameserver(item)
                     if server is not None:
                         nameservers.append(server)
-        timeout, tries = 2.0, 2
+        timeout: float | None = None  # unset: resolv.conf's options (glibc's 5 s, 2 attempts)
+        tries: int | None = None
         if "timeout" in keys and (t := self.number(keys["timeout"][1], "resolver.timeout")):
             timeout = t
         if "tries" in keys and (n := self.integer(keys["tries"][1], "resolver.tries", 1, 10)):

@@ -106,14 +106,18 @@ class ValueReader(YamlFile):
         if candidate != value:
             self.problem(node, f"{_shown(value)} is not an IPv6 address")
             return None
-        name = value.rstrip(".")
+        # A trailing dot makes the name absolute (no search list): it is kept, as written.
+        absolute = value.endswith(".")
+        name = value[:-1] if absolute else value
         try:
             ascii_name = name
             if not name.isascii():
                 if len(name) > _MAX_NAME:  # IDNA's codec takes seconds for a megabyte
                     raise UnicodeError("too long")
-                ascii_name = name.encode("idna").decode("ascii")
-        except UnicodeError:
+                from ..resolve._idna import to_ascii  # IDNA 2008 / UTS 46, as glibc encodes
+
+                ascii_name = to_ascii(name)
+        except (UnicodeError, ValueError):
             self.problem(node, f"{_shown(value)} is not a valid international host name")
             return None
         labels = ascii_name.split(".")
@@ -127,7 +131,7 @@ class ValueReader(YamlFile):
                 "the last label of a name is never all digits)",
             )
             return None
-        return ascii_name.lower()
+        return ascii_name.lower() + ("." if absolute else "")
 
     def port(self, node: yaml.Node, what: str = "port") -> int | None:
         return self.integer(node, what, 1, MAX_PORT)

@@ -71,6 +71,14 @@ class StartEntry(Struct, frozen=True, kw_only=True):
     concurrency: int
 
 
+class DnsTrailStep(Struct, frozen=True, kw_only=True, gc=False):
+    """One name asked while resolving, with each family's outcome and source."""
+
+    name: str
+    families: dict[AddressFamily, Category] = {}
+    sources: dict[AddressFamily, str] = {}
+
+
 class DnsEntry(Struct, frozen=True, kw_only=True, gc=False):
     """``dns.result``, and a report target's ``dns``."""
 
@@ -83,6 +91,12 @@ class DnsEntry(Struct, frozen=True, kw_only=True, gc=False):
     families: dict[AddressFamily, Category] = {}
     attempts: Annotated[int, Meta(ge=1)] = 1
     detail: str | None = None
+    #: the name whose answer counts (after the search list and IDNA), e.g. ``db.corp.test.``
+    query_name: str | None = None
+    #: per family: the hosts file or the nameserver that gave the answer
+    sources: dict[AddressFamily, str] = {}
+    #: every name asked, in order: why ``db`` became ``db.corp.test``
+    trail: tuple[DnsTrailStep, ...] = ()
 
 
 class ProbeEntry(Struct, frozen=True, kw_only=True, gc=False):
@@ -189,6 +203,12 @@ def dns_entry(result: DnsResult) -> DnsEntry:
         families=dict(result.per_family),
         attempts=result.attempts,
         detail=result.detail,
+        query_name=result.query_name,
+        sources=dict(result.sources),
+        trail=tuple(
+            DnsTrailStep(name=step.name, families=dict(step.per_family), sources=dict(step.sources))
+            for step in result.trail
+        ),
     )
 
 
