@@ -74,7 +74,7 @@ ACCEPTED = [
     "targets: [{host: a.example, port: '8000-8010'}]",
     "targets: ['198.51.100.0/28:8000-8001', '[::1]:8000-8010', 'a.example:00080']",
     "targets: ['c.example:80-90', 'd.example:80 - 90', ' e.example:1 ']",
-    "targets: [{host: a.example., port: 1}, {host: 'b.example..', port: 1}]",
+    "targets: [{host: a.example., port: 1}]",
     "targets: [{host: _srv.x_y.example, port: 2}, {host: 1a.example, port: 3}]",
     "targets: [{host: bücher.example, port: 443}, 'xn--bcher-kva.example:80']",
     "targets: [{host: 'fe80::1%eth0', port: 22}, '[fe80::1%eth0]:23']",
@@ -99,6 +99,7 @@ ACCEPTED = [
 
 #: Mistakes the loader refuses that INVALID does not spell out: the schema refuses them too.
 REFUSED = [
+    "targets: [{host: 'b.example..', port: 1}]",  # one trailing dot makes a name absolute
     "targets: [{host: a.example, port: 1, tags: ['a,b']}]",
     "targets: [{host: a.example, port: 1, family: ipv6, name: x}, {host: 10.0.0.0/16, "
     "port: 1, family: ipv6}]",
