@@ -48,6 +48,7 @@ class Issued:
     cert_file: Path
     key_file: Path
     chain_file: Path  # leaf first, then the intermediates the server sends
+    sent_file: Path | None  # the intermediates alone (None: the server sends its leaf only)
 
     @property
     def fingerprint(self) -> str:
@@ -76,7 +77,11 @@ class Pki:
     made: dict[str, Issued] = field(default_factory=dict)
 
     def _write(
-        self, label: str, cert: x509.Certificate, key: ec.EllipticCurvePrivateKey, sent: list[x509.Certificate]
+        self,
+        label: str,
+        cert: x509.Certificate,
+        key: ec.EllipticCurvePrivateKey,
+        sent: list[x509.Certificate],
     ) -> Issued:
         cert_file = self.directory / f"{label}.crt"
         key_file = self.directory / f"{label}.key"
@@ -92,7 +97,13 @@ class Pki:
         chain_file.write_bytes(
             b"".join(c.public_bytes(serialization.Encoding.PEM) for c in [cert, *sent])
         )
-        issued = Issued(cert, key, cert_file, key_file, chain_file)
+        sent_file = None
+        if sent:
+            sent_file = self.directory / f"{label}.sent.pem"
+            sent_file.write_bytes(
+                b"".join(c.public_bytes(serialization.Encoding.PEM) for c in sent)
+            )
+        issued = Issued(cert, key, cert_file, key_file, chain_file, sent_file)
         self.made[label] = issued
         return issued
 
