@@ -273,7 +273,7 @@ async def test_verify_false_accepts_anything_but_min_days_still_checks(
         outcome, category, hint, info = await check(nginx.ports[case], loose)
         assert (category, hint) == (C.OPEN, None), case
         assert outcome.completed
-        assert_leaf(info, pki.made[case], chain_length=outcome.chain.__len__())
+        assert_leaf(info, pki.made[case], chain_length=len(outcome.chain))
     _, category, hint, _ = await check(
         nginx.ports["expired"], TlsSettings(verify=False, min_days=1)
     )
@@ -328,7 +328,7 @@ def _s_server_args(issued: Issued) -> list[str]:
 
 async def test_s_server_valid_and_wrong_name(pki: Pki, trust: TlsSettings) -> None:
     with s_server(*_s_server_args(pki.made["valid"])) as port:
-        outcome, category, hint, info = await check(port, trust)
+        _, category, hint, info = await check(port, trust)
         assert (category, hint) == (C.OPEN, None)
         assert_leaf(info, pki.made["valid"], chain_length=2)
         _, category, hint, _ = await check(port, trust, name="bad.test")
