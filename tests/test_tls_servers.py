@@ -159,7 +159,7 @@ async def test_expired(nginx: Nginx, pki: Pki, trust: TlsSettings) -> None:
     assert outcome.error is not None and outcome.error.verify_code == 10
     assert hint is not None
     assert "the server's certificate (CN=good.test" in hint and "expired on" in hint
-    assert "3 days ago" in hint or "4 days ago" in hint
+    assert "(3 days ago)" in hint
     assert_leaf(info, pki.made["expired"], chain_length=2)
     assert info is not None and info.days_left is not None and info.days_left < 0
     assert info.version is None  # the handshake never finished

@@ -619,7 +619,8 @@ def _parse(der: bytes) -> _Cert | None:
 
 
 def _days_left(not_after: datetime, now: datetime) -> int:
-    return math.floor((not_after - now).total_seconds() / 86400.0)
+    """Whole days until ``not_after``, towards zero: 10.9 days left is 10, 3.1 days ago -3."""
+    return math.trunc((not_after - now).total_seconds() / 86400.0)
 
 
 def _parsed_chain(outcome: TlsOutcome) -> list[_Cert]:
@@ -830,9 +831,10 @@ def _dates(chain: list[_Cert], settings: TlsSettings, now: datetime) -> tuple[Ca
             f"{_which(chain, index)} expired on {_date(cert.not_after)} ({-days} days ago): "
             "renew it"
         )
-    if cert.not_before > now:
+    early = next((i for i, c in enumerate(chain) if c.not_before > now), None)
+    if early is not None:  # only reachable with verify: false
         return Category.TLS_NOT_YET_VALID, (
-            f"{_which(chain, index)} is not valid before {_date(cert.not_before)}"
+            f"{_which(chain, early)} is not valid before {_date(chain[early].not_before)}"
         )
     if days < settings.min_days:
         return Category.TLS_EXPIRING, (
