@@ -57,9 +57,9 @@ ChainSource = Literal["presented", "leaf", "none"]
 POSTGRES_SSL_REQUEST = b"\x00\x00\x00\x08\x04\xd2\x16\x2f"
 #: how much of a plain-text answer is kept
 PLAINTEXT_KEEP = 128
-#: after a TLS 1.3 handshake, how long to wait at least for the server's first message (its
-#: session tickets, or the alert that rejects our certificate), as a multiple of the
-#: handshake's round trip otherwise
+#: after a TLS 1.3 handshake in which the server asked for a client certificate, how long to
+#: wait for its verdict (session tickets, or the alert that rejects us): at least this, or a
+#: multiple of the handshake's round trip
 POST_HANDSHAKE_MIN_S = 0.1
 POST_HANDSHAKE_RTTS = 3.0
 _TLS_RECORD_TYPES = frozenset({20, 21, 22, 23})  # change_cipher_spec, alert, handshake, data
@@ -109,6 +109,8 @@ class TlsOutcome(Struct, frozen=True, gc=False):
     something that is not a TLS record. ``received`` counts the bytes the peer sent in this
     phase. ``errno`` names a socket error (``ECONNRESET``), ``peer_closed`` an orderly close.
     ``starttls_reply`` is the server's answer when its STARTTLS preamble failed.
+    ``client_cert_requested``: the server asked for a client certificate (TLS 1.3); only then
+    does :func:`handshake` wait for the server's first message after the handshake.
     """
 
     server_name: str | None
@@ -128,6 +130,8 @@ class TlsOutcome(Struct, frozen=True, gc=False):
     starttls: Starttls | None = None
     starttls_reply: str | None = None
     timeout_s: float = 0.0
+    #: TLS 1.3: the server sent a CertificateRequest (seen from our own last flight)
+    client_cert_requested: bool = False
 
 
 class TlsConfigError(ValueError):
@@ -486,16 +490,19 @@ async def _tls(
             wire.send_now(outgoing.read())  # our alert, so the server's log says why
             chain, source = _chain(obj, False)
             return outcome(completed=False, error=_error(exc), chain=chain, chain_source=source)
-    await wire.send(outgoing.read())  # our Finished (and certificate, for mTLS)
+    final = outgoing.read()  # our Finished (and certificate, for mTLS)
+    await wire.send(final)
     version, cipher = obj.version(), (obj.cipher() or (None,))[0]
     chain, source = _chain(obj, True)
+    asked = version == "TLSv1.3" and _encrypted_records(final) > 1
     facts: dict[str, object] = {
         "version": version,
         "cipher": cipher,
         "chain": chain,
         "chain_source": source,
+        "client_cert_requested": asked,
     }
-    if version == "TLSv1.3":
+    if asked:
         # The server checks a client certificate (or its absence) only after our Finished;
         # its verdict is the next thing it sends: session tickets, or an alert.
         rtt = (first_answer or time.perf_counter()) - started
@@ -505,6 +512,22 @@ async def _tls(
             return outcome(completed=False, stage="post_handshake", error=rejected, **facts)
     wire.send_now(_close_notify(obj, outgoing))
     return outcome(completed=True, stage="done", **facts)
+
+
+def _encrypted_records(flight: bytes) -> int:
+    """How many encrypted records (type 23) our last TLS 1.3 flight holds.
+
+    OpenSSL writes each handshake message of TLS 1.3 in a record of its own: the Finished
+    alone is one; a (possibly empty) Certificate before it, which it sends only when the
+    server asked for one (CertificateRequest), makes two or three. Only then can the server
+    still reject us after the handshake, so only then is its verdict worth waiting for.
+    """
+    count, at = 0, 0
+    while at + 5 <= len(flight):
+        if flight[at] == 23:
+            count += 1
+        at += 5 + int.from_bytes(flight[at + 3 : at + 5], "big")
+    return count
 
 
 async def _post_handshake(
@@ -683,10 +706,9 @@ def classify_tls(
         )
     if outcome.stage == "starttls":
         return Category.TLS_HANDSHAKE_FAILED, _starttls_hint(outcome)
-    chain = _parsed_chain(outcome)
     error = outcome.error
     if error is not None and error.verify_code is not None:
-        return _verify_failure(error, chain, outcome, now)
+        return _verify_failure(error, _parsed_chain(outcome), outcome, now)
     if error is not None:
         return Category.TLS_HANDSHAKE_FAILED, _handshake_hint(error, outcome, settings)
     if outcome.errno is not None:
@@ -703,7 +725,9 @@ def classify_tls(
             f"(after {outcome.received} bytes): it refuses this client's offer or is not a "
             "TLS service; check its TLS log",
         )
-    return _dates(chain, settings, now)
+    if settings.min_days is None:
+        return Category.OPEN, None
+    return _dates(_parsed_chain(outcome), settings, now)
 
 
 def _timeout_hint(outcome: TlsOutcome) -> str:
