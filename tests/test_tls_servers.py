@@ -7,9 +7,12 @@ Each case connects a non-blocking socket itself (as the Dialer will hand one ove
 
 from __future__ import annotations
 
+import _socket
+import asyncio
 import datetime as dt
 import os
 import shutil
+import socket
 import ssl
 from collections.abc import Iterator
 from pathlib import Path
@@ -33,6 +36,7 @@ from .tls_servers import (
     Issued,
     Nginx,
     Pki,
+    ScriptedServer,
     SilentServer,
     connected,
     postgres_bin,
@@ -75,7 +79,8 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
 @pytest.fixture(scope="session")
 def nginx(pki: Pki, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Nginx]:
     _require(shutil.which("nginx") is not None or Path("/usr/sbin/nginx").exists(), "no nginx")
-    server = start_nginx(pki, tmp_path_factory.mktemp("nginx"), NGINX_CASES)
+    split = {"dual-stack": ("valid", "wrong-host"), "tls12-only": ("valid", "valid")}
+    server = start_nginx(pki, tmp_path_factory.mktemp("nginx"), NGINX_CASES, split)
     try:
         yield server
     finally:
@@ -289,6 +294,110 @@ async def test_plain_http_on_a_tls_target(nginx: Nginx) -> None:
         'the peer answered in plain text, not TLS: "HTTP/1.1 400 Bad Request" looks like an '
         "HTTP server without TLS; use the HTTPS port or enable TLS on it"
     )
+    assert info is None
+
+
+async def test_dual_stack_name_where_one_address_has_the_wrong_certificate(
+    nginx: Nginx, pki: Pki, trust: TlsSettings
+) -> None:
+    port = nginx.ports["dual-stack"]
+    _, category4, hint4, info4 = await check(port, trust, host="127.0.0.1")
+    _, category6, hint6, info6 = await check(port, trust, host="::1")
+    assert (category4, hint4) == (C.OPEN, None)
+    assert_leaf(info4, pki.made["valid"], chain_length=2)
+    assert category6 is C.TLS_HOSTNAME_MISMATCH
+    assert hint6 is not None and "other.test, www.other.test, not good.test" in hint6
+    assert_leaf(info6, pki.made["wrong-host"], chain_length=2)
+
+
+async def test_on_the_dialers_own_socket_type(nginx: Nginx, pki: Pki, trust: TlsSettings) -> None:
+    """The C socket type with IP_RECVERR on, as scanner.probe's Dialer opens it."""
+    sock = _socket.socket(socket.AF_INET, socket.SOCK_STREAM | socket.SOCK_NONBLOCK)
+    sock.setsockopt(socket.IPPROTO_IP, socket.IP_RECVERR, 1)
+    try:
+        loop = asyncio.get_running_loop()
+        err = sock.connect_ex(("127.0.0.1", nginx.ports["valid"]))
+        assert err in (0, 115)  # EINPROGRESS
+        writable = loop.create_future()
+        loop.add_writer(sock.fileno(), writable.set_result, None)
+        await asyncio.wait_for(writable, 5)
+        loop.remove_writer(sock.fileno())
+        assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR) == 0
+        outcome = await handshake(sock, trust, "good.test", 5.0)
+        assert sock.fileno() >= 0  # still open: the caller closes it
+    finally:
+        sock.close()
+    assert outcome.completed
+    now = dt.datetime.now(dt.UTC)
+    assert classify_tls(outcome, trust, now) == (C.OPEN, None)
+    assert_leaf(tls_info(outcome, now), pki.made["valid"], chain_length=2)
+
+
+async def test_tls12_server(nginx: Nginx, pki: Pki, trust: TlsSettings) -> None:
+    outcome, category, hint, info = await check(nginx.ports["valid"], trust)
+    assert outcome.version == "TLSv1.3"
+    args = [*_s_server_args(pki.made["valid"]), "-tls1_2"]
+    with s_server(*args) as port:
+        outcome, category, hint, info = await check(port, trust)
+    assert (category, hint) == (C.OPEN, None)
+    assert outcome.version == "TLSv1.2" and info is not None and info.version == "TLSv1.2"
+    assert outcome.cipher and "ECDHE-ECDSA" in outcome.cipher
+    assert_leaf(info, pki.made["valid"], chain_length=2)
+
+
+async def test_cancelling_leaves_nothing_registered() -> None:
+    server = SilentServer()
+    try:
+        sock = await connected("127.0.0.1", server.port)
+        task = asyncio.create_task(handshake(sock, TlsSettings(), "good.test", 30.0))
+        await asyncio.sleep(0.1)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        loop = asyncio.get_running_loop()
+        assert loop.remove_reader(sock.fileno()) is False  # its reader went with it
+        sock.close()
+    finally:
+        server.close()
+
+
+# --- servers that misbehave on real sockets ---------------------------------------------
+
+
+async def test_reset_after_the_client_hello() -> None:
+    server = ScriptedServer("reset")
+    try:
+        outcome, category, hint, info = await check(server.port, TlsSettings())
+    finally:
+        server.close()
+    assert category is C.TLS_HANDSHAKE_FAILED
+    assert outcome.errno == "ECONNRESET" and outcome.stage == "handshake"
+    assert hint is not None and "(ECONNRESET) after 0 bytes from the server" in hint
+    assert info is None
+
+
+async def test_binary_answer_is_not_tls() -> None:
+    server = ScriptedServer("garbage")
+    try:
+        outcome, category, hint, info = await check(server.port, TlsSettings())
+    finally:
+        server.close()
+    assert category is C.TLS_NOT_TLS
+    assert outcome.plaintext == ScriptedServer.ANSWERS["garbage"]
+    assert hint is not None and '"....binary protocol.." looks like plain text' in hint
+    assert info is None
+
+
+async def test_stalled_handshake_is_tls_timeout() -> None:
+    server = ScriptedServer("stall")
+    try:
+        outcome, category, hint, info = await check(server.port, TlsSettings(), timeout=0.4)
+    finally:
+        server.close()
+    assert category is C.TLS_TIMEOUT
+    assert outcome.timed_out and outcome.received == len(ScriptedServer.ANSWERS["stall"])
+    assert outcome.plaintext is None  # a TLS record header: not plain text
+    assert hint is not None and "stalled within 0.4s after 8 bytes" in hint
     assert info is None
 
 

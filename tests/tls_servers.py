@@ -19,6 +19,7 @@ import os
 import pwd
 import shutil
 import socket
+import struct
 import subprocess
 import tempfile
 import threading
@@ -26,6 +27,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ClassVar
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -272,11 +274,31 @@ class Nginx:
             self.proc.wait(timeout=5)
 
 
-def start_nginx(pki: Pki, workdir: Path, cases: list[str]) -> Nginx:
-    """nginx from Debian with a config of ours on 127.0.0.1 (and ::1); never its default."""
+def start_nginx(
+    pki: Pki, workdir: Path, cases: list[str], split: dict[str, tuple[str, str]] | None = None
+) -> Nginx:
+    """nginx from Debian with a config of ours on 127.0.0.1 (and ::1); never its default.
+
+    Each case serves its certificate on both addresses; each ``split`` case serves one
+    certificate on 127.0.0.1 and another on ::1 on the same port (a dual-stack name where
+    only one address has the right certificate).
+    """
     binary = shutil.which("nginx") or "/usr/sbin/nginx"
-    ports = {case: free_port() for case in [*cases, "plain-http"]}
+    split = split or {}
+    ports = {case: free_port() for case in [*cases, *split, "plain-http"]}
     servers = []
+    for case, (v4, v6) in split.items():
+        for listen, label in ((f"127.0.0.1:{ports[case]}", v4), (f"[::1]:{ports[case]}", v6)):
+            issued = pki.made[label]
+            servers.append(
+                f"""
+    server {{
+        listen {listen} ssl;
+        ssl_certificate {issued.chain_file};
+        ssl_certificate_key {issued.key_file};
+        return 200 "ok\\n";
+    }}"""
+            )
     for case in cases:
         issued = pki.made[case]
         servers.append(
@@ -380,6 +402,55 @@ class SilentServer:
                 conn, _ = self.sock.accept()
             except OSError:
                 continue
+            self.held.append(conn)
+
+    def close(self) -> None:
+        self._stop = True
+        self._thread.join(timeout=2)
+        for conn in self.held:
+            conn.close()
+        self.sock.close()
+
+
+class ScriptedServer:
+    """A TCP server that answers every connection with one misbehaviour, on real sockets.
+
+    ``reset``: reads the ClientHello, then resets the connection (linger 0). ``garbage``:
+    answers with bytes that are neither TLS nor text. ``stall``: answers with the first bytes
+    of a TLS handshake record, then nothing.
+    """
+
+    ANSWERS: ClassVar[dict[str, bytes]] = {
+        "garbage": b"\x00\x00\x00\x1cbinary protocol\xff\xfe",
+        "stall": b"\x16\x03\x03\x00\x7a\x02\x00\x00",
+    }
+
+    def __init__(self, behaviour: str) -> None:
+        self.behaviour = behaviour
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.port: int = self.sock.getsockname()[1]
+        self.held: list[socket.socket] = []
+        self._stop = False
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    def _serve(self) -> None:
+        self.sock.settimeout(0.1)
+        while not self._stop:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                continue
+            conn.settimeout(2.0)
+            with contextlib.suppress(OSError):
+                conn.recv(4096)  # the ClientHello
+                if self.behaviour == "reset":
+                    conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                    conn.close()
+                    continue
+                conn.sendall(self.ANSWERS[self.behaviour])
             self.held.append(conn)
 
     def close(self) -> None:

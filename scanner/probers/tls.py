@@ -28,6 +28,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno as errno_module
+import functools
+import hashlib
 import math
 import ssl
 import time
@@ -598,43 +600,44 @@ class _Cert(Struct, frozen=True, gc=False):
     ca_issuers: tuple[str, ...]
 
 
+#: parsed certificates by their DER: a scan meets the same intermediates (and, behind load
+#: balancers, the same leaves) again and again; parsing one costs about 40 µs
+PARSE_CACHE_SIZE = 4096
+
+
+@functools.lru_cache(maxsize=PARSE_CACHE_SIZE)
 def _parse(der: bytes) -> _Cert | None:
     from cryptography import x509
-    from cryptography.hazmat.primitives import hashes
     from cryptography.x509.oid import AuthorityInformationAccessOID
 
     try:
         cert: Certificate = x509.load_der_x509_certificate(der)
         sans: list[str] = []
-        try:
-            san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-            sans.extend(san.get_values_for_type(x509.DNSName))
-            sans.extend(str(ip) for ip in san.get_values_for_type(x509.IPAddress))
-        except x509.ExtensionNotFound:
-            pass
-        try:
-            is_ca = cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
-        except x509.ExtensionNotFound:
-            is_ca = False
+        is_ca = False
         issuers: list[str] = []
-        try:
-            aia = cert.extensions.get_extension_for_class(x509.AuthorityInformationAccess).value
-            issuers.extend(
-                str(d.access_location.value)
-                for d in aia
-                if d.access_method == AuthorityInformationAccessOID.CA_ISSUERS
-            )
-        except x509.ExtensionNotFound:
-            pass
+        for extension in cert.extensions:  # one pass: a lookup by class is a scan each
+            value = extension.value
+            if isinstance(value, x509.SubjectAlternativeName):
+                sans.extend(value.get_values_for_type(x509.DNSName))
+                sans.extend(str(ip) for ip in value.get_values_for_type(x509.IPAddress))
+            elif isinstance(value, x509.BasicConstraints):
+                is_ca = value.ca
+            elif isinstance(value, x509.AuthorityInformationAccess):
+                issuers.extend(
+                    str(d.access_location.value)
+                    for d in value
+                    if d.access_method == AuthorityInformationAccessOID.CA_ISSUERS
+                )
+        subject, issuer = cert.subject.rfc4514_string(), cert.issuer.rfc4514_string()
         return _Cert(
-            subject=cert.subject.rfc4514_string(),
-            issuer=cert.issuer.rfc4514_string(),
+            subject=subject,
+            issuer=issuer,
             sans=tuple(sans),
             not_before=cert.not_valid_before_utc,
             not_after=cert.not_valid_after_utc,
-            fingerprint=cert.fingerprint(hashes.SHA256()).hex(),
+            fingerprint=hashlib.sha256(der).hexdigest(),
             is_ca=is_ca,
-            self_issued=cert.subject == cert.issuer,
+            self_issued=subject == issuer,
             ca_issuers=tuple(issuers),
         )
     except ValueError:  # a certificate cryptography cannot read: shown as absent
