@@ -33,12 +33,14 @@ from scanner.probers.tls import (
 
 from .conftest import Listener
 from .tls_servers import (
+    Dovecot,
     Issued,
     Nginx,
     Pki,
     ScriptedServer,
     SilentServer,
     connected,
+    dovecot_server,
     postgres_bin,
     postgres_server,
     s_server,
@@ -313,7 +315,7 @@ async def test_dual_stack_name_where_one_address_has_the_wrong_certificate(
 async def test_on_the_dialers_own_socket_type(nginx: Nginx, pki: Pki, trust: TlsSettings) -> None:
     """The C socket type with IP_RECVERR on, as scanner.probe's Dialer opens it."""
     sock = _socket.socket(socket.AF_INET, socket.SOCK_STREAM | socket.SOCK_NONBLOCK)
-    sock.setsockopt(socket.IPPROTO_IP, socket.IP_RECVERR, 1)
+    sock.setsockopt(socket.IPPROTO_IP, 11, 1)  # IP_RECVERR (Linux)
     try:
         loop = asyncio.get_running_loop()
         err = sock.connect_ex(("127.0.0.1", nginx.ports["valid"]))
@@ -516,6 +518,52 @@ async def test_mtls_tls12_fails_inside_the_handshake(pki: Pki, trust: TlsSetting
 
 
 # --- STARTTLS: aiosmtpd for SMTP, PostgreSQL for its SSLRequest -------------------------
+
+
+def _dovecot_available() -> bool:
+    return shutil.which("dovecot") is not None or Path("/usr/sbin/dovecot").exists()
+
+
+@pytest.fixture(scope="module")
+def dovecots(
+    pki: Pki, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[Dovecot, Dovecot]]:
+    """Dovecot twice: with STARTTLS (the valid certificate), and with ssl = no."""
+    _require(_dovecot_available(), "Dovecot (dovecot-imapd, dovecot-pop3d) is not installed")
+    workdir = tmp_path_factory.mktemp("dovecot")
+    with (
+        dovecot_server(workdir / "tls", pki.made["valid"]) as with_tls,
+        dovecot_server(workdir / "plain", None) as without,
+    ):
+        yield with_tls, without
+
+
+@pytest.mark.parametrize("protocol", ["imap", "pop3"])
+async def test_imap_and_pop3_starttls(
+    protocol: str, dovecots: tuple[Dovecot, Dovecot], pki: Pki, trust: TlsSettings
+) -> None:
+    settings = TlsSettings(ca_file=trust.ca_file, starttls=protocol)  # type: ignore[arg-type]
+    with_tls, without = dovecots
+    port = with_tls.imap if protocol == "imap" else with_tls.pop3
+    outcome, category, hint, info = await check(port, settings)
+    assert (category, hint) == (C.OPEN, None), with_tls.log.read_text()[-500:]
+    assert outcome.completed and outcome.starttls == protocol
+    assert_leaf(info, pki.made["valid"], chain_length=2)
+    # the same port as a direct TLS target: the greeting is named
+    outcome, category, hint, _ = await check(port, TlsSettings())
+    assert category is C.TLS_NOT_TLS
+    greeting = {"imap": "an IMAP greeting", "pop3": "a POP3 greeting"}[protocol]
+    assert hint is not None and greeting in hint and f"starttls: {protocol}" in hint
+    # a server without TLS refuses STARTTLS: its answer is quoted
+    port = without.imap if protocol == "imap" else without.pop3
+    outcome, category, hint, info = await check(port, settings)
+    assert category is C.TLS_HANDSHAKE_FAILED and outcome.stage == "starttls"
+    assert hint is not None
+    assert hint.startswith(f'the {protocol} server did not start TLS: "')
+    assert outcome.starttls_reply and outcome.starttls_reply.startswith(
+        "s1 BAD" if protocol == "imap" else "-ERR"
+    )
+    assert info is None
 
 
 @pytest.fixture

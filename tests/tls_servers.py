@@ -461,6 +461,88 @@ class ScriptedServer:
         self.sock.close()
 
 
+# --- Dovecot (IMAP and POP3 STARTTLS) ---------------------------------------------------
+
+
+@dataclass
+class Dovecot:
+    imap: int
+    pop3: int
+    proc: subprocess.Popen[bytes]
+    log: Path
+
+
+@contextlib.contextmanager
+def dovecot_server(workdir: Path, leaf: Issued | None) -> Iterator[Dovecot]:
+    """Debian's Dovecot with a config of ours: IMAP and POP3 on 127.0.0.1, STARTTLS with
+    ``leaf`` (None: ``ssl = no``, so STARTTLS is refused). No mail is ever served."""
+    binary = shutil.which("dovecot") or "/usr/sbin/dovecot"
+    imap, pop3 = free_port(), free_port()
+    for sub in ("run", "state", "home"):
+        (workdir / sub).mkdir(parents=True, exist_ok=True)
+    log = workdir / "dovecot.log"
+    ssl = (
+        f"ssl = required\nssl_cert = <{leaf.chain_file}\nssl_key = <{leaf.key_file}\n"
+        if leaf
+        else "ssl = no\n"
+    )
+    conf = workdir / "dovecot.conf"
+    conf.write_text(
+        f"""base_dir = {workdir}/run
+state_dir = {workdir}/state
+log_path = {log}
+protocols = imap pop3
+listen = 127.0.0.1
+{ssl}auth_mechanisms = plain
+disable_plaintext_auth = no
+passdb {{
+  driver = static
+  args = nopassword=y
+}}
+userdb {{
+  driver = static
+  args = uid=nobody gid=nogroup home={workdir}/home
+}}
+mail_location = maildir:{workdir}/home/Maildir
+service imap-login {{
+  inet_listener imap {{
+    port = {imap}
+  }}
+  inet_listener imaps {{
+    port = 0
+  }}
+}}
+service pop3-login {{
+  inet_listener pop3 {{
+    port = {pop3}
+  }}
+  inet_listener pop3s {{
+    port = 0
+  }}
+}}
+service anvil {{
+  chroot =
+}}
+"""
+    )
+    proc = subprocess.Popen(
+        [binary, "-F", "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
+    try:
+        if not (_wait_port("127.0.0.1", imap) and _wait_port("127.0.0.1", pop3)):
+            proc.kill()
+            _, err = proc.communicate(timeout=5)
+            raise RuntimeError(f"dovecot did not start: {err.decode()} {log.read_text()}")
+        yield Dovecot(imap, pop3, proc, log)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=5)
+
+
 # --- PostgreSQL -------------------------------------------------------------------------
 
 
