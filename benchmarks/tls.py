@@ -179,8 +179,9 @@ async def _ours(endpoints: list[tuple[str, int]], ca_file: str, concurrency: int
 
     settings = TlsSettings(ca_file=ca_file, server_name=SERVER_NAME)
     context_for(settings)  # made once, before the clock, as the scanner would at load time
-    import cryptography.x509  # noqa: F401  (imported once by the first parse; counted in the
-    # process's CPU, kept out of the loop's)
+    # imported by the first parse anyway: counted in the process's CPU, kept out of the loop's
+    import cryptography.x509  # noqa: F401
+
     loop = asyncio.get_running_loop()
     gate = asyncio.Semaphore(concurrency)
 

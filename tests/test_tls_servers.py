@@ -28,6 +28,7 @@ from scanner.probers.tls import (
     classify_tls,
     context_for,
     handshake,
+    start_handshake,
     tls_info,
 )
 
@@ -361,6 +362,38 @@ async def test_cancelling_leaves_nothing_registered() -> None:
         sock.close()
     finally:
         server.close()
+
+
+async def test_start_handshake_calls_back_once_or_never(
+    nginx: Nginx, pki: Pki, trust: TlsSettings
+) -> None:
+    """The callback shape of the probers' seam: on_done once; after abandon, never."""
+    loop = asyncio.get_running_loop()
+    got: list[TlsOutcome] = []
+    done = loop.create_future()
+
+    def on_done(outcome: TlsOutcome) -> None:
+        got.append(outcome)
+        done.set_result(None)
+
+    sock = await connected("127.0.0.1", nginx.ports["valid"])
+    try:
+        start_handshake(sock, trust, "good.test", 5.0, on_done)
+        await asyncio.wait_for(done, 10)
+    finally:
+        sock.close()
+    assert len(got) == 1 and got[0].completed
+    assert_leaf(tls_info(got[0], dt.datetime.now(dt.UTC)), pki.made["valid"], chain_length=2)
+    server = SilentServer()
+    try:
+        sock = await connected("127.0.0.1", server.port)
+        abandon = start_handshake(sock, trust, "good.test", 0.2, on_done)
+        abandon()
+        await asyncio.sleep(0.4)  # past its timeout: an outcome would have come by now
+        sock.close()
+    finally:
+        server.close()
+    assert len(got) == 1
 
 
 # --- servers that misbehave on real sockets ---------------------------------------------
