@@ -63,6 +63,11 @@ class Category(StrEnum):
     def is_dns(self) -> bool:
         return self.value.startswith("dns_")
 
+    @property
+    def is_tls(self) -> bool:
+        """A TLS failure: the TCP handshake opened, so it never meets ``expect: closed``."""
+        return self.value.startswith("tls_")
+
 
 #: Categories worth another attempt: the answer may differ a moment later.
 TRANSIENT = frozenset({Category.TIMEOUT, Category.DNS_TIMEOUT, Category.DNS_SERVFAIL})

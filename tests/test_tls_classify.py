@@ -405,3 +405,13 @@ def test_post_handshake_rejection_says_after(pki: Pki) -> None:
     category, hint = classify_tls(outcome, SETTINGS, NOW)
     assert category is C.TLS_HANDSHAKE_FAILED
     assert hint is not None and "after the handshake" in hint and "set client_cert" in hint
+
+
+def test_tls_categories_are_told_apart() -> None:
+    tls = {c for c in Category if c.is_tls}
+    assert tls == set(TLS_HINTS)
+    assert {c.value for c in tls} == {
+        "tls_expired", "tls_not_yet_valid", "tls_expiring", "tls_hostname_mismatch",
+        "tls_untrusted", "tls_handshake_failed", "tls_not_tls", "tls_timeout",
+    }  # fmt: skip
+    assert not any(c.is_dns for c in tls)

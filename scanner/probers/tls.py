@@ -731,7 +731,7 @@ def _names(cert: _Cert) -> str:
     return ", ".join(cert.sans) if cert.sans else f"no SAN at all, subject {cert.subject}"
 
 
-def classify_tls(  # noqa: PLR0911 - one return per way the phase can end, in the order they happen
+def classify_tls(
     outcome: TlsOutcome, settings: TlsSettings, now: datetime
 ) -> tuple[Category, str | None]:
     """Category and hint for a TLS phase: ``open`` (hint None) when it passed every check."""
@@ -748,25 +748,26 @@ def classify_tls(  # noqa: PLR0911 - one return per way the phase can end, in th
     error = outcome.error
     if error is not None and error.verify_code is not None:
         return _verify_failure(error, _parsed_chain(outcome), outcome, now)
-    if error is not None:
-        return Category.TLS_HANDSHAKE_FAILED, _handshake_hint(error, outcome, settings)
+    if not outcome.completed:
+        return Category.TLS_HANDSHAKE_FAILED, _failed_hint(outcome, settings)
+    return _dates(outcome, settings, now)
+
+
+def _failed_hint(outcome: TlsOutcome, settings: TlsSettings) -> str:
+    """Why a handshake that did not complete failed: the alert, a reset, or a bare close."""
+    if outcome.error is not None:
+        return _handshake_hint(outcome.error, outcome, settings)
     if outcome.errno is not None:
         return (
-            Category.TLS_HANDSHAKE_FAILED,
             f"the connection broke during the TLS {outcome.stage} ({outcome.errno}) after "
             f"{outcome.received} bytes from the server: a TLS terminator that gives up, or a "
-            "middlebox resetting TLS",
+            "middlebox resetting TLS"
         )
-    if not outcome.completed:
-        return (
-            Category.TLS_HANDSHAKE_FAILED,
-            "the server closed the connection during the TLS handshake without an alert "
-            f"(after {outcome.received} bytes): it refuses this client's offer or is not a "
-            "TLS service; check its TLS log",
-        )
-    if settings.min_days is None:
-        return Category.OPEN, None
-    return _dates(_parsed_chain(outcome), settings, now)
+    return (
+        "the server closed the connection during the TLS handshake without an alert "
+        f"(after {outcome.received} bytes): it refuses this client's offer or is not a "
+        "TLS service; check its TLS log"
+    )
 
 
 def _timeout_hint(outcome: TlsOutcome) -> str:
@@ -905,8 +906,14 @@ _VERIFY_HINTS: dict[str, Callable[[list[_Cert], TlsOutcome, datetime, str], str]
 }
 
 
-def _dates(chain: list[_Cert], settings: TlsSettings, now: datetime) -> tuple[Category, str | None]:
-    if settings.min_days is None or not chain:
+def _dates(
+    outcome: TlsOutcome, settings: TlsSettings, now: datetime
+) -> tuple[Category, str | None]:
+    """A completed handshake against ``min_days``: the earliest expiry of the chain decides."""
+    if settings.min_days is None:
+        return Category.OPEN, None  # no parse: OpenSSL has checked the dates (unless verify off)
+    chain = _parsed_chain(outcome)
+    if not chain:
         return Category.OPEN, None
     index = min(range(len(chain)), key=lambda i: chain[i].not_after)
     cert = chain[index]
