@@ -1,5 +1,5 @@
 """``python -m scanner`` behaves exactly like the ``scanner`` console script."""
 
-from .cli import run
+from ._entry import run
 
 run()

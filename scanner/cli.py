@@ -1,5 +1,10 @@
 """Command line: the only place that parses argv, prints to the terminal and exits.
 
+Every command drives the same engine (:mod:`scanner.engine`) with typed inputs and
+reads typed results; this module only turns argv into those inputs, wires observers
+and writers to the engine, prints what a person must read, and maps the verdict
+(:mod:`scanner.verdict`) to the exit code.
+
 Imports are lazy: ``scanner --help`` and ``scanner validate`` must start in well under
 150 ms, so nothing heavy (asyncio stacks, aiodns, structlog) is imported up front.
 """
@@ -11,17 +16,18 @@ import contextlib
 import os
 import sys
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Literal, NoReturn
+from typing import TYPE_CHECKING, Literal, NamedTuple, NoReturn
 
 if TYPE_CHECKING:
-    from .baseline import Baseline
-    from .engine import ScanObserver
+    from .engine import ScanOptions
+    from .inventory.selection import Shard
     from .models import Inventory, ScanSummary, TargetResult
-    from .report.json_report import Report
-    from .shard import Shard
-
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INCONCLUSIVE = 0, 1, 2, 3
-EXIT_SIGNAL = {"SIGINT": 130, "SIGTERM": 143}
+    from .observers import Observer
+    from .report.artefacts import Artefacts
+    from .report.baseline import Baseline
+    from .report.document import Change, ReportBuilder
+    from .verdict import FailOn
+    from .workers import WorkerJob
 
 
 class _Parser(argparse.ArgumentParser):
@@ -117,13 +123,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="I/N",
         help="check only slice I of N (1-based, stable hash of the target name)",
     )
-    check.add_argument("--slice", type=_shard, default=None, help=argparse.SUPPRESS)
     check.add_argument(
         "--workers",
         type=_workers,
         default=None,
         metavar="N",
-        help="scan with N processes, each every N-th target, one JSON stream; "
+        help="scan with N processes, each every N-th target, one stream; "
         "default auto: one per core for 10,000+ IP-address targets "
         "without --rate/--per-host, else 1",
     )
@@ -240,7 +245,7 @@ def _add_artefact_options(command: argparse.ArgumentParser) -> None:
 
 
 def _shard(text: str) -> Shard:
-    from .shard import parse_shard
+    from .inventory.selection import parse_shard
 
     try:
         return parse_shard(text)
@@ -290,8 +295,14 @@ def run() -> NoReturn:
     flushed first and nothing else is left open, so skipping it loses nothing.
     """
     code = main()
+    from . import signals
+    from .verdict import EXIT_SIGNAL
+
+    received = signals.received()
+    if received is not None:  # a signal came, even after the scan: say so (its work is done)
+        code = EXIT_SIGNAL[received]
     for stream in (sys.stdout, sys.stderr):
-        with contextlib.suppress(BrokenPipeError, ValueError):  # the reader left, or closed
+        with contextlib.suppress(OSError, ValueError):  # the reader left, or closed
             stream.flush()
     os._exit(code)
 
@@ -317,34 +328,30 @@ def _resolve_format(choice: str) -> str:
     return str(choice)
 
 
-#: inventories this process has loaded, by their paths: a forked ``--workers`` process
-#: takes its parent's instead of parsing the files again (10,000 lines: about 0.3 s each)
-_loaded: dict[tuple[str, ...], Inventory] = {}
+def _say(message: str) -> None:
+    print(f"scanner: {message}", file=sys.stderr)
 
 
 def _load(paths: Sequence[str]) -> Inventory | None:
-    if tuple(paths) in _loaded:
-        return _loaded[tuple(paths)]
     from .inventory import InventoryError, load_inventories
 
     try:
         return load_inventories(paths)
     except InventoryError as exc:
         for problem in exc.problems:
-            print(f"scanner: {problem}", file=sys.stderr)
+            _say(str(problem))
         count = len(exc.problems)
-        print(
-            f"scanner: {count} problem{'s' if count != 1 else ''}; nothing was probed",
-            file=sys.stderr,
-        )
+        _say(f"{count} problem{'s' if count != 1 else ''}; nothing was probed")
         return None
 
 
 def cmd_validate(paths: Sequence[str]) -> int:
+    from .verdict import EXIT_OK, EXIT_USAGE
+
     inventory = _load(paths)
     if inventory is None:
         return EXIT_USAGE
-    from .targets import TargetList
+    from .inventory.targets import TargetList
 
     targets = inventory.targets
     entries = len(targets.specs) if isinstance(targets, TargetList) else len(targets)
@@ -353,264 +360,245 @@ def cmd_validate(paths: Sequence[str]) -> int:
     return EXIT_OK
 
 
-def select_targets(
-    inventory: Inventory, tags: str | None, timeout: float | None, retries: int | None
-) -> Inventory:
-    """Apply --tags, --timeout and --retries to a loaded inventory (nothing is expanded)."""
-    from msgspec.structs import replace
+def _scan_options(args: argparse.Namespace) -> ScanOptions:
+    from .engine import ScanOptions
 
-    from .targets import TargetList
-
-    wanted = {t.strip() for t in tags.split(",") if t.strip()} if tags else None
-    targets = inventory.targets
-    if not isinstance(targets, TargetList):
-        raise TypeError("select_targets needs the TargetList of a loaded inventory")
-    return replace(inventory, targets=targets.select(tags=wanted, timeout=timeout, retries=retries))
-
-
-def exit_code(summary: ScanSummary) -> int:
-    if summary.interrupted_by in EXIT_SIGNAL:
-        return EXIT_SIGNAL[summary.interrupted_by]
-    if summary.failed:
-        return EXIT_FAILED
-    if summary.inconclusive:
-        return EXIT_INCONCLUSIVE
-    return EXIT_OK
-
-
-def make_observer(
-    fmt: str, show_ok: bool = False, baseline: Baseline | None = None
-) -> ScanObserver:
-    change_of: Callable[[TargetResult], str | None] | None = None
-    if baseline is not None:
-
-        def change_of(result: TargetResult) -> str | None:
-            return baseline.change(result.target.name, result.ok, result.category.value)
-
-    if fmt == "json":
-        from .events import JsonEventWriter
-
-        return JsonEventWriter(change_of=change_of)
-    from .report.console import ConsoleReport
-
-    return ConsoleReport(sys.stdout, sys.stderr, show_ok=show_ok, change_of=change_of)
-
-
-def cmd_check(args: argparse.Namespace) -> int:
-    if not _artefact_args_ok(args):
-        return EXIT_USAGE
-    baseline = _load_baseline(args.baseline)
-    if baseline is False:
-        return EXIT_USAGE
-    loaded = _load(args.inventories)
-    if loaded is None:
-        return EXIT_USAGE
-    inventory = select_targets(loaded, args.tags, args.timeout, args.retries)
-    if not inventory.targets:
-        print(
-            f"scanner: no target carries any of the tags {args.tags!r}; nothing to check",
-            file=sys.stderr,
-        )
-        return EXIT_USAGE
-    if args.workers is None:
-        args.workers = auto_workers(args, inventory)
-    if args.workers > 1:
-        _loaded[tuple(args.inventories)] = loaded  # for the workers forked from here
-        return _check_with_workers(args, inventory)
-    if args.shard is not None:
-        inventory = _shard_inventory(inventory, args.shard)
-    if args.slice is not None:  # a --workers process: every N-th target, balanced
-        from msgspec.structs import replace
-
-        from .targets import EveryNth
-
-        inventory = replace(
-            inventory, targets=EveryNth(inventory.targets, args.slice.index - 1, args.slice.count)
-        )
-    import anyio
-
-    from .engine import ScanOptions, run_scan
-
-    observer = make_observer(_resolve_format(args.format), args.show_ok, baseline)
     trace = None
     if args.trace_failures:  # the trace module only when asked for: start-up time counts
-        from .trace import TraceConfig
+        from .probers.trace import TraceConfig
 
         trace = TraceConfig(max_hops=args.max_hops, hop_timeout=args.hop_timeout)
-    options = ScanOptions(
+    return ScanOptions(
+        handle_signals=True,
         concurrency=args.concurrency,
         max_duration=args.max_duration,
         allow=tuple(args.allow),
         rate=args.rate,
         per_address=args.per_host,
-        keep_results=_wants_report(args),
         trace_failures=args.trace_failures,
         trace=trace,
     )
-    started = _utc_now() if _wants_report(args) else ""  # the report module only if needed
-    summary, results = anyio.run(
-        run_scan, inventory, observer, options, backend_options=_backend_options()
+
+
+def _artefacts(args: argparse.Namespace) -> Artefacts:
+    """The artefacts asked for; the Markdown goes to GitHub's step summary by default."""
+    from .report.artefacts import Artefacts
+
+    markdown, append = args.markdown, False
+    if markdown is None and os.environ.get("GITHUB_STEP_SUMMARY"):
+        markdown, append = os.environ["GITHUB_STEP_SUMMARY"], True
+    return Artefacts(
+        report=args.report, junit=args.junit, markdown=markdown, markdown_append=append
     )
-    if _wants_report(args):
-        from .inventory import printable_path
-        from .report.json_report import build_report
-
-        changes = (
-            {r.target.name: baseline.change(r.target.name, r.ok, r.category.value) for r in results}
-            if baseline
-            else None
-        )
-        report = build_report(
-            results,
-            summary,
-            inventories=inventory.paths,
-            started=started,
-            finished=_utc_now(),
-            shard=str(args.shard) if args.shard else None,
-            baseline=printable_path(baseline.path) if baseline else None,
-            changes=changes,
-        )
-        if not _write_artefacts(report, args):
-            return EXIT_USAGE
-        if args.fail_on == "new" and summary.interrupted_by not in EXIT_SIGNAL:
-            return report_exit_code(report, "new")
-    return exit_code(summary)
 
 
-#: ``--workers auto`` starts several processes only for at least this many targets: below,
-#: forking, a second event loop and relaying the streams cost more than they save.
-AUTO_WORKERS_MIN_TARGETS = 10_000
-AUTO_WORKERS_MAX = 8
+def _usage_problems(args: argparse.Namespace, artefacts: Artefacts) -> list[str]:
+    """Usage errors found before anything is probed: exit 2, as for a bad inventory."""
+    problems = []
+    if args.fail_on == "new" and not args.baseline:
+        problems.append("--fail-on new needs --baseline REPORT (new compared with what?)")
+    inputs = args.inventories if args.command == "check" else args.reports
+    problems.extend(artefacts.problems(inputs))
+    return problems
 
 
-def auto_workers(args: argparse.Namespace, inventory: Inventory) -> int:
-    """How many processes ``--workers auto`` uses: one per core when it pays, else one.
+def _load_baseline(path: str | None) -> Baseline | Literal[False] | None:
+    """The baseline, None without --baseline, False (after a message) when unreadable."""
+    if path is None:
+        return None
+    from .report.baseline import Baseline
+    from .report.document import ReportError
 
-    Only for big JSON scans of IP addresses and networks with no limit that must hold
-    across the whole scan (``--rate`` and ``--per-host`` shared out among processes are
-    stricter than asked), no names (each process would look them up again) and no
-    artefacts: merging the workers' reports held every one of them in memory at once
-    (262,144 targets: 1.2 GB, against 0.2 GB in one process) and took the time saved.
+    try:
+        return Baseline.load(path)
+    except ReportError as exc:
+        _say(f"--baseline {exc}")
+        return False
+
+
+def _change_of(baseline: Baseline | None) -> Callable[[TargetResult], Change | None] | None:
+    if baseline is None:
+        return None
+
+    def change_of(result: TargetResult) -> Change | None:
+        return baseline.change(result.target.name, result.ok, result.category)
+
+    return change_of
+
+
+class CheckPlan(NamedTuple):
+    """A ``check`` as argv asked for it, typed: every option lands in a field here.
+
+    A NamedTuple, not a Struct: msgspec's import alone is 29 ms, and ``--help`` pays for
+    what this module imports.
     """
-    from .targets import TargetList, literal_family
 
-    if (
-        args.shard is not None
-        or args.slice is not None
-        or args.rate
-        or args.per_host
-        or args.trace_failures
-        or _resolve_format(args.format) != "json"
-        or _wants_report(args)
-        or len(inventory.targets) < AUTO_WORKERS_MIN_TARGETS
-    ):
-        return 1
-    targets = inventory.targets
-    if not isinstance(targets, TargetList) or not all(
-        spec.network is not None or literal_family(spec.template.host) for spec in targets.specs
-    ):
-        return 1
-    return max(1, min(len(os.sched_getaffinity(0)), AUTO_WORKERS_MAX))
+    inventory: Inventory
+    options: ScanOptions
+    format: str
+    show_ok: bool
+    artefacts: Artefacts
+    baseline: Baseline | None
+    fail_on: FailOn
+    shard: Shard | None
+    workers: int
+
+    @property
+    def wants_report(self) -> bool:
+        return self.artefacts.wanted or self.fail_on == "new"
 
 
-def _check_with_workers(args: argparse.Namespace, inventory: Inventory) -> int:
-    """``check --workers N``: N shard processes, one stream, one verdict, one set of artefacts."""
+def plan_check(args: argparse.Namespace) -> CheckPlan | None:  # noqa: PLR0911 - one return per usage error, each said first
+    """The typed plan of ``scanner check``, or None after saying what is wrong (exit 2)."""
+    artefacts = _artefacts(args)
+    problems = _usage_problems(args, artefacts)
+    for problem in problems:
+        _say(problem)
+    if problems:
+        return None
+    baseline = _load_baseline(args.baseline)
+    if baseline is False:
+        return None
+    loaded = _load(args.inventories)
+    if loaded is None:
+        return None
+    from .inventory import selection
+
+    tags = {t.strip() for t in args.tags.split(",") if t.strip()} if args.tags else None
+    inventory = selection.select(loaded, tags=tags, timeout=args.timeout, retries=args.retries)
+    if not inventory.targets:
+        _say(f"no target carries any of the tags {args.tags!r}; nothing to check")
+        return None
     if args.shard is not None:
-        print(
-            "scanner: --workers shards the scan itself; run --shard scans as separate jobs "
-            "instead of combining the two",
-            file=sys.stderr,
+        inventory = selection.shard(inventory, args.shard)
+    fmt = _resolve_format(args.format)
+    plan = CheckPlan(
+        inventory=inventory,
+        options=_scan_options(args),
+        format=fmt,
+        show_ok=args.show_ok,
+        artefacts=artefacts,
+        baseline=baseline,
+        fail_on=args.fail_on,
+        shard=args.shard,
+        workers=args.workers or 1,
+    )
+    if args.workers is None:
+        from .workers import auto_workers
+
+        options = plan.options
+        limits = bool(plan.shard or options.rate or options.per_address or options.trace_failures)
+        workers = auto_workers(
+            inventory, json_stream=fmt == "json", limits=limits, reports=plan.wants_report
         )
+        return plan._replace(workers=workers)
+    if args.workers > 1 and (refused := _refused_with_workers(plan)):
+        _say(refused)
+        return None
+    return plan
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from .verdict import EXIT_INCONCLUSIVE, EXIT_OK, EXIT_USAGE, exit_code, with_artefacts
+
+    plan = plan_check(args)
+    if plan is None:
         return EXIT_USAGE
-    if _resolve_format(args.format) != "json":
-        print(
-            "scanner: --workers needs --format json (the console view comes from one process)",
-            file=sys.stderr,
-        )
-        return EXIT_USAGE
-    if args.per_host and args.per_host < args.workers:
-        print(
-            f"scanner: --per-host {args.per_host} is shared out among the workers, "
-            f"at least one each: use --workers {args.per_host} or fewer",
-            file=sys.stderr,
-        )
-        return EXIT_USAGE
-    import tempfile
+    builder = None
+    if plan.wants_report:
+        from .report.document import ReportBuilder
 
-    from .workers import preload, run_workers, worker_command
+        builder = ReportBuilder(plan.baseline.change if plan.baseline else None)
+    if plan.workers > 1:
+        summary, failed_workers = _check_with_workers(plan, builder)
+    else:
+        from .engine import run_scan_sync
+        from .observers import FanOut
+        from .report import stream_observer
 
-    preload()
-
-    with tempfile.TemporaryDirectory(prefix="scanner-workers-") as tmp:
-        reports = (
-            [os.path.join(tmp, f"worker-{k}.json") for k in range(1, args.workers + 1)]
-            if _wants_report(args)
-            else []
+        stream = stream_observer(
+            plan.format, show_ok=plan.show_ok, change_of=_change_of(plan.baseline)
         )
-        commands = [
-            worker_command(args, k, args.workers, reports[k - 1] if reports else None)
-            for k in range(1, args.workers + 1)
-        ]
-        outcome = run_workers(
-            commands, inventory.paths, sys.stdout.buffer, reports, targets=len(inventory.targets)
-        )
-        for problem in outcome.failed_workers:
-            print(f"scanner: {problem}", file=sys.stderr)
-        code = exit_code(outcome.summary)
-        if reports:
-            from .report.json_report import ReportError, load_report, merge_reports
+        observer = FanOut(stream, builder) if builder is not None else stream
+        summary, failed_workers = run_scan_sync(plan.inventory, observer, plan.options), []
+    code = exit_code(summary)
+    if builder is not None:
+        from .inventory import printable_path
 
-            try:
-                loaded = [(p, load_report(p)) for p in outcome.reports]
-                if outcome.dead:  # their targets go in as unchecked, never just missing
-                    loaded.append(
-                        (
-                            "(unchecked)",
-                            _unchecked_report(inventory, args.workers, outcome.dead, loaded),
-                        )
-                    )
-                report = merge_reports(loaded)
-            except ReportError as exc:
-                print(f"scanner: workers' reports: {exc}", file=sys.stderr)
-                return EXIT_INCONCLUSIVE if code == EXIT_OK else code
-            if not _write_artefacts(report, args):
-                return EXIT_USAGE
-            if outcome.summary.interrupted_by not in EXIT_SIGNAL:
-                code = report_exit_code(report, args.fail_on)
-    if outcome.failed_workers and code == EXIT_OK:
+        document = builder.document(
+            summary,
+            inventories=plan.inventory.paths,
+            shard=str(plan.shard) if plan.shard else None,
+            baseline=printable_path(plan.baseline.path) if plan.baseline else None,
+        )
+        unwritten = plan.artefacts.write(document)
+        for problem in unwritten:
+            _say(problem)
+        code = exit_code(summary, fail_on=plan.fail_on, new_failures=builder.new_failures())
+        code = with_artefacts(code, unwritten=bool(unwritten))
+    if failed_workers and code == EXIT_OK:
         return EXIT_INCONCLUSIVE  # part of the inventory went unchecked: never a pass
     return code
 
 
-def _unchecked_report(
-    inventory: Inventory, workers: int, dead: Sequence[int], reports: Sequence[tuple[str, Report]]
-) -> Report:
-    """A report of the targets of dead workers that no report holds: each inconclusive.
-
-    Their events may have gone out before the worker died, but a worker writes its report
-    at the end: what is not in a report was not checked as far as the artefacts can say.
-    """
-    from .models import Category, ScanSummary, TargetResult
-    from .report.json_report import build_report, utc_now
-    from .targets import EveryNth
-
-    reported = {entry["target"] for _, report in reports for entry in report["targets"]}
-    unchecked = [
-        TargetResult(
-            target,
-            ok=False,
-            category=Category.INCONCLUSIVE,
-            addresses=(),
-            hint=f"not checked: worker {k} of {workers} ended before it reported this target",
+def _refused_with_workers(plan: CheckPlan) -> str | None:
+    """Why ``--workers N`` cannot go with the other options given, if it cannot."""
+    if plan.shard is not None:
+        return (
+            "--workers shards the scan itself; run --shard scans as separate jobs "
+            "instead of combining the two"
         )
-        for k in dead
-        for target in EveryNth(inventory.targets, k - 1, workers)
-        if target.name not in reported
-    ]
-    now = utc_now()
-    # every one inconclusive: that is its category and its verdict (one key in counts)
-    summary = ScanSummary.from_counts({"inconclusive": len(unchecked)}, 0.0, None)
-    return build_report(unchecked, summary, inventories=inventory.paths, started=now, finished=now)
+    per_host = plan.options.per_address
+    if per_host and per_host < plan.workers:
+        return (
+            f"--per-host {per_host} is shared out among the workers, at least one "
+            f"each: use --workers {per_host} or fewer"
+        )
+    return None
+
+
+def worker_job(plan: CheckPlan, *, results: bool) -> WorkerJob:
+    """What the workers of ``plan`` run (each a slice of it: :func:`scanner.workers.split`)."""
+    from .workers import WorkerJob
+
+    return WorkerJob(
+        inventory=plan.inventory,
+        options=plan.options,
+        stream=plan.format == "json",
+        results=results,
+        change_of=_change_of(plan.baseline),
+    )
+
+
+def _check_with_workers(
+    plan: CheckPlan, builder: ReportBuilder | None
+) -> tuple[ScanSummary, list[str]]:
+    """``check --workers N``: N forked processes, one stream, one verdict, one report."""
+    from .observers import BaseObserver, FanOut
+    from .report import stream_observer
+    from .workers import preload, run_workers
+
+    preload()
+    stream = stream_observer(plan.format, show_ok=plan.show_ok, change_of=_change_of(plan.baseline))
+    results: list[Observer] = [builder] if builder is not None else []
+    if plan.format != "json":
+        results.insert(0, stream)  # the console shows the results the workers send
+    sink = getattr(stream, "sink", None)
+    outcome = run_workers(
+        worker_job(plan, results=bool(results)),
+        plan.workers,
+        frame=stream,
+        observer=FanOut(*results) if results else BaseObserver(),
+        relay=sink.write if sink is not None else _drop,
+        flush=stream.flush,
+    )
+    for problem in outcome.problems:
+        _say(problem)
+    return outcome.summary, outcome.problems
+
+
+def _drop(_data: bytes) -> None:
+    pass
 
 
 def cmd_trace(args: argparse.Namespace) -> int:
@@ -619,12 +607,12 @@ def cmd_trace(args: argparse.Namespace) -> int:
     The check's own handshake (timeout ``--hop-timeout``, no retry) gives the category
     and hint; the trace says where the path ends. Events and exit codes are check's.
     """
-    import anyio
-
-    from .engine import ScanOptions, run_scan
+    from .engine import ScanOptions, run_scan_sync
+    from .inventory import display
     from .models import Inventory, Target
-    from .targets import display
-    from .trace import TraceConfig
+    from .probers.trace import TraceConfig
+    from .report import stream_observer
+    from .verdict import exit_code
 
     host, port = args.endpoint
     name = display(host, port)
@@ -632,125 +620,26 @@ def cmd_trace(args: argparse.Namespace) -> int:
         name=name, host=host, port=port, timeout=args.hop_timeout, retries=0, family=args.family
     )
     inventory = Inventory(paths=(name,), targets=(target,))
-    observer = make_observer(_resolve_format(args.format), show_ok=True)
-    options = ScanOptions(
-        keep_results=False,
-        trace_failures=True,
-        trace=TraceConfig(max_hops=args.max_hops, hop_timeout=args.hop_timeout, include_ok=True),
-    )
-    summary, _ = anyio.run(
-        run_scan, inventory, observer, options, backend_options=_backend_options()
-    )
-    return exit_code(summary)
-
-
-def _shard_inventory(inventory: Inventory, shard: Shard) -> Inventory:
-    """Only the targets of ``shard``; an empty shard is fine (a small inventory, many shards)."""
-    from msgspec.structs import replace
-
-    from .targets import FilteredTargets
-
-    return replace(
-        inventory, targets=FilteredTargets(inventory.targets, lambda t: shard.holds(t.name))
-    )
-
-
-def _utc_now() -> str:
-    from .report.json_report import utc_now
-
-    return utc_now()
-
-
-def _wants_report(args: argparse.Namespace) -> bool:
-    return bool(
-        args.junit
-        or args.markdown
-        or args.report
-        or args.fail_on == "new"
-        or os.environ.get("GITHUB_STEP_SUMMARY")
-    )
-
-
-def _artefact_args_ok(args: argparse.Namespace) -> bool:
-    """Usage errors found before anything is probed: exit 2, as for a bad inventory."""
-    if args.fail_on == "new" and not args.baseline:
-        print(
-            "scanner: --fail-on new needs --baseline REPORT (new compared with what?)",
-            file=sys.stderr,
-        )
-        return False
-    for option in ("junit", "markdown", "report"):
-        path = getattr(args, option)
-        if path is None:
-            continue
-        parent = os.path.dirname(os.path.abspath(path))
-        if not os.path.isdir(parent):
-            print(f"scanner: --{option} {path}: directory {parent} does not exist", file=sys.stderr)
-            return False
-    return True
-
-
-def _load_baseline(path: str | None) -> Baseline | Literal[False] | None:
-    """The baseline, None without --baseline, False (after a message) when unreadable."""
-    if path is None:
-        return None
-    from .baseline import Baseline
-    from .report.json_report import ReportError
-
-    try:
-        return Baseline.load(path)
-    except ReportError as exc:
-        print(f"scanner: --baseline {exc}", file=sys.stderr)
-        return False
-
-
-def _write_artefacts(report: Report, args: argparse.Namespace) -> bool:
-    """Write every artefact asked for; the Markdown goes to GitHub's step summary by default."""
-    markdown, append = args.markdown, False
-    if markdown is None and os.environ.get("GITHUB_STEP_SUMMARY"):
-        markdown, append = os.environ["GITHUB_STEP_SUMMARY"], True
-    try:
-        if args.report:
-            from .report.json_report import write_report
-
-            write_report(report, args.report)
-        if args.junit:
-            from .report.junit import write_junit
-
-            write_junit(report, args.junit)
-        if markdown:
-            from .report.markdown import write_markdown
-
-            write_markdown(report, markdown, append=append)
-    except OSError as exc:
-        print(f"scanner: cannot write {exc.filename}: {exc.strerror}", file=sys.stderr)
-        return False
-    return True
-
-
-def report_exit_code(report: Report, fail_on: str = "any") -> int:
-    """The verdict of a report document (``merge``, and ``check --fail-on new``).
-
-    With ``new``, only failures that are new since the baseline fail the gate; known
-    failures pass it. Inconclusive targets still mean "not checked" (exit 3).
-    """
-    counts = report["summary"]["counts"]
-    if fail_on == "new":
-        failed = any(e.get("change") == "new_failure" for e in report["targets"])
-    else:
-        failed = counts.get("failed", 0) > 0
-    if failed:
-        return EXIT_FAILED
-    if counts.get("inconclusive", 0):
-        return EXIT_INCONCLUSIVE
-    return EXIT_OK
+    observer = stream_observer(_resolve_format(args.format), show_ok=True)
+    config = TraceConfig(max_hops=args.max_hops, hop_timeout=args.hop_timeout, include_ok=True)
+    options = ScanOptions(handle_signals=True, trace_failures=True, trace=config)
+    return exit_code(run_scan_sync(inventory, observer, options))
 
 
 def cmd_merge(args: argparse.Namespace) -> int:
     """One verdict (and one set of artefacts) from the reports of several shards."""
-    if not _artefact_args_ok(args):
+    from .verdict import EXIT_USAGE, exit_code, with_artefacts
+
+    artefacts = _artefacts(args)
+    problems = _usage_problems(args, artefacts)
+    for problem in problems:
+        _say(problem)
+    if problems:
         return EXIT_USAGE
-    from .report.json_report import ReportError, load_report, merge_reports
+    from msgspec.structs import replace
+
+    from .report.document import ReportError, load_report, summary_of
+    from .report.merge import merge_reports
 
     baseline = _load_baseline(args.baseline)
     if baseline is False:
@@ -758,32 +647,27 @@ def cmd_merge(args: argparse.Namespace) -> int:
     try:
         report = merge_reports([(path, load_report(path)) for path in args.reports])
     except ReportError as exc:
-        print(f"scanner: merge: {exc}", file=sys.stderr)
+        _say(f"merge: {exc}")
         return EXIT_USAGE
     if baseline:
         from .inventory import printable_path
 
-        report["baseline"] = printable_path(baseline.path)
-        for entry in report["targets"]:
-            entry["change"] = baseline.change_of_entry(entry)
-    if not _write_artefacts(report, args):
-        return EXIT_USAGE
-    counts = report["summary"]["counts"]
-    print(
-        f"scanner: merged {len(args.reports)} reports: {len(report['targets'])} targets, "
-        f"{counts.get('ok', 0)} ok, {counts.get('failed', 0)} failed, "
-        f"{counts.get('inconclusive', 0)} inconclusive",
-        file=sys.stderr,
+        report = replace(
+            report,
+            baseline=printable_path(baseline.path),
+            targets=[
+                replace(e, change=baseline.change(e.target, e.ok, e.category))
+                for e in report.targets
+            ],
+        )
+    unwritten = artefacts.write(report)
+    for problem in unwritten:
+        _say(problem)
+    summary = summary_of(report.summary)
+    _say(
+        f"merged {len(args.reports)} reports: {len(report.targets)} targets, "
+        f"{summary.ok} ok, {summary.failed} failed, {summary.inconclusive} inconclusive"
     )
-    return report_exit_code(report, args.fail_on)
-
-
-def _backend_options() -> dict[str, object]:
-    """uvloop when installed (the ``fast`` extra) and not disabled with SCANNER_UVLOOP=0."""
-    if os.environ.get("SCANNER_UVLOOP", "1") != "0":
-        try:
-            import uvloop  # noqa: F401
-        except ImportError:
-            return {}
-        return {"use_uvloop": True}
-    return {}
+    new_failures = sum(1 for e in report.targets if e.change == "new_failure")
+    code = exit_code(summary, fail_on=args.fail_on, new_failures=new_failures, signals=False)
+    return with_artefacts(code, unwritten=bool(unwritten))

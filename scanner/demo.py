@@ -18,8 +18,8 @@ import tempfile
 from collections.abc import Iterator
 from typing import Any
 
-from .engine import BaseObserver
-from .models import Category, TargetResult
+from .models import Category
+from .observers import Collector, FanOut
 
 DEMO_INVENTORY = """\
 version: 1
@@ -128,26 +128,16 @@ def loopback_fixtures() -> Iterator[dict[str, int]]:
             sock.close()
 
 
-class _Check(BaseObserver):
-    """Observer that remembers the target verdicts to compare with :data:`EXPECTED`."""
-
-    def __init__(self) -> None:
-        self.results: dict[str, TargetResult] = {}
-
-    def on_target(self, result: TargetResult) -> None:
-        self.results[result.target.name] = result
-
-
 def run_demo(fmt: str) -> int:
     import anyio
 
-    from .cli import make_observer
-    from .engine import FanOut, ScanOptions, run_scan
+    from .engine import ScanOptions, backend_options, run_scan
     from .inventory import load_inventories
+    from .report import stream_observer
     from .testing.dns_server import start_server
 
-    check = _Check()
-    observer = FanOut(check, make_observer(fmt, show_ok=True))
+    check = Collector()
+    observer = FanOut(check, stream_observer(fmt, show_ok=True))
 
     async def scan(ports: dict[str, int]) -> None:
         transport, dns_port = await start_server(DEMO_ZONE)
@@ -158,7 +148,7 @@ def run_demo(fmt: str) -> int:
                 with open(path, "w", encoding="utf-8") as handle:
                     handle.write(text)
                 inventory = load_inventories([path])
-                await run_scan(inventory, observer, ScanOptions())
+                await run_scan(inventory, observer, ScanOptions(handle_signals=True))
         finally:
             transport.close()
 
@@ -169,10 +159,11 @@ def run_demo(fmt: str) -> int:
         flush=True,
     )
     with loopback_fixtures() as ports:
-        anyio.run(scan, ports)
+        anyio.run(scan, ports, backend_options=backend_options())
     wrong = []
+    results = check.by_name()
     for name, (category, ok) in EXPECTED.items():
-        got = check.results.get(name)
+        got = results.get(name)
         if got is None or got.category is not category or got.ok is not ok:
             seen = f"{got.category.value} (ok={got.ok})" if got else "nothing"
             wrong.append(f"{name}: got {seen}, built for {category.value} (ok={ok})")

@@ -220,10 +220,8 @@ class TargetResult(Struct, frozen=True, gc=False):
     dns: DnsResult | None = None
     #: path traces (``--trace-failures``), the decisive address first
     paths: tuple[PathTrace, ...] = ()
-
-    @property
-    def inconclusive(self) -> bool:
-        return not self.ok and self.category is Category.INCONCLUSIVE
+    #: the target's position in the scanned inventory: reports list targets in this order
+    index: int = 0
 
     @property
     def last_hop(self) -> str | None:
@@ -232,6 +230,14 @@ class TargetResult(Struct, frozen=True, gc=False):
     @property
     def path_verdict(self) -> str | None:
         return self.paths[0].verdict if self.paths else None
+
+
+class ScanStart(Struct, frozen=True):
+    """What a scan is about to do (``scan.started``)."""
+
+    targets: int
+    inventories: tuple[str, ...]
+    concurrency: int
 
 
 class ScanSummary(Struct, frozen=True):

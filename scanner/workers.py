@@ -1,81 +1,164 @@
-"""``--workers N``: one scanner process per core, one event stream out.
+"""``--workers N``: one scanner process per core, one event stream and one verdict out.
 
 One asyncio loop saturates one core long before the kernel is the limit (each handshake
-costs tens of microseconds of Python). With N workers the parent forks N processes that
-each run an ordinary ``scanner check --format json --slice K/N`` on every N-th target
+costs tens of microseconds of Python). With N workers the parent forks N processes; each
+runs the engine on every N-th target of the inventory its parent already loaded
 (balanced, so no worker waits out an extra round of timeouts; each target is probed
-exactly once), relays their event lines to stdout unchanged, and replaces their
-``scan.started`` / ``scan.finished`` by one of each for the whole scan. Artefacts
-(--junit, --markdown, --report) come from merging the workers' reports with the same
-code as ``scanner merge``. SIGINT/SIGTERM are forwarded to every worker.
+exactly once) from a typed :class:`WorkerJob` — no argv, no second parse, no import of
+the CLI.
+
+Each worker has two pipes to its parent. Its JSON event lines go down the first and are
+relayed to stdout unchanged (framed by one ``scan.started`` / ``scan.finished`` for the
+whole scan); typed messages go down the second as msgspec MessagePack frames: that it
+started, its results when the parent needs them (reports, the console), and its summary.
+The parent never parses the event stream.
 
 Forked rather than started afresh: a new interpreter spent about 0.1 s starting up and
 importing before its first handshake; a fork has all that already. The parent forks
 before it starts any event loop, thread or resolver, so there is nothing a child could
-inherit half-done.
+inherit half-done. A worker dies with its parent (PR_SET_PDEATHSIG), and SIGINT/SIGTERM
+reach every worker: the parent's handler is in place before the first fork.
 """
 
 from __future__ import annotations
 
-import json
+import contextlib
+import ctypes
 import os
-import selectors
+import select
 import signal
+import struct
 import sys
 import time
 import traceback
-from collections import Counter
-from collections.abc import Sequence
-from dataclasses import dataclass, field
-from typing import IO, Any, NoReturn
+from collections.abc import Callable, Sequence
+from typing import IO, NoReturn
 
-from .models import DEFAULT_CONCURRENCY, ScanSummary
+import msgspec
+from msgspec import Struct
+from msgspec.structs import replace
 
-_STARTED = b'{"event":"scan.started"'
-_FINISHED = b'{"event":"scan.finished"'
+from . import signals
+from .engine._options import ScanOptions
+from .inventory.selection import every_nth
+from .inventory.targets import EveryNth, TargetList, literal_family
+from .models import DEFAULT_CONCURRENCY, Inventory, ScanStart, ScanSummary, TargetResult
+from .observers import BaseObserver, FanOut, Observer
+from .report.document import Change
+from .verdict import Counts, unchecked
+
+#: ``--workers auto`` starts several processes only for at least this many targets: below,
+#: forking, a second event loop and relaying the streams cost more than they save.
+AUTO_WORKERS_MIN_TARGETS = 10_000
+AUTO_WORKERS_MAX = 8
+#: results a worker sends in one message at most
+_BATCH = 512
+_PR_SET_PDEATHSIG = 1
 
 
-@dataclass
-class WorkersOutcome:
+class WorkerJob(Struct, frozen=True, kw_only=True):
+    """What one worker does: the engine on its slice, the options, what to send back."""
+
+    inventory: Inventory
+    options: ScanOptions
+    #: the JSON event lines of its targets (relayed by the parent); False for the console
+    stream: bool = True
+    #: its target results too (the parent's reports or console need them)
+    results: bool = False
+    #: ``--baseline``: what changed for a target, in the worker's target.result events
+    change_of: Callable[[TargetResult], Change | None] | None = None
+
+
+class Started(Struct, frozen=True, tag=True):
+    start: ScanStart
+
+
+class Results(Struct, frozen=True, tag=True):
+    results: list[TargetResult]
+
+
+class Finished(Struct, frozen=True, tag=True):
     summary: ScanSummary
-    reports: list[str] = field(default_factory=list)
-    failed_workers: list[str] = field(default_factory=list)
-    #: 1-based numbers of the workers that ended without their summary (or report)
-    dead: list[int] = field(default_factory=list)
+
+
+Message = Started | Results | Finished
+_FRAME = struct.Struct("!I")
+
+
+def auto_workers(inventory: Inventory, *, json_stream: bool, limits: bool, reports: bool) -> int:
+    """How many processes ``--workers auto`` uses: one per core when it pays, else one.
+
+    Only for big JSON scans of IP addresses and networks with no limit that must hold
+    across the whole scan (``--rate`` and ``--per-host`` shared out among processes are
+    stricter than asked; tracing), no names (each process would look them up again) and
+    no artefacts: sending every result to the parent for its reports costs the parent
+    about 6 µs a target, which took the time the workers saved.
+    """
+    targets = inventory.targets
+    if not json_stream or limits or reports or len(targets) < AUTO_WORKERS_MIN_TARGETS:
+        return 1
+    if not isinstance(targets, TargetList) or not all(
+        spec.network is not None or literal_family(spec.template.host) for spec in targets.specs
+    ):
+        return 1
+    return max(1, min(len(os.sched_getaffinity(0)), AUTO_WORKERS_MAX))
+
+
+def split(job: WorkerJob, workers: int) -> list[WorkerJob]:
+    """The job of each of ``workers`` processes: every N-th target, the limits shared out.
+
+    The handshakes in flight, ``--rate`` and ``--per-host`` are divided, so the whole scan
+    keeps them (one address's targets are in every slice).
+    """
+    options = job.options
+    shared = replace(
+        options,
+        concurrency=max(1, (options.concurrency or DEFAULT_CONCURRENCY) // workers),
+        rate=options.rate / workers if options.rate else None,
+        per_address=options.per_address // workers if options.per_address else None,
+    )
+    return [
+        replace(job, inventory=every_nth(job.inventory, k, workers), options=shared)
+        for k in range(workers)
+    ]
 
 
 def preload() -> None:
     """Import what every worker needs once, here, so each fork starts scanning at once."""
     import anyio._backends._asyncio  # noqa: F401 - anyio.run would import it in each child
 
-    from . import engine, events  # noqa: F401
-    from .cli import _backend_options
+    from .engine import backend_options
+    from .report import events  # noqa: F401
 
-    _backend_options()  # uvloop, when installed
+    backend_options()  # uvloop, when installed
 
 
-class ForkedWorker:
-    """A child process running ``scanner`` with ``argv``, its stdout a pipe to us."""
+class _Worker:
+    """A forked child running one :class:`WorkerJob`, and the parent's end of its pipes."""
 
-    def __init__(self, argv: Sequence[str], close_in_child: Sequence[int] = ()) -> None:
-        read, write = os.pipe()
+    def __init__(self, number: int, job: WorkerJob, close_in_child: Sequence[int]) -> None:
+        events_r, events_w = os.pipe()
+        control_r, control_w = os.pipe()
         for stream in (sys.stdout, sys.stderr):  # or the child writes our buffer again
             stream.flush()
+        parent = os.getpid()
         pid = os.fork()
         if pid == 0:
-            os.close(read)
-            _run_child(argv, write, close_in_child)  # never returns
-        os.close(write)
+            os.close(events_r)
+            os.close(control_r)
+            _child(job, events_w, control_w, parent, close_in_child)  # never returns
+        os.close(events_w)
+        os.close(control_w)
+        self.number = number
         self.pid = pid
-        self.stdout = os.fdopen(read, "rb", buffering=0)
+        self.events = events_r
+        self.control = control_r
+        self.partial = b""  # an event line not yet complete
+        self.frames = b""  # control bytes not yet a whole message
+        self.start: ScanStart | None = None
+        self.summary: ScanSummary | None = None
+        self.reported: set[int] = set()
         self.returncode: int | None = None
-
-    def poll(self) -> int | None:
-        if self.returncode is None:
-            pid, status = os.waitpid(self.pid, os.WNOHANG)
-            if pid:
-                self.returncode = os.waitstatus_to_exitcode(status)
-        return self.returncode
 
     def wait(self) -> int:
         if self.returncode is None:
@@ -83,195 +166,301 @@ class ForkedWorker:
             self.returncode = os.waitstatus_to_exitcode(status)
         return self.returncode
 
-    def send_signal(self, signum: int) -> None:
+    def signal(self, signum: int) -> None:
         if self.returncode is None:
-            os.kill(self.pid, signum)
-
-    def kill(self) -> None:
-        self.send_signal(signal.SIGKILL)
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.pid, signum)
 
 
-def _run_child(argv: Sequence[str], stdout_fd: int, close: Sequence[int]) -> NoReturn:
-    """In the forked child: ``scanner check`` on our slice, output to the pipe, exit."""
-    code = 70  # EX_SOFTWARE: main() raised
+def _child(
+    job: WorkerJob, events_fd: int, control_fd: int, parent: int, close: Sequence[int]
+) -> NoReturn:
+    """In the forked child: the engine on the job's slice, then exit (0: it finished)."""
+    code = 70  # EX_SOFTWARE: the scan raised
     try:
+        _die_with(parent)
+        # the parent's recorder stays installed: a signal before the scan begins is seen
+        # by the scan (which then stops at once), not raised in the middle of something
+        signals.reset_in_child()
         for fd in close:  # the other workers' pipes
             os.close(fd)
-        os.dup2(stdout_fd, 1)
-        os.close(stdout_fd)
-        null = os.open(os.devnull, os.O_RDONLY)
+        null = os.open(os.devnull, os.O_RDWR)
         os.dup2(null, 0)
+        os.dup2(null, 1)  # nothing but the pipes: a stray print must not join the stream
         os.close(null)
-        from .cli import main
-
-        code = main(list(argv))
-        sys.stdout.flush()
-    except KeyboardInterrupt:  # SIGINT before the scan installed its own handler
-        code = 130
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else 2
+        code = _run_job(job, events_fd, control_fd)
     except BaseException:  # noqa: BLE001 - shown, and the parent sees exit 70
         traceback.print_exc()
     finally:
         os._exit(code)
 
 
+def _die_with(parent: int) -> None:
+    """SIGKILL when the parent dies (Linux); exit now if it already has."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    except (OSError, AttributeError):  # not Linux: the parent's end of the pipes still tells
+        pass
+    if os.getppid() != parent:
+        os._exit(1)
+
+
+def _run_job(job: WorkerJob, events_fd: int, control_fd: int) -> int:
+    from .engine import run_scan_sync
+    from .report.events import JsonEventWriter
+
+    control = _Channel(os.fdopen(control_fd, "wb", buffering=0), send_results=job.results)
+    observers: list[Observer] = [control]
+    if job.stream:
+        stream = os.fdopen(events_fd, "wb", buffering=0)
+        observers.insert(0, JsonEventWriter(stream, job.change_of, frame=False))
+    else:
+        os.close(events_fd)
+    run_scan_sync(job.inventory, FanOut(*observers), job.options)
+    return 0
+
+
+class _Channel(BaseObserver):
+    """The worker's typed messages to its parent, as length-prefixed MessagePack frames."""
+
+    def __init__(self, out: IO[bytes], *, send_results: bool) -> None:
+        self._out = out
+        self._encode = msgspec.msgpack.Encoder().encode
+        self._send_results = send_results
+        self._results: list[TargetResult] = []
+
+    def _send(self, message: Message) -> None:
+        from .report._sink import write_all
+
+        payload = self._encode(message)
+        write_all(self._out, _FRAME.pack(len(payload)) + payload)
+
+    def on_start(self, start: ScanStart) -> None:
+        self._send(Started(start))
+
+    def on_target(self, result: TargetResult) -> None:
+        if self._send_results:
+            self._results.append(result)
+            if len(self._results) >= _BATCH:
+                self.flush()
+
+    def flush(self) -> None:
+        if self._results:
+            self._send(Results(self._results))
+            self._results = []
+
+    def on_finish(self, summary: ScanSummary) -> None:
+        self.flush()
+        self._send(Finished(summary))
+
+
+class WorkersOutcome(Struct):
+    """The parent's view of a scan by several workers."""
+
+    summary: ScanSummary
+    #: one line per worker that ended without its summary
+    problems: list[str]
+
+
 def run_workers(
-    commands: Sequence[Sequence[str]],
-    inventories: tuple[str, ...],
-    out: IO[bytes],
-    reports: Sequence[str] = (),
+    job: WorkerJob,
+    workers: int,
     *,
-    targets: int,
+    frame: Observer,
+    observer: Observer,
+    relay: Callable[[bytes], None],
+    flush: Callable[[], None],
 ) -> WorkersOutcome:
-    """Fork a worker per ``scanner`` argv in ``commands``, relay their events to ``out``,
-    aggregate the verdict over all ``targets``.
+    """Fork ``workers`` processes for ``job``; relay their streams; one verdict.
+
+    ``frame`` gets the whole scan's ``on_start`` / ``on_finish`` (the JSON stream's
+    ``scan.started`` and ``scan.finished``); ``observer`` gets every target result the
+    workers send (with ``job.results``) and, for a worker that died, its unreported targets
+    as inconclusive; ``relay`` takes the workers' event lines, whole lines only.
 
     A worker that dies leaves its targets unchecked: they count as inconclusive, so the
     stream's ``scan.finished`` agrees with the exit code and never passes a partial scan.
     """
-    started_at = time.perf_counter()
-    procs: list[ForkedWorker] = []
-    for argv in commands:
-        procs.append(ForkedWorker(argv, [p.stdout.fileno() for p in procs]))
-    # imported once the workers are starting: they need a while, this does not wait
-    from .events import JsonEventWriter, write_all
-
-    interrupted_by: str | None = None
-
-    def forward(signum: int, _frame: object) -> None:
-        nonlocal interrupted_by
-        if interrupted_by is None:
-            interrupted_by = signal.Signals(signum).name
-        for proc in procs:
-            if proc.poll() is None:
-                proc.send_signal(signum)
-
-    previous = {sig: signal.signal(sig, forward) for sig in (signal.SIGINT, signal.SIGTERM)}
-    writer = JsonEventWriter(out)
-    starts: list[dict[str, Any]] = []
-    finishes: list[dict[str, Any]] = []
-    finished: set[int] = set()  # the workers whose scan.finished came
-    held: list[bytes] = []  # lines that arrive before every worker has started
-    reader_left = False  # stdout's reader went away (`| head`): drain, relay nothing
-
-    def relay_out(data: bytes) -> None:
-        nonlocal reader_left
-        if reader_left:
-            return
-        try:
-            write_all(out, data)
-            out.flush()
-        except BrokenPipeError:  # as one process does: the verdict and reports go on
-            reader_left = True
-
+    parent = _Parent(job, workers, frame, observer, relay)
+    # in place before the first fork: a signal in between reaches every worker
+    signals.install()
+    stop_forwarding = signals.listen(parent.forward)
     try:
-        selector = selectors.DefaultSelector()
-        partial: dict[int, bytes] = {}
-        for proc in procs:
-            assert proc.stdout is not None
-            selector.register(proc.stdout, selectors.EVENT_READ, proc)
-            partial[proc.pid] = b""
-        while selector.get_map():
-            for key, _events in selector.select(timeout=0.1):
-                proc = key.data
-                chunk = os.read(key.fd, 1 << 16)
-                if not chunk:
-                    selector.unregister(key.fileobj)
-                    continue
-                lines = (partial[proc.pid] + chunk).split(b"\n")
-                partial[proc.pid] = lines.pop()
-                relay: list[bytes] = []
-                for line in lines:
-                    if line.startswith(_STARTED):
-                        starts.append(json.loads(line))
-                        if len(starts) == len(procs):
-                            writer.on_start(
-                                sum(s["targets"] for s in starts),
-                                inventories,
-                                sum(s["concurrency"] for s in starts),
-                            )
-                            relay, held = held, []
-                    elif line.startswith(_FINISHED):
-                        finishes.append(json.loads(line))
-                        finished.add(proc.pid)
-                    elif line:
-                        (relay if len(starts) == len(procs) else held).append(line + b"\n")
-                if relay:
-                    relay_out(b"".join(relay))
-        codes = [proc.wait() for proc in procs]
+        parent.start()
+        parent.pump(flush)
     finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-        for proc in procs:
-            if proc.poll() is None:
-                proc.kill()
+        stop_forwarding()
+        parent.reap()
+        parent.interrupted_by = signals.received()
+        signals.uninstall()
+    return parent.outcome()
+
+
+class _Parent:
+    """The parent's side of a scan by several workers: relaying, messages, the verdict."""
+
+    def __init__(
+        self,
+        job: WorkerJob,
+        workers: int,
+        frame: Observer,
+        observer: Observer,
+        relay: Callable[[bytes], None],
+    ) -> None:
+        self.job = job
+        self.workers = workers
+        self.frame = frame
+        self.observer = observer
+        self.relay = relay
+        self.procs: list[_Worker] = []
+        self.decoder = msgspec.msgpack.Decoder(Message)
+        self.held: list[bytes] = []  # event lines that arrive before every worker started
+        self.framed = False
+        self.interrupted_by: str | None = None
+        self.started_at = time.perf_counter()
+
+    def forward(self, signum: int) -> None:
+        for proc in self.procs:
+            proc.signal(signum)
+
+    def start(self) -> None:
+        for number, worker_job in enumerate(split(self.job, self.workers), start=1):
+            fds = [fd for p in self.procs for fd in (p.events, p.control)]
+            self.procs.append(_Worker(number, worker_job, fds))
+        # a signal that came while forking reached only the workers forked before it
+        if (received := signals.received()) is not None:
+            self.forward(signal.Signals[received])
+
+    def pump(self, flush: Callable[[], None]) -> None:
+        """Read every pipe until all are closed.
+
+        While the parent's own output backs up, the workers' event pipes are left unread:
+        they fill, the workers' writers back up, and the workers pause their probing
+        (never their clocks) until the reader catches up. Their messages are always read.
+        """
+        pipes = {
+            fd: (proc, fd == proc.events)
+            for proc in self.procs
+            for fd in (proc.events, proc.control)
+        }
+        while pipes:
+            backed_up = self.frame.backlogged()
+            wanted = [fd for fd, (_, is_events) in pipes.items() if not (is_events and backed_up)]
+            readable, _, _ = select.select(wanted, [], [], 0.1)
+            for fd in readable:
+                proc, is_events = pipes[fd]
+                chunk = os.read(fd, 1 << 16)
+                if not chunk:
+                    del pipes[fd]
+                    os.close(fd)
+                elif is_events:
+                    self._lines(proc, chunk)
+                else:
+                    self._control(proc, chunk)
+            flush()
+        for proc in self.procs:
+            proc.wait()
+
+    def _lines(self, proc: _Worker, chunk: bytes) -> None:
+        lines, _, proc.partial = (proc.partial + chunk).rpartition(b"\n")
+        if not lines:
+            return
+        if self.framed:
+            self.relay(lines + b"\n")
+        else:
+            self.held.append(lines + b"\n")
+
+    def _control(self, proc: _Worker, chunk: bytes) -> None:
+        for message in _messages(proc, chunk, self.decoder):
+            if isinstance(message, Started):
+                proc.start = message.start
+            elif isinstance(message, Results):
+                for result in message.results:
+                    index = result.index * self.workers + proc.number - 1
+                    proc.reported.add(index)
+                    self.observer.on_target(replace(result, index=index))
+            else:
+                proc.summary = message.summary
+        if not self.framed and all(p.start is not None for p in self.procs):
+            self._frame_start()
+
+    def _frame_start(self) -> None:
+        """One ``scan.started`` for the whole scan, then the lines held back for it."""
+        starts = [p.start for p in self.procs if p.start is not None]
+        inventory = self.job.inventory
+        start = ScanStart(
+            len(inventory.targets), inventory.paths, sum(s.concurrency for s in starts)
+        )
+        self.frame.on_start(start)
+        self.framed = True
+        for lines in self.held:
+            self.relay(lines)
+        self.held.clear()
+
+    def reap(self) -> None:
+        for proc in self.procs:
+            if proc.returncode is None:
+                proc.signal(signal.SIGKILL)
                 proc.wait()
-    dead = [
-        i + 1
-        for i, (code, proc) in enumerate(zip(codes, procs, strict=True))
-        if code not in (0, 1, 3, 130, 143) or proc.pid not in finished
-    ]
-    failed = [f"worker {k} exited {codes[k - 1]} without finishing" for k in dead]
-    summary = _aggregate(finishes, time.perf_counter() - started_at, interrupted_by, targets)
-    if len(starts) < len(procs):  # a worker died before it started: still one whole stream
-        writer.on_start(targets, inventories, sum(s["concurrency"] for s in starts))
-        relay_out(b"".join(held))
-    writer.on_finish(summary)
-    return WorkersOutcome(summary, [r for r in reports if os.path.exists(r)], failed, dead)
 
-
-def _aggregate(
-    finishes: Sequence[dict[str, Any]], duration_s: float, interrupted_by: str | None, targets: int
-) -> ScanSummary:
-    counts: Counter[str] = Counter()
-    for finish in finishes:
-        counts.update(finish.get("counts", {}))
-        if interrupted_by is None and finish.get("interrupted"):
-            interrupted_by = finish.get("interrupted_by") or "deadline"
-    accounted = sum(counts[key] for key in ("ok", "failed", "inconclusive", "not_started"))
-    if accounted < targets:  # a worker's share that nobody reported: not checked
-        counts["inconclusive"] += targets - accounted
-    return ScanSummary.from_counts(counts, duration_s, interrupted_by)
-
-
-def worker_command(args: Any, index: int, workers: int, report: str | None) -> list[str]:
-    """The ``scanner`` arguments of worker ``index`` (1-based) of ``workers``."""
-    argv = [
-        "check",
-        *args.inventories,
-        "--format",
-        "json",
-        "--workers",
-        "1",
-        "--slice",
-        f"{index}/{workers}",
-    ]
-    # the handshakes in flight are shared out, the default included
-    argv += ["--concurrency", str(max(1, (args.concurrency or DEFAULT_CONCURRENCY) // workers))]
-    if args.rate:  # the overall rate is shared out
-        argv += ["--rate", repr(args.rate / workers)]
-    if args.per_host:  # so is the cap per address: one address's targets are in every slice
-        argv += ["--per-host", str(args.per_host // workers)]
-    for flag, value in (
-        ("--timeout", args.timeout),
-        ("--retries", args.retries),
-        ("--tags", args.tags),
-        ("--max-duration", args.max_duration),
-        ("--baseline", args.baseline),
-    ):
-        if value is not None:
-            argv += [flag, str(value)]
-    for network in args.allow:
-        argv += ["--allow", network]
-    if getattr(args, "trace_failures", False):
-        argv += [
-            "--trace-failures",
-            "--max-hops",
-            str(args.max_hops),
-            "--hop-timeout",
-            str(args.hop_timeout),
+    def outcome(self) -> WorkersOutcome:
+        if not self.framed:  # a worker died before it started: still one whole stream
+            self._frame_start()
+        counts = Counts()
+        interrupted_by = self.interrupted_by
+        for proc in self.procs:
+            if proc.summary is not None:
+                counts.merge(dict(proc.summary.counts))
+                interrupted_by = interrupted_by or proc.summary.interrupted_by
+        dead = [p for p in self.procs if p.summary is None]
+        if self.job.results:  # the parent knows which targets it got: the others go in unchecked
+            for proc in dead:
+                _unchecked(self.job.inventory, proc, self.workers, counts, self.observer)
+        missing = len(self.job.inventory.targets) - counts.accounted
+        if missing > 0:  # a share nobody reported, not even as unchecked: not checked
+            counts.merge({"inconclusive": missing})
+        summary = counts.summary(time.perf_counter() - self.started_at, interrupted_by)
+        self.frame.on_finish(summary)
+        problems = [
+            f"worker {p.number} exited {p.returncode} without finishing"
+            for p in dead
+            if not (self.interrupted_by is not None and p.returncode in (130, 143))  # stopped early
         ]
-    if report is not None:
-        argv += ["--report", report]
-    return argv
+        return WorkersOutcome(summary, problems)
+
+
+def _messages(
+    proc: _Worker, chunk: bytes, decoder: msgspec.msgpack.Decoder[Message]
+) -> list[Message]:
+    data = proc.frames + chunk
+    messages: list[Message] = []
+    offset = 0
+    while len(data) - offset >= _FRAME.size:
+        (size,) = _FRAME.unpack_from(data, offset)
+        end = offset + _FRAME.size + size
+        if len(data) < end:
+            break
+        messages.append(decoder.decode(data[offset + _FRAME.size : end]))
+        offset = end
+    proc.frames = data[offset:]
+    return messages
+
+
+def _unchecked(
+    inventory: Inventory, proc: _Worker, workers: int, counts: Counts, observer: Observer
+) -> None:
+    """A dead worker's targets that it did not report: inconclusive, never just missing.
+
+    Their events may have gone out before the worker died, but what the parent did not
+    receive was not checked as far as the verdict and the artefacts can say.
+    """
+    hint = f"not checked: worker {proc.number} of {workers} ended before it reported this target"
+    share = EveryNth(inventory.targets, proc.number - 1, workers)
+    for offset, target in enumerate(share):
+        index = proc.number - 1 + offset * workers
+        if index in proc.reported:
+            continue
+        result = unchecked(target, hint, index)
+        counts.add(result.ok, result.category)
+        observer.on_target(result)

@@ -16,10 +16,9 @@ from scanner.classify import (
     combine_dns,
     hint_for,
     icmp_name,
-    meets_expectation,
-    roll_up,
 )
 from scanner.models import Category, ConnectOutcome, IcmpDetail
+from scanner.verdict import meets_expectation, roll_up
 
 C = Category
 
@@ -37,7 +36,8 @@ def icmp6(type_: int, code: int, sender: str | None = "2001:db8::1") -> IcmpDeta
 ERRNO_EXPECTED = {
     0: C.OPEN,
     E.ECONNREFUSED: C.REFUSED,
-    E.ECONNRESET: C.REFUSED,
+    E.ECONNRESET: C.OPEN,  # accepted, then reset: the handshake completed
+    E.EPIPE: C.OPEN,
     E.ETIMEDOUT: C.TIMEOUT,
     E.EHOSTUNREACH: C.HOST_UNREACHABLE,
     E.EHOSTDOWN: C.HOST_UNREACHABLE,

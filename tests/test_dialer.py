@@ -6,7 +6,7 @@ import asyncio
 import errno
 
 from scanner.models import ConnectOutcome
-from scanner.probe import Dialer
+from scanner.probers.tcp import Dialer
 
 from .conftest import Listener
 

@@ -7,7 +7,8 @@ from collections import Counter
 
 import pytest
 
-from scanner.engine import BaseObserver, Gate, ScanOptions, Tries, _JobSource, run_scan
+from scanner.engine import Gate, ScanOptions, Tries, run_scan
+from scanner.engine._admission import Admission
 from scanner.models import (
     Category,
     DnsResult,
@@ -15,22 +16,14 @@ from scanner.models import (
     ProbeResult,
     ResolverConfig,
     Target,
-    TargetResult,
 )
+from scanner.observers import Collector
 
 from .conftest import DnsServer, Listener
 
 
-class Collect(BaseObserver):
-    def __init__(self) -> None:
-        self.probes: list[ProbeResult] = []
-        self.targets: list[TargetResult] = []
-
-    def on_probe(self, result: ProbeResult) -> None:
-        self.probes.append(result)
-
-    def on_target(self, result: TargetResult) -> None:
-        self.targets.append(result)
+class Collect(Collector):
+    pass
 
 
 def inventory(*targets: Target) -> Inventory:
@@ -51,9 +44,8 @@ async def test_every_target_is_probed_once_with_more_targets_than_slots(
         for i in range(300)
     ]
     seen = Collect()
-    summary, results = await run_scan(
-        inventory(*targets), seen, ScanOptions(concurrency=7, handle_signals=False)
-    )
+    summary = await run_scan(inventory(*targets), seen, ScanOptions(concurrency=7))
+    results = seen.results
     # the listener is on 127.0.0.1 only: other 127.x addresses refuse
     assert [r.target.name for r in results] == [t.name for t in targets]
     assert sorted(p.target.name for p in seen.probes) == sorted(t.name for t in targets)
@@ -72,9 +64,7 @@ async def test_an_error_inside_a_probe_callback_ends_the_scan(closed_port: int) 
     """A bug in a loop callback must surface, not be logged by the loop and hang the scan."""
     targets = [Target(f"t{i}", "127.0.0.1", closed_port, timeout=1, retries=0) for i in range(50)]
     with pytest.raises(ExceptionGroup) as caught:  # the engine's task groups wrap it
-        await run_scan(
-            inventory(*targets), Exploding(), ScanOptions(concurrency=3, handle_signals=False)
-        )
+        await run_scan(inventory(*targets), Exploding(), ScanOptions(concurrency=3))
     bugs = caught.value.subgroup(lambda exc: isinstance(exc, RuntimeError))
     assert bugs is not None
     assert "observer bug" in repr(bugs)
@@ -83,9 +73,8 @@ async def test_an_error_inside_a_probe_callback_ends_the_scan(closed_port: int) 
 async def test_retries_keep_their_slot_and_count_attempts(full_port: int) -> None:
     targets = [Target(f"d{i}", "127.0.0.1", full_port, timeout=0.1, retries=1) for i in range(3)]
     seen = Collect()
-    _, results = await run_scan(
-        inventory(*targets), seen, ScanOptions(concurrency=2, handle_signals=False)
-    )
+    await run_scan(inventory(*targets), seen, ScanOptions(concurrency=2))
+    results = seen.results
     assert [r.category for r in results] == [Category.TIMEOUT] * 3
     assert [p.attempts for p in seen.probes] == [2, 2, 2]
 
@@ -141,10 +130,9 @@ class TaskPeak(Collect):
     def __init__(self) -> None:
         super().__init__()
         self.peak = 0
-        self.dns: list[DnsResult] = []
 
     def on_dns(self, result: DnsResult) -> None:
-        self.dns.append(result)
+        super().on_dns(result)
         self.peak = max(self.peak, len(asyncio.all_tasks()))
 
 
@@ -159,7 +147,7 @@ async def test_names_are_looked_up_a_bounded_number_at_a_time(
     """A long inventory of names is not pulled whole while the first answers are awaited:
     at most ``max_lookups`` lookups (a task each) exist at once. The unbounded case shows
     that the measure would catch it."""
-    monkeypatch.setattr(_JobSource, "max_lookups", max_lookups)
+    monkeypatch.setattr(Admission, "max_lookups", max_lookups)
     targets = [
         Target(f"t{i}", f"n{i}.missing.test", closed_port, timeout=1, retries=0) for i in range(60)
     ]
@@ -169,7 +157,8 @@ async def test_names_are_looked_up_a_bounded_number_at_a_time(
         resolver=ResolverConfig((dns_server.nameserver,), timeout=2, tries=1),
     )
     seen = TaskPeak()
-    summary, results = await run_scan(scan, seen, ScanOptions(handle_signals=False))
+    summary = await run_scan(scan, seen, ScanOptions())
+    results = seen.results
     assert summary.total == 60
     assert [r.category for r in results] == [Category.DNS_NXDOMAIN] * 60
     assert sorted(d.host for d in seen.dns) == sorted(t.host for t in targets)

@@ -17,8 +17,9 @@ from contextlib import contextmanager
 
 import pytest
 
-from scanner.events import JsonEventWriter, write_all
-from scanner.models import Category, DnsResult, ScanSummary
+from scanner.models import Category, DnsResult, ScanStart, ScanSummary
+from scanner.report._sink import write_all
+from scanner.report.events import JsonEventWriter
 
 F_SETPIPE_SZ = 1031
 
@@ -76,7 +77,7 @@ def test_json_events_stay_whole_lines_on_an_unbuffered_stdout() -> None:
     """The writer's 64 KiB batches through a 4 KiB pipe: no line torn, none lost."""
     with slow_pipe() as (raw, received):
         writer = JsonEventWriter(raw)  # type: ignore[arg-type]
-        writer.on_start(3000, ("inv.yaml",), 100)
+        writer.on_start(ScanStart(3000, ("inv.yaml",), 100))
         for n in range(3000):  # buffered: written 64 KiB at a time
             writer.on_dns(
                 DnsResult(

@@ -23,7 +23,7 @@ import pytest
 from scanner.models import Category, ScanSummary, Target, TargetResult
 from scanner.report import junit, markdown
 from scanner.report.console import ConsoleReport, clean
-from scanner.report.json_report import build_report
+from scanner.report.document import build_report
 
 from .conftest import DnsServer, Listener, parse_events, run_scanner, write_inventory
 from .test_report_helpers import assert_valid_junit

@@ -1,18 +1,33 @@
-"""Probing with real sockets: open, refused, drops, and our own fd shortage."""
+"""Probing with real sockets through the engine: open, refused, drops, our own fd shortage."""
 
 from __future__ import annotations
 
 import subprocess
 import sys
 import textwrap
+import threading
+import time
 
 import pytest
 
 from scanner.classify import classify_connect
-from scanner.engine import effective_concurrency, probe_address, raise_fd_limit
-from scanner.models import Category, Target
+from scanner.engine import ScanOptions, effective_concurrency, raise_fd_limit, run_scan
+from scanner.models import Category, Inventory, ProbeResult, Target
+from scanner.observers import Collector
 
 from .conftest import ROOT, Listener
+
+
+async def probe_address(
+    target: Target, address: str, family: str, options: ScanOptions | None = None
+) -> ProbeResult:
+    """The one address of a one-target scan, probed by the engine as a scan probes it."""
+    seen = Collector()
+    scan = Inventory(paths=("test",), targets=[target])
+    await run_scan(scan, seen, options or ScanOptions())
+    (result,) = seen.probes
+    assert result.address == address and result.family == family
+    return result
 
 
 async def test_open_and_refused_on_both_families(listener: Listener, closed_port: int) -> None:
@@ -45,25 +60,29 @@ async def test_refused_is_not_retried(closed_port: int) -> None:
 def test_out_of_descriptors_is_inconclusive(listener: Listener) -> None:
     """Exhaust our own fd table for real: the probe must blame us, not the target."""
     script = textwrap.dedent(f"""
-        import anyio, resource, socket
-        from scanner.engine import probe_address
-        from scanner.models import Target
+        import resource, socket
+        import scanner
+        from scanner.models import Inventory, Target
 
-        async def main():
-            resource.setrlimit(resource.RLIMIT_NOFILE, (64, 64))
-            hog = []
-            try:
-                while True:
-                    hog.append(socket.socket())
-            except OSError:
-                pass
-            target = Target(name="t", host="127.0.0.1", port={listener.port}, retries=0)
-            result = await probe_address(target, "127.0.0.1", "ipv4")
-            for sock in hog:
-                sock.close()
-            print(result.category.value, result.errno)
+        target = Target(name="t", host="127.0.0.1", port={listener.port}, retries=0)
+        inventory = Inventory(paths=("test",), targets=[target])
+        resource.setrlimit(resource.RLIMIT_NOFILE, (64, 64))
+        observer = scanner.Collector()
+        hog = []
 
-        anyio.run(main)
+        class Hog(scanner.BaseObserver):
+            def on_start(self, start):  # every descriptor taken once the scan runs
+                try:
+                    while True:
+                        hog.append(socket.socket())
+                except OSError:
+                    pass
+
+        scanner.check(inventory, observer=scanner.FanOut(Hog(), observer))
+        (result,) = observer.probes
+        for sock in hog:
+            sock.close()
+        print(result.category.value, result.errno)
     """)
     proc = subprocess.run(
         [sys.executable, "-c", script],
@@ -116,19 +135,16 @@ def test_classify_connect_uses_the_error_queue_first() -> None:
 
 async def test_rate_limit_is_seen_at_the_listener() -> None:
     """--rate 50: the listener's accept times, not our own clock, show the spacing."""
-    import anyio
-
-    from scanner.engine import Gate
-
     from .conftest import wait_for
 
     server = Listener("127.0.0.1")
-    gate = Gate(rate=50, per_address=None)
-    target = Target(name="r", host="127.0.0.1", port=server.port, timeout=1, retries=0)
+    targets = [
+        Target(name=f"r{i}", host="127.0.0.1", port=server.port, timeout=1, retries=0)
+        for i in range(25)
+    ]
     try:
-        async with anyio.create_task_group() as group:
-            for _ in range(25):
-                group.start_soon(probe_address, target, "127.0.0.1", "ipv4", gate)
+        scan = Inventory(paths=("test",), targets=targets)
+        await run_scan(scan, Collector(), ScanOptions(rate=50))
         wait_for(lambda: len(server.accepted) >= 25, timeout=2)
     finally:
         server.close()
@@ -138,42 +154,47 @@ async def test_rate_limit_is_seen_at_the_listener() -> None:
     assert accepted[-1] - accepted[0] >= 24 * 0.02 * 0.9
 
 
-async def test_per_address_cap_bounds_connections_in_flight() -> None:
-    """The gate never lets more than 3 handshakes to one address be in flight at once."""
-    import socket
+def _syn_sent_to(port: int) -> int:
+    """Sockets of this host in SYN_SENT towards 127.0.0.1:``port`` (from /proc/net/tcp)."""
+    wanted = f"0100007F:{port:04X}"
+    with open("/proc/net/tcp", encoding="ascii") as table:
+        next(table)
+        return sum(1 for line in table if line.split()[2] == wanted and line.split()[3] == "02")
 
-    import anyio
 
-    from scanner.engine import Gate
+@pytest.mark.parametrize(("per_address", "peak_at_most"), [(3, 3), (None, 12)])
+async def test_per_address_cap_bounds_handshakes_in_flight(
+    full_port: int, per_address: int | None, peak_at_most: int
+) -> None:
+    """The kernel's own table shows at most 3 handshakes to one address in flight at once.
 
-    server = socket.socket()
-    server.bind(("127.0.0.1", 0))
-    server.listen(100)
-    port = server.getsockname()[1]
-    gate = Gate(rate=None, per_address=3)
-    target = Target(name="p", host="127.0.0.1", port=port, timeout=1, retries=0)
-    in_flight = 0
-    peak = 0
-    original = gate.admit
+    The port's accept queue is full, so every SYN is dropped and each handshake stays in
+    SYN_SENT until its timeout; without the cap all 12 are in flight together (which
+    shows the measure would catch a broken cap)."""
+    targets = [
+        Target(name=f"p{i}", host="127.0.0.1", port=full_port, timeout=0.3, retries=0)
+        for i in range(12)
+    ]
+    before = _syn_sent_to(full_port)  # the fixture's own filler may still be trying
+    peak, done = 0, threading.Event()
 
-    from contextlib import asynccontextmanager
+    def sample() -> None:
+        nonlocal peak
+        while not done.is_set():
+            peak = max(peak, _syn_sent_to(full_port) - before)
+            time.sleep(0.005)
 
-    @asynccontextmanager
-    async def counting(address: str):  # type: ignore[no-untyped-def]
-        nonlocal in_flight, peak
-        async with original(address):
-            in_flight += 1
-            peak = max(peak, in_flight)
-            try:
-                yield
-            finally:
-                in_flight -= 1
-
-    gate.admit = counting  # type: ignore[method-assign]
+    sampler = threading.Thread(target=sample)
+    sampler.start()
     try:
-        async with anyio.create_task_group() as group:
-            for _ in range(12):
-                group.start_soon(probe_address, target, "127.0.0.1", "ipv4", gate)
+        options = ScanOptions(per_address=per_address)
+        seen = Collector()
+        await run_scan(Inventory(paths=("test",), targets=targets), seen, options)
     finally:
-        server.close()
-    assert peak == 3
+        done.set()
+        sampler.join()
+    assert [p.category for p in seen.probes] == [Category.TIMEOUT] * 12
+    if per_address is not None:
+        assert 1 <= peak <= peak_at_most
+    else:
+        assert peak == peak_at_most

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import pytest
 
 from scanner.models import IcmpDetail
-from scanner.probe import (
+from scanner.probers.tcp import (
     IP_RECVERR,
     IPV6_RECVERR,
     SO_EE_ORIGIN_ICMP,

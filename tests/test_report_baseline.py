@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from scanner.baseline import Baseline
+from scanner.report.baseline import Baseline
 
 from .conftest import Listener, parse_events, run_scanner, write_inventory
 from .test_report_helpers import assert_valid, schema_validator
@@ -121,7 +121,7 @@ def test_baseline_usage_errors_probe_nothing(tmp_path: Path, closed_port: int) -
         (("--fail-on", "new"), "--fail-on new needs --baseline"),
         (("--baseline", str(tmp_path / "missing.json")), "cannot read"),
         (("--baseline", str(garbage)), "not JSON"),
-        (("--baseline", str(wrong)), "lacks"),
+        (("--baseline", str(wrong)), "targets: expected `array`, got `str`"),
     ):
         proc = run_scanner("check", str(inv), "--format", "json", *args)
         assert proc.returncode == 2, args
@@ -148,9 +148,35 @@ def test_baseline_usage_errors_probe_nothing(tmp_path: Path, closed_port: int) -
 def test_change_table(
     then: tuple[str, bool] | None, now: tuple[str, bool], change: str | None
 ) -> None:
-    targets = [] if then is None else [{"target": "t", "ok": then[1], "category": then[0]}]
-    baseline = Baseline({"targets": targets}, "b.json")
-    assert baseline.change("t", now[1], now[0]) == change
+    from scanner.models import Category
+    from scanner.report.document import ReportDocument, SummaryEntry, TargetEntry
+
+    targets = (
+        []
+        if then is None
+        else [
+            TargetEntry(
+                target="t",
+                host="h",
+                port=1,
+                expect="open" if then[0] == "open" else "closed",
+                ok=then[1],
+                category=Category(then[0]),
+                addresses=(),
+                hint=None,
+                tags=(),
+            )
+        ]
+    )
+    document = ReportDocument(
+        started="2026-01-01T00:00:00Z",
+        finished="2026-01-01T00:00:01Z",
+        inventories=(),
+        targets=targets,
+        summary=SummaryEntry(counts={}, duration_s=0.0, ok=True, interrupted=False),
+    )
+    baseline = Baseline(document, "b.json")
+    assert baseline.change("t", now[1], Category(now[0])) == change
 
 
 def test_console_marks_what_changed(

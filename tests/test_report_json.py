@@ -159,13 +159,15 @@ def test_unwritable_artefact_path_is_a_usage_error(tmp_path: Path) -> None:
 async def test_streamed_report_is_byte_for_byte_the_whole_document(
     tmp_path: Path, listener: Listener, closed_port: int
 ) -> None:
-    """The report is written one target at a time from entries made as they are read;
-    the file must be exactly what serialising the whole document at once gives."""
-    import orjson
+    """The report is written one target at a time; the file must be exactly what
+    serialising the whole document at once gives."""
+    import msgspec
 
-    from scanner.engine import BaseObserver, ScanOptions, run_scan
+    from scanner.engine import ScanOptions, run_scan
     from scanner.models import Inventory, Target
-    from scanner.report.json_report import TargetEntries, build_report, write_report
+    from scanner.observers import Collector
+    from scanner.report.document import build_report
+    from scanner.report.json_report import write_report
 
     targets = [
         Target(
@@ -178,11 +180,9 @@ async def test_streamed_report_is_byte_for_byte_the_whole_document(
         )
         for i in range(25)
     ]
-    summary, results = await run_scan(
-        Inventory(paths=("inv.yaml",), targets=targets),
-        BaseObserver(),
-        ScanOptions(handle_signals=False),
-    )
+    seen = Collector()
+    summary = await run_scan(Inventory(paths=("inv.yaml",), targets=targets), seen, ScanOptions())
+    results = seen.results
     changes = {"t0": "new_failure", "t4": "fixed"}
     report = build_report(
         results,
@@ -193,14 +193,14 @@ async def test_streamed_report_is_byte_for_byte_the_whole_document(
         baseline="before.json",
         changes=changes,
     )
-    assert isinstance(report["targets"], TargetEntries) and len(report["targets"]) == 25
+    assert len(report.targets) == 25
+    assert [e.change for e in report.targets[:5]] == ["new_failure", None, None, None, "fixed"]
     path = tmp_path / "report.json"
     write_report(report, path)
-    whole = {**report, "targets": list(report["targets"])}
-    assert path.read_bytes() == orjson.dumps(whole) + b"\n"
+    assert path.read_bytes() == msgspec.json.encode(report) + b"\n"
     document = json.loads(path.read_text())
     assert_valid(schema_validator("report"), document)
     assert [t["target"] for t in document["targets"]] == [f"t{i}" for i in range(25)]
     assert document["targets"][0]["change"] == "new_failure"
-    assert report["targets"][4]["change"] == "fixed"
-    assert [e["target"] for e in report["targets"][3:5]] == ["t3", "t4"]
+    assert report.targets[4].change == "fixed"
+    assert [e.target for e in report.targets[3:5]] == ["t3", "t4"]

@@ -118,7 +118,22 @@ def test_junit_from_a_baseline_names_the_change(
     ],
 )
 def test_classname(entry: dict[str, object], expected: str) -> None:
-    assert classname(entry) == expected
+    from scanner.models import Category
+    from scanner.report.document import TargetEntry
+
+    typed = TargetEntry(
+        target="t",
+        host="h",
+        port=1,
+        expect="open",
+        ok=True,
+        category=Category.OPEN,
+        addresses=(),
+        hint=None,
+        tags=tuple(entry["tags"]),  # type: ignore[arg-type]
+        inventory=entry["inventory"],  # type: ignore[arg-type]
+    )
+    assert classname(typed) == expected
 
 
 def test_xml_safe_drops_what_xml_cannot_carry() -> None:

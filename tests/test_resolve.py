@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from scanner.inventory.targets import literal_family
 from scanner.models import Category, ResolverConfig
 from scanner.resolve import Resolver, backoff_delay, hosts_file_names
-from scanner.targets import literal_family
 
 from .conftest import DnsServer
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from scanner.shard import Shard, parse_shard, shard_of
+from scanner.inventory.selection import Shard, parse_shard, shard_of
 
 from .conftest import Listener, parse_events, run_scanner, write_inventory
 

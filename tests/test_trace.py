@@ -21,14 +21,14 @@ from scanner.models import (
     Target,
     TargetResult,
 )
-from scanner.trace import (
+from scanner.probers.trace import (
     PathTracer,
     TraceConfig,
     build_path,
+    hop_limit,
     hop_of,
     is_terminal,
     needs_next_wave,
-    probe_hop,
     trace_path,
     traced_probes,
     tracer_slots,
@@ -444,10 +444,36 @@ def test_tracer_slots_bounded() -> None:
 # --- sockets, on loopback: the target is hop 1 ---------------------------------------------------
 
 
-async def test_probe_hop_reaches_a_loopback_listener(listener: Listener) -> None:
-    outcome, local = await probe_hop("127.0.0.1", listener.port, "ipv4", 1, 2.0)
-    assert outcome.errno == 0 and local == "127.0.0.1"
-    assert hop_of(1, outcome, "127.0.0.1").reached
+@pytest.mark.parametrize(
+    ("address", "family", "option"),
+    [
+        ("127.0.0.1", "ipv4", (socket.IPPROTO_IP, socket.IP_TTL)),
+        ("::1", "ipv6", (socket.IPPROTO_IPV6, socket.IPV6_UNICAST_HOPS)),
+    ],
+)
+async def test_a_hop_limited_handshake_goes_through_the_dialer(
+    listener: Listener, address: str, family: str, option: tuple[int, int]
+) -> None:
+    """The trace's handshakes are the Dialer's, with the hop limit set by its hook."""
+    import asyncio
+
+    from scanner.probers.tcp import Dialer
+
+    seen: list[int] = []
+    setup = hop_limit(family, 1)  # type: ignore[arg-type]
+
+    def hook(sock) -> None:  # type: ignore[no-untyped-def]
+        setup(sock)
+        seen.append(sock.getsockopt(*option))
+
+    dialer = Dialer(asyncio.get_running_loop())
+    try:
+        outcome, _local = await dialer.dial(address, listener.port, family, 2.0, setup=hook)  # type: ignore[arg-type]
+    finally:
+        dialer.close()
+    assert seen == [1]
+    assert outcome.errno == 0
+    assert hop_of(1, outcome, address).reached
 
 
 async def test_trace_to_a_closed_loopback_port(closed_port: int) -> None:

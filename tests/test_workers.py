@@ -65,10 +65,19 @@ def test_workers_report_the_same_as_one_process(tmp_path: Path, closed_port: int
     assert (tmp_path / "junit.xml").read_text().count("<testcase") == 512
 
 
-def test_workers_need_json_and_no_shard(tmp_path: Path, closed_port: int) -> None:
+def test_workers_show_the_console_and_refuse_a_shard(tmp_path: Path, closed_port: int) -> None:
+    """The console of a scan by two workers is one process's: they send their results."""
     inv = _inventory(tmp_path, closed_port, closed_port)
+    single = run_scanner("check", str(inv), "--format", "console", "--workers", "1")
     console = run_scanner("check", str(inv), "--format", "console", "--workers", "2")
-    assert console.returncode == 2 and "--format json" in console.stderr
+    assert console.returncode == single.returncode == 1, console.stderr
+    failed = sorted(line for line in console.stdout.splitlines() if line.startswith("FAIL"))
+    assert failed == sorted(line for line in single.stdout.splitlines() if line.startswith("FAIL"))
+    assert len(failed) == 512
+    assert (
+        console.stdout.splitlines()[-1].split(" in ")[0]
+        == (single.stdout.splitlines()[-1].split(" in ")[0])
+    )
     sharded = run_scanner("check", str(inv), "--format", "json", "--workers", "2", "--shard", "1/2")
     assert sharded.returncode == 2 and sharded.stdout == ""
 
@@ -102,7 +111,7 @@ def test_sigint_reaches_every_worker(tmp_path: Path, full_port: int) -> None:
 def test_worker_slices_are_balanced_and_cover_everything(tmp_path: Path) -> None:
     """Every N-th target per worker: sizes differ by at most one, together all targets."""
     from scanner.inventory import load_inventories
-    from scanner.targets import EveryNth
+    from scanner.inventory.targets import EveryNth
 
     inv = write_inventory(
         tmp_path / "inv.yaml",
@@ -121,7 +130,7 @@ def test_worker_slices_equal_every_nth_of_the_whole_list(tmp_path: Path, step: i
     """The strided walk builds only a slice's own targets; it must match list[start::step]
     across entries of every shape (single hosts, v4 and v6 networks, several ports)."""
     from scanner.inventory import load_inventories
-    from scanner.targets import EveryNth
+    from scanner.inventory.targets import EveryNth
 
     inv = write_inventory(
         tmp_path / "inv.yaml",
@@ -167,19 +176,21 @@ def test_auto_workers(
     and every limit and lookup still holds for the scan as a whole."""
     import os
 
-    from scanner.cli import AUTO_WORKERS_MAX, auto_workers, build_parser
-    from scanner.inventory import load_inventories
+    from scanner.cli import build_parser, plan_check
+    from scanner.workers import AUTO_WORKERS_MAX
 
     inv = write_inventory(tmp_path / "inv.yaml", "version: 1\ntargets:\n" + "\n".join(lines) + "\n")
     monkeypatch.delenv("GITHUB_STEP_SUMMARY", raising=False)  # that asks for a report too
+    monkeypatch.chdir(tmp_path)  # where r.json and j.xml would go
     args = build_parser().parse_args(["check", str(inv), "--format", "json", *extra])
-    inventory = load_inventories([str(inv)])
     monkeypatch.setattr(os, "sched_getaffinity", lambda _pid: set(range(16)))
-    got = args.workers if args.workers is not None else auto_workers(args, inventory)
-    assert got == (AUTO_WORKERS_MAX if expected == "many" else expected)
+    plan = plan_check(args)
+    assert plan is not None
+    assert plan.workers == (AUTO_WORKERS_MAX if expected == "many" else expected)
     monkeypatch.setattr(os, "sched_getaffinity", lambda _pid: {0})
     if args.workers is None:
-        assert auto_workers(args, inventory) == 1  # one core: one process
+        one_core = plan_check(args)
+        assert one_core is not None and one_core.workers == 1  # one core: one process
 
 
 def test_default_scan_of_many_addresses_is_exact(tmp_path: Path, closed_port: int) -> None:

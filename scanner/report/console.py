@@ -9,11 +9,23 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable
-from typing import TextIO
+from typing import Protocol
 
+from .. import signals
 from ..classify import icmp_name
-from ..engine import BaseObserver
-from ..models import AddressFamily, Category, Hop, IcmpDetail, PathTrace, ScanSummary, TargetResult
+from ..inventory.targets import display
+from ..models import (
+    AddressFamily,
+    Category,
+    Hop,
+    IcmpDetail,
+    PathTrace,
+    ScanStart,
+    ScanSummary,
+    TargetResult,
+)
+from ..observers import BaseObserver
+from ..verdict import Verdict, result_verdict, scan_passed
 
 _RESET = "\x1b[0m"
 _STYLE = {
@@ -42,7 +54,15 @@ _CONTROL = {
 }
 
 
-def use_colour(stream: TextIO) -> bool:
+class TextOut(Protocol):
+    """Where the console writes: a text stream, or one that goes through a LineSink."""
+
+    def write(self, text: str, /) -> int: ...
+    def flush(self) -> None: ...
+    def isatty(self) -> bool: ...
+
+
+def use_colour(stream: TextOut) -> bool:
     return stream.isatty() and "NO_COLOR" not in os.environ
 
 
@@ -57,10 +77,17 @@ def hop_label(hop: Hop, family: AddressFamily) -> str:
         label = icmp_name(IcmpDetail(hop.icmp_type, hop.icmp_code, hop.address, family))
         return f"{label} (target)" if hop.reached else label
     if hop.reached:
-        return "handshake completed" if hop.errno is None else "TCP reset"
+        if hop.errno in (None, "ECONNRESET", "EPIPE"):
+            return "handshake completed" if hop.errno is None else "handshake completed, then reset"
+        return "TCP reset"
     return hop.errno or "no answer"
 
 
+_MARKS = {
+    Verdict.OK: ("ok  ", "ok"),
+    Verdict.INCONCLUSIVE: ("??  ", "warn"),
+    Verdict.FAILED: ("FAIL", "fail"),
+}
 _CHANGE_LABEL = {
     "new_failure": "new failure",
     "category_changed": "category changed",
@@ -78,8 +105,8 @@ class ConsoleReport(BaseObserver):
 
     def __init__(
         self,
-        out: TextIO,
-        err: TextIO,
+        out: TextOut,
+        err: TextOut,
         *,
         colour: bool | None = None,
         progress: bool | None = None,
@@ -99,16 +126,21 @@ class ConsoleReport(BaseObserver):
         self._last_progress = 0.0
         self._started = time.monotonic()
 
+    def backlogged(self) -> bool:
+        sink = getattr(self.out, "sink", None)
+        return bool(sink is not None and sink.backlogged)
+
     def _paint(self, style: str, text: str) -> str:
         return f"{_STYLE[style]}{text}{_RESET}" if self.colour else text
 
-    def on_start(self, targets: int, inventories: tuple[str, ...], concurrency: int) -> None:
-        self.total = targets
-        names = ", ".join(clean(p) for p in inventories)
+    def on_start(self, start: ScanStart) -> None:
+        self.total = start.targets
+        names = ", ".join(clean(p) for p in start.inventories)
         self.out.write(
             self._paint(
                 "bold",
-                f"scanner: {targets} targets from {names}, {concurrency} probes in flight at most",
+                f"scanner: {start.targets} targets from {names}, "
+                f"{start.concurrency} probes in flight at most",
             )
             + "\n"
         )
@@ -129,18 +161,9 @@ class ConsoleReport(BaseObserver):
         self._show_progress()
 
     def format_target(self, result: TargetResult, change: str | None = None) -> str:
-        if result.ok:
-            mark, style = "ok  ", "ok"
-        elif result.inconclusive:
-            mark, style = "??  ", "warn"
-        else:
-            mark, style = "FAIL", "fail"
+        mark, style = _MARKS[result_verdict(result)]
         target = result.target
-        where = (
-            f"{target.host}:{target.port}"
-            if ":" not in target.host
-            else f"[{target.host}]:{target.port}"
-        )
+        where = display(target.host, target.port)
         line = (
             f"{self._paint(style, mark)} {clean(target.name)}  "
             f"{self._paint(style, result.category.value)}  {clean(where)}"
@@ -169,11 +192,7 @@ class ConsoleReport(BaseObserver):
 
     def format_path(self, path: PathTrace) -> list[str]:
         """The trace like traceroute prints it: one line per hop limit, silence folded."""
-        where = (
-            f"[{path.address}]:{path.port}"
-            if ":" in path.address
-            else f"{path.address}:{path.port}"
-        )
+        where = display(path.address, path.port)
         lines = [f"      path to {where}: " + self._paint("bold", clean(path.verdict))]
         width = max([len(h.address) for h in path.hops if h.address] + [15])
         for hop in path.hops:
@@ -220,13 +239,7 @@ class ConsoleReport(BaseObserver):
                 self.out.write(
                     f"{self._paint(style, f'{key:<{width}}')}  {value:>7}  {failed:>6}\n"
                 )
-        verdict_style = (
-            "ok"
-            if summary.failed == 0 and summary.inconclusive == 0
-            else "fail"
-            if summary.failed
-            else "warn"
-        )
+        verdict_style = "ok" if scan_passed(summary) else "fail" if summary.failed else "warn"
         verdict = (
             f"{summary.total} targets: {summary.ok} ok, {summary.failed} failed, "
             f"{summary.inconclusive} inconclusive in {summary.duration_s:.2f} s"
@@ -239,3 +252,6 @@ class ConsoleReport(BaseObserver):
             )
         self.out.write("\n" + self._paint(verdict_style, verdict) + "\n")
         self.out.flush()
+        sink = getattr(self.out, "sink", None)
+        if sink is not None:  # everything shown before the process ends, unless interrupted
+            sink.drain(interrupted=lambda: signals.received() is not None)

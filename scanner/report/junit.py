@@ -22,11 +22,13 @@ from __future__ import annotations
 import io
 import re
 import xml.etree.ElementTree as ET
-from collections.abc import Mapping
+from collections.abc import Iterator
 from pathlib import Path, PurePath
-from typing import Any, TextIO
+from typing import TextIO
 
-from .json_report import Report, is_failed, is_inconclusive
+from ..inventory.targets import display
+from ..verdict import Verdict, verdict_of
+from .document import ReportDocument, TargetEntry
 
 #: characters XML 1.0 forbids even as references (C0 controls but tab/LF/CR, surrogates, ...)
 _NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
@@ -38,78 +40,77 @@ def xml_safe(text: str) -> str:
     return _NOT_XML.sub("?", text)
 
 
-def classname(entry: Mapping[str, Any]) -> str:
-    inventory = entry.get("inventory")
-    stem = PurePath(inventory).stem if inventory else NO_FILE
-    tags = entry.get("tags") or []
-    return f"{stem}.{tags[0]}" if tags else stem
+def classname(entry: TargetEntry) -> str:
+    stem = PurePath(entry.inventory).stem if entry.inventory else NO_FILE
+    return f"{stem}.{entry.tags[0]}" if entry.tags else stem
 
 
-def seconds(entry: Mapping[str, Any]) -> float:
+def seconds(entry: TargetEntry) -> float:
     """Time spent on the target: its DNS lookup plus every handshake (with retries)."""
-    total = sum(p["latency_ms"] or 0.0 for p in entry.get("probes") or [])
-    dns = entry.get("dns")
-    if dns and dns.get("latency_ms"):
-        total += dns["latency_ms"]
-    return float(total) / 1000.0
+    total = sum(p.latency_ms or 0.0 for p in entry.probes)
+    if entry.dns is not None and entry.dns.latency_ms:
+        total += entry.dns.latency_ms
+    return total / 1000.0
 
 
-def failure_message(entry: Mapping[str, Any]) -> str:
-    message = entry.get("hint") or entry["category"]
-    change = entry.get("change")
-    return f"[{change}] {message}" if change else str(message)
+def failure_message(entry: TargetEntry) -> str:
+    message = entry.hint or entry.category.value
+    return f"[{entry.change}] {message}" if entry.change else message
 
 
-def detail(entry: Mapping[str, Any], baseline: str | None = None) -> str:
+def detail(entry: TargetEntry, baseline: str | None = None) -> str:
     """The failure body: what was probed, and what each address did."""
-    host = entry["host"]
-    where = f"[{host}]:{entry['port']}" if ":" in host else f"{host}:{entry['port']}"
-    lines = [f"{entry['target']} ({where}, expect {entry['expect']}): {entry['category']}"]
-    if entry.get("hint"):
-        lines.append(f"hint: {entry['hint']}")
-    if entry.get("change"):
+    where = display(entry.host, entry.port)
+    lines = [f"{entry.target} ({where}, expect {entry.expect}): {entry.category}"]
+    if entry.hint:
+        lines.append(f"hint: {entry.hint}")
+    if entry.change:
         since = f" since {baseline}" if baseline else ""
-        lines.append(f"change: {entry['change']}{since}")
-    if entry.get("source"):
-        lines.append(f"defined at: {entry['source']}")
-    dns = entry.get("dns")
-    if dns:
-        answer = ", ".join(dns["addresses"]) or "no address"
-        via = f" via {dns['nameserver']}" if dns.get("nameserver") else ""
+        lines.append(f"change: {entry.change}{since}")
+    if entry.source:
+        lines.append(f"defined at: {entry.source}")
+    dns = entry.dns
+    if dns is not None:
+        answer = ", ".join(dns.addresses) or "no address"
+        via = f" via {dns.nameserver}" if dns.nameserver else ""
         lines.append(
-            f"dns: {dns['host']} -> {dns['category']} ({answer}){via}"
-            + (f": {dns['detail']}" if dns.get("detail") else "")
+            f"dns: {dns.host} -> {dns.category} ({answer}){via}"
+            + (f": {dns.detail}" if dns.detail else "")
         )
-    for probe in entry.get("probes") or []:
-        facts = [f"{probe['address']} ({probe['family']}): {probe['category']}"]
-        for key in ("errno", "icmp_type", "icmp_code", "icmp_from"):
-            if probe.get(key) is not None:
-                facts.append(f"{key}={probe[key]}")
-        if probe.get("latency_ms") is not None:
-            facts.append(f"latency={probe['latency_ms']:.1f}ms")
-        facts.append(f"attempts={probe['attempts']}")
+    for probe in entry.probes:
+        facts = [f"{probe.address} ({probe.family}): {probe.category}"]
+        for key, value in (
+            ("errno", probe.errno),
+            ("icmp_type", probe.icmp_type),
+            ("icmp_code", probe.icmp_code),
+            ("icmp_from", probe.icmp_from),
+        ):
+            if value is not None:
+                facts.append(f"{key}={value}")
+        if probe.latency_ms is not None:
+            facts.append(f"latency={probe.latency_ms:.1f}ms")
+        facts.append(f"attempts={probe.attempts}")
         lines.append("  " + " ".join(facts))
-        if probe.get("hint") and probe["category"] != entry["category"]:
-            lines.append(f"    {probe['hint']}")
+        if probe.hint and probe.category is not entry.category:
+            lines.append(f"    {probe.hint}")
     return "\n".join(lines)
 
 
-def _testcase(entry: Mapping[str, Any], baseline: str | None) -> ET.Element:
+def _testcase(entry: TargetEntry, baseline: str | None) -> ET.Element:
     case = ET.Element(
         "testcase",
         {
             "classname": xml_safe(classname(entry)),
-            "name": xml_safe(str(entry["target"])),
+            "name": xml_safe(entry.target),
             "time": f"{seconds(entry):.3f}",
         },
     )
-    if is_failed(entry) or is_inconclusive(entry):
-        tag = "failure" if is_failed(entry) else "error"
-        outcome = ET.SubElement(
-            case, tag, {"type": str(entry["category"]), "message": xml_safe(failure_message(entry))}
-        )
-        outcome.text = xml_safe(detail(entry, baseline))
-    elif entry.get("change"):  # fixed since the baseline: passing, but worth a line
+    verdict = verdict_of(entry.ok, entry.category)
+    if verdict is not Verdict.OK:
+        tag = "failure" if verdict is Verdict.FAILED else "error"
+        attributes = {"type": entry.category.value, "message": xml_safe(failure_message(entry))}
+        ET.SubElement(case, tag, attributes).text = xml_safe(detail(entry, baseline))
+    elif entry.change:  # fixed since the baseline: passing, but worth a line
         ET.SubElement(case, "system-out").text = xml_safe(detail(entry, baseline))
     return case
 
@@ -123,10 +124,11 @@ class _Stats:
         self.tests = self.failures = self.errors = 0
         self.seconds = 0.0
 
-    def add(self, entry: Mapping[str, Any]) -> None:
+    def add(self, entry: TargetEntry) -> None:
+        verdict = verdict_of(entry.ok, entry.category)
         self.tests += 1
-        self.failures += is_failed(entry)
-        self.errors += is_inconclusive(entry)
+        self.failures += verdict is Verdict.FAILED
+        self.errors += verdict is Verdict.INCONCLUSIVE
         self.seconds += seconds(entry)
 
     def apply(self, element: ET.Element) -> None:
@@ -148,49 +150,57 @@ def _indented(element: ET.Element, level: int) -> str:
     return "  " * level + ET.tostring(element, encoding="unicode") + "\n"
 
 
-def write_xml(report: Report, out: TextIO) -> None:
-    """The JUnit document, written one testcase at a time.
+def xml_pieces(report: ReportDocument) -> Iterator[str]:
+    """The JUnit document, one testcase at a time.
 
     The counts go first, in the start tags, so the targets are read once for them and
-    once per inventory file for the testcases; none is held. A report's entries may be
-    made as they are read (json_report.TargetEntries): a tree of a million testcases
-    took gigabytes.
+    once per inventory file for the testcases; no tree is built: a tree of a million
+    testcases took gigabytes.
     """
-    per_file = {path: _Stats() for path in report["inventories"]}
+    per_file = {path: _Stats() for path in report.inventories}
     total = _Stats()
-    for entry in report["targets"]:
-        per_file.setdefault(entry.get("inventory") or NO_FILE, _Stats()).add(entry)
+    for entry in report.targets:
+        per_file.setdefault(entry.inventory or NO_FILE, _Stats()).add(entry)
         total.add(entry)
-    baseline = report.get("baseline")
+    baseline = report.baseline
     root = ET.Element("testsuites", {"name": "scanner"})
     total.apply(root)
-    out.write("<?xml version='1.0' encoding='utf-8'?>\n" + _start_tag(root) + "\n")
+    yield "<?xml version='1.0' encoding='utf-8'?>\n" + _start_tag(root) + "\n"
     for path, stats in per_file.items():
         suite = ET.Element("testsuite", {"name": xml_safe(path)})
         stats.apply(suite)
-        suite.set("timestamp", str(report["started"]).removesuffix("Z"))
-        out.write("  " + _start_tag(suite) + "\n")
+        suite.set("timestamp", report.started.removesuffix("Z"))
+        yield "  " + _start_tag(suite) + "\n"
         properties = ET.Element("properties")
-        for key in ("scanner_version", "shard", "baseline"):
-            if report.get(key):
-                ET.SubElement(
-                    properties, "property", {"name": key, "value": xml_safe(str(report[key]))}
-                )
-        out.write(_indented(properties, 2))
-        for entry in report["targets"]:
-            if (entry.get("inventory") or NO_FILE) == path:
-                out.write(_indented(_testcase(entry, baseline), 2))
-        out.write("  </testsuite>\n")
-    out.write("</testsuites>\n")
+        for key, value in (
+            ("scanner_version", report.scanner_version),
+            ("shard", report.shard),
+            ("baseline", report.baseline),
+        ):
+            if value:
+                ET.SubElement(properties, "property", {"name": key, "value": xml_safe(value)})
+        yield _indented(properties, 2)
+        for entry in report.targets:
+            if (entry.inventory or NO_FILE) == path:
+                yield _indented(_testcase(entry, baseline), 2)
+        yield "  </testsuite>\n"
+    yield "</testsuites>\n"
 
 
-def render(report: Report) -> ET.ElementTree:
+def write_xml(report: ReportDocument, out: TextIO) -> None:
+    for piece in xml_pieces(report):
+        out.write(piece)
+
+
+def render(report: ReportDocument) -> ET.ElementTree:
     """The document as a tree (tests and small reports): parsed from :func:`write_xml`."""
     buffer = io.StringIO()
     write_xml(report, buffer)
     return ET.ElementTree(ET.fromstring(buffer.getvalue().split("\n", 1)[1]))  # noqa: S314 - ours
 
 
-def write_junit(report: Report, path: str | Path) -> None:
-    with open(path, "w", encoding="utf-8") as out:
-        write_xml(report, out)
+def write_junit(report: ReportDocument, path: str | Path) -> None:
+    """Replace ``path`` atomically (a kill mid-write leaves the earlier file whole)."""
+    from .artefacts import replace_file
+
+    replace_file(path, (piece.encode("utf-8") for piece in xml_pieces(report)))

@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import heapq
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any
 
-from .json_report import Report, is_failed, is_inconclusive
+from ..models import Category
+from ..verdict import Verdict, verdict_of
+from .document import ReportDocument, TargetEntry, summary_of
 
 #: rows per table at most; the rest is counted in a line under the table
 MAX_ROWS = 200
@@ -35,7 +36,7 @@ _MARKUP = re.compile(r"([\\`*_\[\]|~#!])")
 
 def cell(value: object) -> str:
     """One table cell: no control characters, no line breaks, no markup, no HTML."""
-    if value is None or value in ("", []):
+    if value is None or value in ("", [], ()):
         return "—"
     if isinstance(value, (list, tuple)):
         value = ", ".join(str(v) for v in value)
@@ -62,53 +63,51 @@ def table(header: Sequence[str], rows: Iterable[Sequence[object]], total: int) -
     return lines
 
 
-def icmp_senders(entry: Mapping[str, Any]) -> list[str]:
+def icmp_senders(entry: TargetEntry) -> list[str]:
     senders: list[str] = []
-    for probe in entry.get("probes") or []:
-        sender = probe.get("icmp_from")
-        if sender and sender not in senders:
-            senders.append(sender)
+    for probe in entry.probes:
+        if probe.icmp_from and probe.icmp_from not in senders:
+            senders.append(probe.icmp_from)
     return senders
 
 
-def verdict(report: Report) -> str:
-    counts = report["summary"]["counts"]
-    total = len(report["targets"])
-    failed, inconclusive = counts.get("failed", 0), counts.get("inconclusive", 0)
-    where = ", ".join(report["inventories"]) or "no inventory"
-    shard = f" (shard {report['shard']})" if report.get("shard") else ""
+def verdict_line(report: ReportDocument) -> str:
+    summary = summary_of(report.summary)
+    total = len(report.targets)
+    failed, inconclusive = summary.failed, summary.inconclusive
+    where = ", ".join(report.inventories) or "no inventory"
+    shard = f" (shard {report.shard})" if report.shard else ""
     if failed:
         head = f"❌ **{failed} of {total} targets failed**"
     elif inconclusive:
         head = f"⚠️ **no failures, {inconclusive} of {total} targets inconclusive**"
     else:
         head = f"✅ **all {total} targets met their expectation**"
-    parts = [f"{counts.get('ok', 0)} ok", f"{failed} failed", f"{inconclusive} inconclusive"]
-    if report["summary"].get("interrupted"):
-        parts.append(f"interrupted ({report['summary'].get('interrupted_by') or 'stopped'})")
+    parts = [f"{summary.ok} ok", f"{failed} failed", f"{inconclusive} inconclusive"]
+    if summary.interrupted:
+        parts.append(f"interrupted ({summary.interrupted_by or 'stopped'})")
     return f"{head} — {', '.join(parts)} · {cell(where)}{shard}"
 
 
-def _failure_rows(entries: Sequence[Mapping[str, Any]]) -> Iterable[list[object]]:
+def _failure_rows(entries: Sequence[TargetEntry]) -> Iterable[list[object]]:
     for e in entries:
-        yield [e["target"], e["category"], e["hint"], e["addresses"], icmp_senders(e)]
+        yield [e.target, e.category, e.hint, e.addresses, icmp_senders(e)]
 
 
-def _slowest_answer(entry: Mapping[str, Any]) -> tuple[float, str] | None:
+def _slowest_answer(entry: TargetEntry) -> tuple[float, str] | None:
     """A target's slowest *completed* handshake: (ms, address), None if none completed.
 
     Handshakes that never completed (timeouts) last as long as the timeout and are in
     the failure table already; what a deploy wants to see here is who answers slowly.
     """
     answered = [
-        p
-        for p in entry.get("probes") or []
-        if p["category"] in ("open", "slow") and p.get("latency_ms") is not None
+        (p.latency_ms, p.address)
+        for p in entry.probes
+        if p.category in (Category.OPEN, Category.SLOW) and p.latency_ms is not None
     ]
     if not answered:
         return None
-    worst = max(answered, key=lambda p: p["latency_ms"])
-    return float(worst["latency_ms"]), str(worst["address"])
+    return max(answered, key=lambda item: item[0])
 
 
 class _Table:
@@ -117,10 +116,10 @@ class _Table:
     __slots__ = ("entries", "total")
 
     def __init__(self) -> None:
-        self.entries: list[Mapping[str, Any]] = []
+        self.entries: list[TargetEntry] = []
         self.total = 0
 
-    def add(self, entry: Mapping[str, Any]) -> None:
+    def add(self, entry: TargetEntry) -> None:
         self.total += 1
         if len(self.entries) < MAX_ROWS:
             self.entries.append(entry)
@@ -133,51 +132,62 @@ _CHANGE_TITLES = (
 )
 
 
-def render(report: Report) -> str:
-    # One pass over the targets, keeping only what the capped tables show: a report's
-    # entries may be made as they are read (json_report.TargetEntries), a million of them.
-    changed = {change: _Table() for change, _ in _CHANGE_TITLES}
-    failed, inconclusive = _Table(), _Table()
-    slowest: list[tuple[float, int, str, Mapping[str, Any]]] = []  # a min-heap, the top few
-    for index, entry in enumerate(report["targets"]):
-        change = entry.get("change")
-        if change in changed:
-            changed[change].add(entry)
-        if is_failed(entry):
-            failed.add(entry)
-        elif is_inconclusive(entry):
-            inconclusive.add(entry)
+class _Tables:
+    """One pass over the targets, keeping only what the capped tables show."""
+
+    def __init__(self) -> None:
+        self.changed = {change: _Table() for change, _ in _CHANGE_TITLES}
+        self.failed, self.inconclusive = _Table(), _Table()
+        self._slowest: list[tuple[float, int, str, TargetEntry]] = []  # a min-heap, the top few
+
+    def add(self, index: int, entry: TargetEntry) -> None:
+        if entry.change in self.changed:
+            self.changed[entry.change].add(entry)
+        verdict = verdict_of(entry.ok, entry.category)
+        if verdict is Verdict.FAILED:
+            self.failed.add(entry)
+        elif verdict is Verdict.INCONCLUSIVE:
+            self.inconclusive.add(entry)
         answer = _slowest_answer(entry)
-        if answer is not None:
-            # ties: the earlier target ranks higher, as a stable sort would have it
-            item = (answer[0], -index, answer[1], entry)
-            if len(slowest) < SLOWEST:
-                heapq.heappush(slowest, item)
-            elif item[:2] > slowest[0][:2]:
-                heapq.heapreplace(slowest, item)
-    lines = ["## scanner", "", verdict(report), ""]
-    if report.get("baseline"):
-        lines += [f"Compared with the baseline `{cell(report['baseline'])}`.", ""]
-        for change, title in _CHANGE_TITLES:
-            rows = changed[change]
-            lines.append(f"### {title} ({rows.total})")
-            lines.append("")
-            if rows.total:
-                lines += table(
-                    ["target", "category", "hint"],
-                    ([e["target"], e["category"], e["hint"]] for e in rows.entries),
-                    rows.total,
-                )
-            else:
-                lines.append("None.")
-            lines.append("")
+        if answer is None:
+            return
+        # ties: the earlier target ranks higher, as a stable sort would have it
+        item = (answer[0], -index, answer[1], entry)
+        if len(self._slowest) < SLOWEST:
+            heapq.heappush(self._slowest, item)
+        elif item[:2] > self._slowest[0][:2]:
+            heapq.heapreplace(self._slowest, item)
+
+    def slowest(self) -> list[tuple[float, int, str, TargetEntry]]:
+        return sorted(self._slowest, key=lambda item: (-item[0], -item[1]))
+
+
+_COLUMNS = ["target", "category", "hint", "addresses", "icmp_from"]
+
+
+def _changes(baseline: str, tables: _Tables) -> list[str]:
+    lines = [f"Compared with the baseline `{cell(baseline)}`.", ""]
+    for change, title in _CHANGE_TITLES:
+        rows = tables.changed[change]
+        lines += [f"### {title} ({rows.total})", ""]
+        if rows.total:
+            lines += table(
+                ["target", "category", "hint"],
+                ([e.target, e.category, e.hint] for e in rows.entries),
+                rows.total,
+            )
+        else:
+            lines.append("None.")
+        lines.append("")
+    return lines
+
+
+def _failures(tables: _Tables) -> list[str]:
+    lines = []
+    failed, inconclusive = tables.failed, tables.inconclusive
     if failed.total:
         lines += [f"### Failed targets ({failed.total})", ""]
-        lines += table(
-            ["target", "category", "hint", "addresses", "icmp_from"],
-            _failure_rows(failed.entries),
-            failed.total,
-        )
+        lines += table(_COLUMNS, _failure_rows(failed.entries), failed.total)
         lines.append("")
     if inconclusive.total:
         lines += [
@@ -186,41 +196,59 @@ def render(report: Report) -> str:
             "A problem on the scanning machine, not the target's fault.",
             "",
         ]
-        lines += table(
-            ["target", "category", "hint", "addresses", "icmp_from"],
-            _failure_rows(inconclusive.entries),
-            inconclusive.total,
-        )
+        lines += table(_COLUMNS, _failure_rows(inconclusive.entries), inconclusive.total)
         lines.append("")
-    counts = report["summary"]["counts"]
+    return lines
+
+
+def _per_category(counts: dict[str, int]) -> list[str]:
     # counts mixes categories with the ok/failed verdicts ("inconclusive" is both)
-    per_category = sorted(
+    rows = sorted(
         ((k, v) for k, v in counts.items() if v and k not in ("ok", "failed")),
         key=lambda kv: (-kv[1], kv[0]),
     )
-    lines += ["### Targets per category", ""]
-    lines += table(["category", "targets"], per_category, len(per_category))
-    lines.append("")
-    ranked = sorted(slowest, key=lambda item: (-item[0], -item[1]))
-    if ranked:
-        lines += [f"### Slowest {len(ranked)} answering targets", ""]
-        lines += table(
+    return ["### Targets per category", "", *table(["category", "targets"], rows, len(rows)), ""]
+
+
+def _slowest(tables: _Tables) -> list[str]:
+    ranked = tables.slowest()
+    if not ranked:
+        return []
+    return [
+        f"### Slowest {len(ranked)} answering targets",
+        "",
+        *table(
             ["target", "slowest handshake (ms)", "address", "category"],
-            (
-                [e["target"], f"{ms:.1f}", address, e["category"]]
-                for ms, _index, address, e in ranked
-            ),
+            ([e.target, f"{ms:.1f}", address, e.category] for ms, _index, address, e in ranked),
             len(ranked),
-        )
-        lines.append("")
-    duration = report["summary"].get("duration_s")
+        ),
+        "",
+    ]
+
+
+def render(report: ReportDocument) -> str:
+    tables = _Tables()
+    for index, entry in enumerate(report.targets):
+        tables.add(index, entry)
+    lines = ["## scanner", "", verdict_line(report), ""]
+    if report.baseline:
+        lines += _changes(report.baseline, tables)
+    lines += _failures(tables)
+    lines += _per_category(report.summary.counts)
+    lines += _slowest(tables)
     lines.append(
-        f"<sub>scanner {cell(report['scanner_version'])} · started "
-        f"{cell(report['started'])} · {duration} s</sub>"
+        f"<sub>scanner {cell(report.scanner_version)} · started "
+        f"{cell(report.started)} · {report.summary.duration_s} s</sub>"
     )
     return "\n".join(lines) + "\n"
 
 
-def write_markdown(report: Report, path: str | Path, append: bool = False) -> None:
-    with open(path, "a" if append else "w", encoding="utf-8") as out:
-        out.write(render(report))
+def write_markdown(report: ReportDocument, path: str | Path, append: bool = False) -> None:
+    """Replace ``path`` atomically, or (GitHub's step summary) append in one write."""
+    from .artefacts import append_file, replace_file
+
+    data = render(report).encode("utf-8")
+    if append:
+        append_file(path, data)
+    else:
+        replace_file(path, [data])

@@ -1,8 +1,10 @@
-"""Sockets: one TCP handshake to one address, and what the kernel said about it.
+"""The TCP prober: one handshake to one address, and what the kernel said about it.
 
-This is the only module that touches sockets. It reports raw facts (errno, ICMP
-detail from the error queue, latency) in a :class:`ConnectOutcome`; deciding what
-they mean is :mod:`scanner.classify`'s job, and retrying is the engine's.
+The only dial path of the scanner: the scan's handshakes, the path trace's TTL-limited
+ones (through the ``setup`` hook) and one-off checks all go through :class:`Dialer`.
+It reports raw facts (errno, ICMP detail from the error queue, latency) in a
+:class:`ConnectOutcome`; deciding what they mean is :mod:`scanner.classify`'s job, and
+timing, retrying and deadlines are the engine's.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 
-from .models import AddressFamily, ConnectOutcome, IcmpDetail
+from ..models import AddressFamily, ConnectOutcome, IcmpDetail
 
 # Linux constants the socket module does not export everywhere.
 IP_RECVERR = getattr(socket, "IP_RECVERR", 11)
@@ -123,6 +125,8 @@ def _noop() -> None:
 
 
 OnDone = Callable[[ConnectOutcome, "str | None"], None]
+#: called with a new socket before it connects (socket options)
+SocketSetup = Callable[[_socket.socket], None]
 
 
 class _Handshake:
@@ -168,15 +172,33 @@ class Dialer:
         self._timer_at = math.inf
 
     def connect(
-        self, address: str, port: int, family: AddressFamily, timeout: float, on_done: OnDone
+        self,
+        address: str,
+        port: int,
+        family: AddressFamily,
+        timeout: float,
+        on_done: OnDone,
+        *,
+        setup: SocketSetup | None = None,
     ) -> Callable[[], None]:
-        """Begin one handshake; returns a function that abandons it."""
+        """Begin one handshake; returns a function that abandons it.
+
+        ``setup`` is called with the new socket before it connects (the path trace sets
+        its hop limit there).
+        """
         loop = self._loop
         try:
             sock = _open_socket(family)
         except OSError as exc:  # EMFILE, ENFILE, ENOBUFS ...: our shortage, not theirs
             loop.call_soon(on_done, ConnectOutcome(exc.errno or errno.EIO, False, 0.0), None)
             return _noop
+        if setup is not None:
+            try:
+                setup(sock)
+            except OSError as exc:
+                sock.close()
+                loop.call_soon(on_done, ConnectOutcome(exc.errno or errno.EIO, False, 0.0), None)
+                return _noop
         started = time.perf_counter()
         err = sock.connect_ex((address, port) if family == "ipv4" else (address, port, 0, 0))
         if err == errno.EINPROGRESS:
@@ -204,6 +226,31 @@ class Dialer:
         if handshake.deadline < self._timer_at:
             self._arm(handshake.deadline)
         return handshake.abandon
+
+    async def dial(
+        self,
+        address: str,
+        port: int,
+        family: AddressFamily,
+        timeout: float,
+        *,
+        setup: SocketSetup | None = None,
+    ) -> tuple[ConnectOutcome, str | None]:
+        """:meth:`connect` as a coroutine: the outcome and, after an ICMP error, our source.
+
+        Cancelling the caller abandons the attempt and closes the socket.
+        """
+        future: asyncio.Future[tuple[ConnectOutcome, str | None]] = self._loop.create_future()
+
+        def deliver(outcome: ConnectOutcome, local: str | None) -> None:
+            if not future.done():
+                future.set_result((outcome, local))
+
+        abandon = self.connect(address, port, family, timeout, deliver, setup=setup)
+        try:
+            return await future
+        finally:
+            abandon()
 
     def close(self) -> None:
         """Abandon every handshake still waiting and release the epoll set."""
@@ -293,24 +340,14 @@ def _connect_error(sock: _socket.socket) -> int:
 async def connect_once(
     address: str, port: int, family: AddressFamily, timeout: float
 ) -> tuple[ConnectOutcome, str | None]:
-    """One TCP handshake to ``address:port`` under ``timeout`` seconds.
+    """One TCP handshake to ``address:port`` under ``timeout`` seconds, on a dialer of its own.
 
     Returns the outcome and, when an ICMP error came back, the local (source) address
     the kernel chose, which tells an ICMP this host sent to itself (its own firewall)
-    from one sent by the network; None otherwise.
-    Never raises for network trouble: a failed handshake is an outcome. Cancelling the
-    caller abandons the attempt and closes the socket.
+    from one sent by the network; None otherwise. Never raises for network trouble.
     """
-    loop = asyncio.get_running_loop()
-    future: asyncio.Future[tuple[ConnectOutcome, str | None]] = loop.create_future()
-
-    def deliver(outcome: ConnectOutcome, local: str | None) -> None:
-        if not future.done():
-            future.set_result((outcome, local))
-
-    dialer = Dialer(loop)
+    dialer = Dialer(asyncio.get_running_loop())
     try:
-        dialer.connect(address, port, family, timeout, deliver)
-        return await future
+        return await dialer.dial(address, port, family, timeout)
     finally:
         dialer.close()

@@ -10,8 +10,9 @@ names the hop that rejects; an answer from the target itself means the path work
 
 Two layers, as in the rest of the scanner: :func:`hop_of` and :func:`build_path` are
 pure (outcomes in, :class:`~scanner.models.Hop` and a verdict out, table-tested), and
-:func:`trace_path` / :class:`PathTracer` own the sockets, deadlines and concurrency.
-The error queue is read with :func:`scanner.probe.read_error_queue`.
+:func:`trace_path` / :class:`PathTracer` own the deadlines and concurrency. Every
+handshake goes through the scan's own :class:`~.tcp.Dialer`, with a hook that sets the
+hop limit: the same socket code, error queue and linger as every other probe.
 
 Hop limits are probed in waves (all limits of a wave at once, each with its own
 deadline), so a trace costs about one ``hop_timeout`` per wave that has silent hops,
@@ -20,27 +21,26 @@ not one per hop.
 
 from __future__ import annotations
 
+import _socket
 import asyncio
 import errno
 import socket
-import struct
-import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
-from dataclasses import dataclass
 
 import anyio
+from msgspec import Struct
 from msgspec.structs import replace
 
-from .classify import (
-    ICMP4_DEST_UNREACH,
+from ..classify import (
+    ACCEPTED_THEN_CLOSED,
     ICMP4_TIME_EXCEEDED,
-    ICMP6_DEST_UNREACH,
     ICMP6_TIME_EXCEEDED,
     classify_icmp,
+    errno_name,
     icmp_name,
     same_address,
 )
-from .models import (
+from ..models import (
     AddressFamily,
     Category,
     ConnectOutcome,
@@ -51,7 +51,7 @@ from .models import (
     Target,
     TargetResult,
 )
-from .probe import IP_RECVERR, IPV6_RECVERR, read_error_queue
+from .tcp import Dialer
 
 #: Failures a trace can say something about. A reset comes from the target's address
 #: whoever forged it, a local block never leaves this machine, a shortage is ours.
@@ -62,7 +62,6 @@ TRACEABLE = frozenset(
 #: was sent (out of scope) or this machine could not send one (a shortage).
 UNTRACEABLE = frozenset({Category.OUT_OF_SCOPE, Category.INCONCLUSIVE})
 
-_LINGER_RESET = struct.pack("ii", 1, 0)  # close() sends RST: no TIME_WAIT left behind
 _LOCAL_BLOCK = frozenset({"EACCES", "EPERM"})
 _NO_ROUTE = frozenset({"ENETUNREACH", "EHOSTUNREACH"})
 
@@ -70,8 +69,7 @@ Pace = Callable[[], Awaitable[None]]
 HopCallback = Callable[[Target, PathTrace, Hop], None]
 
 
-@dataclass(frozen=True, slots=True)
-class TraceConfig:
+class TraceConfig(Struct, frozen=True):
     """How far and how long to trace.
 
     ``wave`` hop limits are probed at once; the next wave starts only while the path
@@ -93,20 +91,13 @@ def is_time_exceeded(icmp: IcmpDetail) -> bool:
     return icmp.type == exceeded
 
 
-def is_unreachable(icmp: IcmpDetail) -> bool:
-    unreach = ICMP4_DEST_UNREACH if icmp.family == "ipv4" else ICMP6_DEST_UNREACH
-    return icmp.type == unreach
-
-
 def hop_of(ttl: int, outcome: ConnectOutcome, target: str) -> Hop:
     """One handshake with hop limit ``ttl`` towards ``target`` → :class:`Hop`.
 
     ``reached`` when the target itself answered: the handshake completed, a reset came
     back (no ICMP), or an ICMP error was sent from the target's address.
     """
-    errno_name = (
-        None if outcome.errno == 0 else errno.errorcode.get(outcome.errno, f"E{outcome.errno}")
-    )
+    symbolic = None if outcome.errno == 0 else errno_name(outcome.errno)
     icmp = outcome.icmp
     rtt = None if outcome.timed_out else round(outcome.latency_ms, 3)
     if icmp is not None:
@@ -117,7 +108,7 @@ def hop_of(ttl: int, outcome: ConnectOutcome, target: str) -> Hop:
             icmp_type=icmp.type,
             icmp_code=icmp.code,
             reached=same_address(icmp.sender, target),
-            errno=errno_name,
+            errno=symbolic,
         )
     if outcome.timed_out:
         return Hop(
@@ -127,9 +118,9 @@ def hop_of(ttl: int, outcome: ConnectOutcome, target: str) -> Hop:
             icmp_type=None,
             icmp_code=None,
             reached=False,
-            errno=errno_name,
+            errno=symbolic,
         )
-    reached = outcome.errno in (0, errno.ECONNREFUSED)
+    reached = outcome.errno in (0, errno.ECONNREFUSED) or outcome.errno in ACCEPTED_THEN_CLOSED
     return Hop(
         ttl=ttl,
         address=target if reached else None,
@@ -137,7 +128,7 @@ def hop_of(ttl: int, outcome: ConnectOutcome, target: str) -> Hop:
         icmp_type=None,
         icmp_code=None,
         reached=reached,
-        errno=errno_name,
+        errno=symbolic,
     )
 
 
@@ -230,13 +221,15 @@ def _verdict(
     return f"dropped after hop {last.ttl} ({last.address})"
 
 
-def _terminal_verdict(hop: Hop, family: AddressFamily, local_addresses: Sequence[str]) -> str:
+def _terminal_verdict(  # noqa: PLR0911 - a table of sentences, one return each
+    hop: Hop, family: AddressFamily, local_addresses: Sequence[str]
+) -> str:
     n = hop.ttl
     icmp = _icmp(hop, family)
     if hop.reached:
         if icmp is not None:
             return f"reached host at hop {n}, which rejects the port (ICMP {icmp_name(icmp)})"
-        if hop.errno is None:
+        if hop.errno is None or hop.errno in ("ECONNRESET", "EPIPE"):  # accepted, then closed
             return f"reached host at hop {n}, port open"
         return f"reached host at hop {n}, port refused there (TCP reset)"
     if icmp is not None:
@@ -259,48 +252,17 @@ def _terminal_verdict(hop: Hop, family: AddressFamily, local_addresses: Sequence
 # --- sockets ------------------------------------------------------------------------------
 
 
-async def probe_hop(
-    address: str, port: int, family: AddressFamily, ttl: int, timeout: float
-) -> tuple[ConnectOutcome, str | None]:
-    """One TCP handshake with hop limit ``ttl``; the outcome and our source address.
+def hop_limit(family: AddressFamily, ttl: int) -> Callable[[_socket.socket], None]:
+    """The :class:`~.tcp.Dialer` hook that sends a socket's SYN with hop limit ``ttl``."""
+    if family == "ipv4":
+        level, option = socket.IPPROTO_IP, socket.IP_TTL
+    else:
+        level, option = socket.IPPROTO_IPV6, socket.IPV6_UNICAST_HOPS
 
-    Like :func:`scanner.probe.connect_once`, never raises for network trouble.
-    """
-    af = socket.AF_INET if family == "ipv4" else socket.AF_INET6
-    try:
-        sock = socket.socket(af, socket.SOCK_STREAM)
-    except OSError as exc:
-        return ConnectOutcome(exc.errno or errno.EIO, False, 0.0), None
-    try:
-        sock.setblocking(False)
-        if family == "ipv4":
-            sock.setsockopt(socket.IPPROTO_IP, IP_RECVERR, 1)
-            sock.setsockopt(socket.IPPROTO_IP, socket.IP_TTL, ttl)
-        else:
-            sock.setsockopt(socket.IPPROTO_IPV6, IPV6_RECVERR, 1)
-            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_UNICAST_HOPS, ttl)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _LINGER_RESET)
-        sockaddr: tuple[str, int] | tuple[str, int, int, int] = (
-            (address, port) if family == "ipv4" else (address, port, 0, 0)
-        )
-        err, timed_out = 0, False
-        started = time.perf_counter()
-        with anyio.move_on_after(timeout) as scope:
-            try:
-                await asyncio.get_running_loop().sock_connect(sock, sockaddr)
-            except OSError as exc:
-                err = exc.errno or errno.EIO
-        latency_ms = (time.perf_counter() - started) * 1000.0
-        if scope.cancelled_caught:
-            err, timed_out = errno.ETIMEDOUT, True
-        icmp = read_error_queue(sock) if err else None
-        try:
-            local: str | None = sock.getsockname()[0]
-        except OSError:
-            local = None
-        return ConnectOutcome(err, timed_out, latency_ms, icmp), local
-    finally:
-        sock.close()
+    def setup(sock: _socket.socket) -> None:
+        sock.setsockopt(level, option, ttl)
+
+    return setup
 
 
 async def _wave(
@@ -309,6 +271,7 @@ async def _wave(
     family: AddressFamily,
     ttls: range,
     *,
+    dialer: Dialer,
     timeout: float,
     hops: dict[int, Hop],
     local: set[str],
@@ -321,7 +284,8 @@ async def _wave(
         with scopes[ttl]:
             if pace is not None:
                 await pace()
-            outcome, source = await probe_hop(address, port, family, ttl, timeout)
+            setup = hop_limit(family, ttl)
+            outcome, source = await dialer.dial(address, port, family, timeout, setup=setup)
             hop = hop_of(ttl, outcome, address)
             hops[ttl] = hop
             if source:
@@ -342,30 +306,41 @@ async def trace_path(
     family: AddressFamily,
     config: TraceConfig = TraceConfig(),
     pace: Pace | None = None,
+    *,
+    dialer: Dialer | None = None,
 ) -> PathTrace:
     """Trace the path to ``address:port`` in waves of hop limits, up to ``max_hops``.
 
-    ``pace`` is awaited before each handshake (the scan's ``--rate``).
+    ``pace`` is awaited before each handshake (the scan's ``--rate``); ``dialer`` is the
+    scan's (a trace of its own makes one for itself).
     """
+    own = dialer is None
+    if dialer is None:
+        dialer = Dialer(asyncio.get_running_loop())
     hops: dict[int, Hop] = {}
     local: set[str] = set()
     first, probed = 1, 0
-    while first <= config.max_hops:
-        last = min(config.max_hops, first + max(1, config.wave) - 1)
-        await _wave(
-            address,
-            port,
-            family,
-            range(first, last + 1),
-            timeout=config.hop_timeout,
-            hops=hops,
-            local=local,
-            pace=pace,
-        )
-        probed = last
-        if not needs_next_wave(hops.values(), family, last):
-            break
-        first = last + 1
+    try:
+        while first <= config.max_hops:
+            last = min(config.max_hops, first + max(1, config.wave) - 1)
+            await _wave(
+                address,
+                port,
+                family,
+                range(first, last + 1),
+                dialer=dialer,
+                timeout=config.hop_timeout,
+                hops=hops,
+                local=local,
+                pace=pace,
+            )
+            probed = last
+            if not needs_next_wave(hops.values(), family, last):
+                break
+            first = last + 1
+    finally:
+        if own:
+            dialer.close()
     return build_path(
         address, port, family, hops.values(), probed=probed, local_addresses=sorted(local)
     )
@@ -394,11 +369,16 @@ class PathTracer:
     """
 
     def __init__(
-        self, config: TraceConfig = TraceConfig(), slots: int = 16, pace: Pace | None = None
+        self,
+        config: TraceConfig = TraceConfig(),
+        slots: int = 16,
+        pace: Pace | None = None,
+        dialer: Dialer | None = None,
     ) -> None:
         self.config = config
         self._slots = anyio.Semaphore(max(1, slots))
         self._pace = pace
+        self._dialer = dialer
 
     def wants(self, result: TargetResult) -> bool:
         return bool(traced_probes(result, self.config.include_ok))
@@ -406,7 +386,12 @@ class PathTracer:
     async def _trace_one(self, probe: ProbeResult) -> PathTrace:
         async with self._slots:
             return await trace_path(
-                probe.address, probe.target.port, probe.family, self.config, self._pace
+                probe.address,
+                probe.target.port,
+                probe.family,
+                self.config,
+                self._pace,
+                dialer=self._dialer,
             )
 
     async def trace(self, result: TargetResult, on_hop: HopCallback | None = None) -> TargetResult:

@@ -20,7 +20,7 @@ from typing import overload
 
 from msgspec.structs import replace as replace_fields
 
-from .models import AddressFamily, Target
+from ..models import AddressFamily, Target
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 _PACK_V4 = struct.Struct("!I").pack
@@ -236,10 +236,6 @@ class TargetList(_LazyTargets):
                 template = replace_fields(template, retries=retries)
             specs.append(replace(spec, template=template))
         return TargetList(specs)
-
-    def where(self, keep: Callable[[Target], bool]) -> FilteredTargets:
-        """A lazy view of the targets ``keep`` accepts (e.g. one shard)."""
-        return FilteredTargets(self, keep)
 
 
 class FilteredTargets(_LazyTargets):

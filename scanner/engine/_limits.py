@@ -1,0 +1,132 @@
+"""What bounds a scan besides its targets: descriptors, ``--rate`` and ``--per-host``."""
+
+from __future__ import annotations
+
+import asyncio
+import resource
+import time
+from collections import deque
+from collections.abc import Callable
+
+import anyio
+
+from ..models import DEFAULT_CONCURRENCY
+
+#: descriptors kept free for stdout, DNS sockets, report files and the event loop
+FD_RESERVE = 64
+
+
+def raise_fd_limit() -> int:
+    """Raise the soft RLIMIT_NOFILE to the hard limit; return the new soft limit."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY:
+        hard = max(soft, 1 << 20)
+    if soft < hard:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+            soft = hard
+        except (ValueError, OSError):
+            pass
+    return soft
+
+
+def effective_concurrency(requested: int | None, fd_limit: int) -> int:
+    """Probes in flight: as asked (or the default), never more than free descriptors.
+
+    A quarter of a small limit (at most :data:`FD_RESERVE`) stays free for stdout, DNS
+    sockets and report files, so ``ulimit -n 64`` still scans 48 at a time.
+    """
+    wanted = requested if requested and requested > 0 else DEFAULT_CONCURRENCY
+    reserve = min(FD_RESERVE, max(8, fd_limit // 4))
+    return max(1, min(wanted, fd_limit - reserve))
+
+
+class RateLimiter:
+    """Spaces handshake attempts evenly: at most ``rate`` per second, no bursts.
+
+    Each caller reserves the next free slot on a shared timeline and waits until it,
+    so the limit holds however many callers ask at once.
+    """
+
+    def __init__(self, rate: float) -> None:
+        self.interval = 1.0 / rate
+        self._next = 0.0
+
+    def reserve(self) -> float:
+        """Take the next slot; the seconds to wait for it (0 when it is now)."""
+        now = time.monotonic()
+        slot = max(now, self._next)
+        self._next = slot + self.interval
+        return slot - now
+
+    async def wait(self) -> None:
+        delay = self.reserve()
+        if delay > 0:
+            await anyio.sleep(delay)
+
+
+class Gate:
+    """Everything a handshake must pass before it is sent: the rate and the per-address cap.
+
+    Callback-driven, like the probes it admits: :meth:`enter` runs ``start`` when the
+    handshake may begin (at once, after its rate slot, or when another handshake to the
+    same address ends) and every entered handshake calls :meth:`leave` when it is over.
+    """
+
+    def __init__(self, rate: float | None, per_address: int | None) -> None:
+        self._rate = RateLimiter(rate) if rate else None
+        self._per_address = per_address
+        self._busy: dict[str, int] = {}  # handshakes in flight (or due) per address
+        self._parked: dict[str, deque[Callable[[], None]]] = {}
+
+    @property
+    def open(self) -> bool:
+        """No limit at all: the pump skips the gate."""
+        return self._rate is None and not self._per_address
+
+    def enter(self, address: str, start: Callable[[], None]) -> None:
+        if self._per_address:
+            busy = self._busy.get(address, 0)
+            if busy >= self._per_address:
+                self._parked.setdefault(address, deque()).append(start)
+                return
+            self._busy[address] = busy + 1
+        self._paced(start)
+
+    def leave(self, address: str) -> None:
+        if not self._per_address:
+            return
+        parked = self._parked.get(address)
+        if parked:  # the slot passes straight to the next in line
+            start = parked.popleft()
+            if not parked:
+                del self._parked[address]
+            self._paced(start)
+            return
+        busy = self._busy[address] - 1
+        if busy:
+            self._busy[address] = busy
+        else:
+            del self._busy[address]
+
+    def withdraw(self, address: str, start: Callable[[], None]) -> None:
+        """Forget ``start`` whose caller gave up before its handshake began."""
+        parked = self._parked.get(address)
+        if parked is not None and start in parked:
+            parked.remove(start)
+            if not parked:
+                del self._parked[address]
+            return
+        self.leave(address)  # it held a slot, waiting only for its rate slot
+
+    def _paced(self, start: Callable[[], None]) -> None:
+        delay = self._rate.reserve() if self._rate is not None else 0.0
+        if delay > 0:
+            asyncio.get_running_loop().call_later(delay, start)
+        else:
+            start()
+
+    async def pace(self) -> None:
+        """Only the rate: path-trace handshakes count against ``--rate`` too."""
+        if self._rate is not None:
+            await self._rate.wait()

@@ -1,0 +1,101 @@
+"""From a prober's raw outcome to a :class:`ProbeResult`: classify, then say what to check."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..classify import classify_connect, classify_latency, errno_name, hint_for
+from ..models import AddressFamily, Category, ConnectOutcome, IcmpDetail, ProbeResult, Target
+from ..scope import ScopeGuard
+
+
+def classify_attempt(
+    target: Target, address: str, outcome: ConnectOutcome, local: str | None
+) -> Category:
+    """The category of one handshake to ``address`` (``local``: the source we used)."""
+    category = classify_connect(outcome, (local,) if local else (), address)
+    return classify_latency(category, outcome.latency_ms, target.max_latency_ms)
+
+
+def attempt_result(
+    target: Target,
+    address: str,
+    family: AddressFamily,
+    *,
+    category: Category,
+    outcome: ConnectOutcome,
+    attempts: int,
+) -> ProbeResult:
+    """The :class:`ProbeResult` of an address's final handshake, with its hint."""
+    errno = None if outcome.errno == 0 else errno_name(outcome.errno)
+    if category is Category.OPEN:
+        hint = None
+    elif category is Category.SLOW:
+        hint = hint_for(category, latency_ms=outcome.latency_ms, budget_ms=target.max_latency_ms)
+    else:  # the same few sentences over and over: format each once
+        # the target's own address only matters to a reject ("the host itself rejects")
+        rejected_by = address if category is Category.REJECTED else None
+        hint = _probe_hint(category, target, outcome.icmp, errno, rejected_by)
+    return ProbeResult(
+        target=target,
+        address=address,
+        family=family,
+        category=category,
+        latency_ms=outcome.latency_ms,
+        attempts=attempts,
+        errno=errno,
+        icmp=outcome.icmp,
+        hint=hint,
+    )
+
+
+def out_of_scope(
+    target: Target, address: str, family: AddressFamily, scope: ScopeGuard
+) -> ProbeResult:
+    """The result for an address the scope guard keeps us away from: no packet was sent."""
+    hint = hint_for(Category.OUT_OF_SCOPE)
+    return ProbeResult(
+        target=target,
+        address=address,
+        family=family,
+        category=Category.OUT_OF_SCOPE,
+        latency_ms=None,
+        attempts=0,
+        errno=None,
+        icmp=None,
+        hint=f"{hint} (allowed: {scope})",
+    )
+
+
+_HintKey = tuple[Category, int, float, IcmpDetail | None, str | None, str | None]
+_hints: dict[_HintKey, str | None] = {}
+_MISSING: Any = object()
+
+
+def _probe_hint(
+    category: Category,
+    target: Target,
+    icmp: IcmpDetail | None,
+    errno: str | None,
+    target_address: str | None,
+) -> str | None:
+    """:func:`hint_for` a failed handshake, each distinct sentence formatted once.
+
+    A big scan says the same few sentences thousands of times. The cache is bounded:
+    rejects name the target's address, so a huge scan could otherwise grow it forever.
+    """
+    port, timeout = target.port, target.timeout
+    key = (category, port, timeout, icmp, errno, target_address)
+    hint = _hints.get(key, _MISSING)
+    if hint is _MISSING:
+        if len(_hints) >= 4096:
+            _hints.clear()
+        hint = _hints[key] = hint_for(
+            category,
+            port=port,
+            timeout=timeout,
+            icmp=icmp,
+            errno_name=errno,
+            target_address=target_address,
+        )
+    return hint  # type: ignore[no-any-return]

@@ -1,0 +1,151 @@
+"""``--format json``: every scan event as one JSON line (SPEC §3), through structlog's processors.
+
+The pipeline is structlog's processor chain, driven directly: stamp the time → render
+the line. An event is its name and level plus a payload from :mod:`.document` (the same
+typed shapes the report uses); the renderer encodes the payload with msgspec and puts
+``event``, ``timestamp`` and ``level`` first, so a person can scan the stream.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, MutableMapping
+from datetime import UTC, datetime
+from typing import IO, Any
+
+import msgspec
+import structlog
+
+from .. import signals
+from ..models import (
+    Category,
+    DnsResult,
+    Hop,
+    PathTrace,
+    ProbeResult,
+    ScanStart,
+    ScanSummary,
+    Target,
+    TargetResult,
+)
+from ..verdict import event_level, scan_level
+from ._sink import LineSink, raw_stdout
+from .document import (
+    Change,
+    dns_entry,
+    hop_entry,
+    probe_entry,
+    start_entry,
+    summary_entry,
+    target_outcome,
+)
+
+EventDict = MutableMapping[str, Any]
+
+
+class UtcTimestamp:
+    """structlog processor: ``timestamp`` as ISO-8601 UTC with milliseconds.
+
+    Formatted once per millisecond: at tens of thousands of events a second most
+    events share one, and formatting a datetime costs more than rendering the JSON.
+    """
+
+    __slots__ = ("_ms", "_text")
+
+    def __init__(self) -> None:
+        self._ms = -1
+        self._text = ""
+
+    def __call__(self, _logger: Any, _method: str, event_dict: EventDict) -> EventDict:
+        ms = int(time.time() * 1000)
+        if ms != self._ms:
+            self._ms = ms
+            moment = datetime.fromtimestamp(ms / 1000, UTC)
+            self._text = moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}Z"
+        event_dict["timestamp"] = self._text
+        return event_dict
+
+
+_encode = msgspec.json.Encoder().encode
+
+
+def _render_line(event_dict: EventDict, **_: Any) -> bytes:
+    """``{"event":…,"timestamp":…,"level":…, <payload fields>}`` and a newline.
+
+    The payload Struct is encoded once and its fields spliced after the three envelope
+    keys: no dict of the payload is built.
+    """
+    payload = _encode(event_dict["payload"])
+    head = _encode({k: event_dict[k] for k in ("event", "timestamp", "level")})
+    if payload == b"{}":
+        return head + b"\n"
+    return head[:-1] + b"," + payload[1:] + b"\n"
+
+
+Processor = Callable[[Any, str, Any], Any]
+
+
+def json_processors() -> list[Processor]:
+    """The event pipeline: add timestamp → render the JSON line."""
+    return [UtcTimestamp(), structlog.processors.JSONRenderer(serializer=_render_line)]
+
+
+ChangeOfResult = Callable[[TargetResult], "Change | None"]
+
+
+class JsonEventWriter:
+    """Observer that streams every scan event as a JSON line (``--format json``)."""
+
+    def __init__(
+        self,
+        stream: IO[bytes] | None = None,
+        change_of: ChangeOfResult | None = None,
+        *,
+        frame: bool = True,
+    ) -> None:
+        """``frame=False`` leaves out ``scan.started`` and ``scan.finished``: a worker's
+        stream, framed once for all of them by the parent."""
+        self._stamp, self._render = json_processors()
+        self.sink = LineSink(stream if stream is not None else raw_stdout())
+        self._change_of = change_of
+        self._frame = frame
+
+    def emit(self, name: str, level: str, payload: msgspec.Struct) -> None:
+        event = {"event": name, "timestamp": None, "level": level, "payload": payload}
+        self.sink.write(self._render(None, level, self._stamp(None, level, event)))
+
+    def flush(self) -> None:
+        self.sink.flush()
+
+    def backlogged(self) -> bool:
+        return self.sink.backlogged
+
+    def on_start(self, start: ScanStart) -> None:
+        if self._frame:
+            self.emit("scan.started", "info", start_entry(start))
+            self.flush()
+
+    def on_dns(self, result: DnsResult) -> None:
+        level = "info" if result.category is Category.RESOLVED else "warning"
+        self.emit("dns.result", level, dns_entry(result))
+
+    def on_probe(self, result: ProbeResult) -> None:
+        level = "info" if result.category is Category.OPEN else "warning"
+        self.emit("probe.result", level, probe_entry(result))
+
+    def on_target(self, result: TargetResult) -> None:
+        change = self._change_of(result) if self._change_of is not None else None
+        self.emit(
+            "target.result",
+            event_level(result.ok, result.category),
+            target_outcome(result, change),
+        )
+
+    def on_hop(self, target: Target, path: PathTrace, hop: Hop) -> None:
+        self.emit("path.hop", "info", hop_entry(target, path, hop))
+
+    def on_finish(self, summary: ScanSummary) -> None:
+        if self._frame:
+            self.emit("scan.finished", scan_level(summary), summary_entry(summary))
+        # everything reaches the reader before the process ends, unless a signal says stop
+        self.sink.drain(interrupted=lambda: signals.received() is not None)
