@@ -193,23 +193,6 @@ def classify_latency(
     return category
 
 
-#: c-ares status codes (pycares.errno / ares.h) to DNS categories.
-ARES_CATEGORY: Mapping[int, Category] = {
-    0: C.RESOLVED,  # ARES_SUCCESS
-    1: C.DNS_NO_ADDRESS,  # ARES_ENODATA: NOERROR, but no record of that type
-    3: C.DNS_SERVFAIL,  # ARES_ESERVFAIL
-    4: C.DNS_NXDOMAIN,  # ARES_ENOTFOUND: NXDOMAIN (or not in hosts/any search domain)
-    6: C.DNS_REFUSED,  # ARES_EREFUSED
-    11: C.DNS_TIMEOUT,  # ARES_ECONNREFUSED: nameserver port closed; no answer came
-    12: C.DNS_TIMEOUT,  # ARES_ETIMEOUT
-}
-
-
-def classify_ares(status: int) -> Category:
-    """Category for one c-ares lookup status."""
-    return ARES_CATEGORY.get(status, C.DNS_ERROR)
-
-
 #: When A and AAAA fail differently, the name's verdict is the most actionable one:
 #: a server failure hides whether the record exists, so it outranks "no such record".
 _DNS_PRECEDENCE: Sequence[Category] = (
@@ -348,3 +331,128 @@ def hint_for(
         peer_closed="a reset" if peer_closed == "RST" else "a FIN",
         hold_ms=hold_ms or 0.0,
     )
+
+
+# =============================================================================================
+# TLS (issue 15): the TLS phase after an opened TCP handshake. Appended as one section so it
+# merges on its own; the functions that read these tables live in scanner/probers/tls.py.
+# =============================================================================================
+
+#: X509_V_ERR_* codes (openssl/x509_vfy.h) that SSLCertVerificationError.verify_code carries,
+#: to a category and a short name for what is wrong. A code not listed is ``tls_untrusted``
+#: with OpenSSL's own message: the chain did not verify, for a reason this table does not name.
+TLS_VERIFY_CODES: Mapping[int, tuple[Category, str]] = {
+    2: (C.TLS_UNTRUSTED, "unknown_issuer"),  # unable to get issuer certificate
+    7: (C.TLS_UNTRUSTED, "bad_signature"),  # certificate signature failure
+    9: (C.TLS_NOT_YET_VALID, "not_yet_valid"),  # certificate is not yet valid
+    10: (C.TLS_EXPIRED, "expired"),  # certificate has expired
+    18: (C.TLS_UNTRUSTED, "self_signed"),  # self-signed certificate (depth 0)
+    19: (C.TLS_UNTRUSTED, "self_signed_in_chain"),  # a root in the chain, not trusted here
+    20: (C.TLS_UNTRUSTED, "unknown_issuer"),  # unable to get local issuer certificate
+    21: (C.TLS_UNTRUSTED, "unknown_issuer"),  # unable to verify the first certificate
+    23: (C.TLS_UNTRUSTED, "revoked"),  # certificate revoked
+    24: (C.TLS_UNTRUSTED, "bad_issuer"),  # issuer certificate doesn't have a public key
+    26: (C.TLS_UNTRUSTED, "wrong_purpose"),  # unsuitable certificate purpose
+    27: (C.TLS_UNTRUSTED, "not_trusted"),  # certificate not trusted
+    28: (C.TLS_UNTRUSTED, "rejected"),  # certificate rejected
+    62: (C.TLS_HOSTNAME_MISMATCH, "hostname_mismatch"),  # hostname mismatch
+    64: (C.TLS_HOSTNAME_MISMATCH, "ip_mismatch"),  # IP address mismatch
+    66: (C.TLS_UNTRUSTED, "weak_key"),  # EE certificate key too weak
+    67: (C.TLS_UNTRUSTED, "weak_key"),  # CA certificate key too weak
+    68: (C.TLS_UNTRUSTED, "weak_digest"),  # CA signature digest algorithm too weak
+    79: (C.TLS_UNTRUSTED, "bad_issuer"),  # invalid CA certificate
+}
+
+#: TLS alert descriptions (RFC 8446 §6, RFC 5246 §7.2) as OpenSSL names them in an error
+#: reason (``SSLV3_ALERT_HANDSHAKE_FAILURE``, ``TLSV13_ALERT_CERTIFICATE_REQUIRED``...): what
+#: the peer's alert most often means for whoever runs the server.
+TLS_ALERT_MEANING: Mapping[str, str] = {
+    "handshake_failure": "the server found nothing acceptable in the offer: no shared cipher "
+    "or protocol version, or it wants a client certificate",
+    "protocol_version": "the server does not speak a TLS version this client offers "
+    "(TLS 1.2 and 1.3): upgrade the server's TLS configuration",
+    "insufficient_security": "the server wants stronger ciphers than offered",
+    "certificate_required": "the server requires a client certificate: set client_cert and "
+    "client_key",
+    "bad_certificate": "the server rejected the client certificate offered",
+    "unknown_ca": "the server does not trust the CA of the client certificate offered",
+    "certificate_unknown": "the server rejected the client certificate offered",
+    "certificate_expired": "the server says the client certificate offered has expired",
+    "access_denied": "the server refuses this client (an ACL on the TLS endpoint)",
+    "unrecognized_name": "the server has no certificate for this name (SNI): check server_name",
+    "internal_error": "the server failed internally during the handshake: check its log",
+    "decode_error": "the server could not parse this client's handshake",
+    "illegal_parameter": "the server found a parameter of the handshake unacceptable",
+    "no_application_protocol": "the server wants an application protocol (ALPN) not offered",
+}
+
+#: ssl reasons the client itself raises on what the server sent (no alert from the peer).
+TLS_LOCAL_REASONS: Mapping[str, str] = {
+    "UNSUPPORTED_PROTOCOL": "the server chose a TLS version older than 1.2, which this "
+    "client refuses: upgrade the server's TLS configuration",
+    "NO_PROTOCOLS_AVAILABLE": "no TLS version is left to offer under this client's settings",
+    "WRONG_SIGNATURE_TYPE": "the server signed with an algorithm this client refuses",
+    "NO_SHARED_CIPHER": "no cipher in common with the server",
+    "UNEXPECTED_EOF_WHILE_READING": "the server closed the connection in the middle of "
+    "the handshake, without an alert",
+}
+
+#: What the first bytes of a plain-text answer look like, checked in order: (prefix, what it
+#: is, what to do). The prefix is compared case-sensitively on the raw bytes.
+TLS_PLAINTEXT_KINDS: Sequence[tuple[bytes, str, str]] = (
+    (b"HTTP/", "an HTTP server without TLS", "use the HTTPS port or enable TLS on it"),
+    (b"SSH-", "an SSH server", "wrong port for TLS"),
+    (b"220", "an SMTP or FTP greeting", "set starttls: smtp, or use the implicit-TLS port"),
+    (b"* OK", "an IMAP greeting", "set starttls: imap, or use port 993"),
+    (b"+OK", "a POP3 greeting", "set starttls: pop3, or use port 995"),
+    (b"<", "an HTML or XML document", "the port serves plain text, not TLS"),
+    (b"{", "a JSON document", "the port serves plain text, not TLS"),
+)
+
+#: Generic hints for the TLS categories; :func:`scanner.probers.tls.classify_tls` builds a
+#: precise one from the outcome (which certificate, which SANs, which alert, what text).
+TLS_HINTS: Mapping[Category, str] = {
+    C.TLS_EXPIRED: "a certificate the server presents has expired ({detail}): renew it",
+    C.TLS_NOT_YET_VALID: "a certificate the server presents is not valid yet ({detail}): "
+    "check the clocks, or the certificate's start date",
+    C.TLS_EXPIRING: "a certificate the server presents expires soon ({detail}): renew it",
+    C.TLS_HOSTNAME_MISMATCH: "the certificate is not for this name ({detail}): fix "
+    "server_name or the certificate's SANs",
+    C.TLS_UNTRUSTED: "the certificate chain does not lead to a trusted CA ({detail})",
+    C.TLS_HANDSHAKE_FAILED: "the TLS handshake failed ({detail})",
+    C.TLS_NOT_TLS: "the port answered in plain text, not TLS ({detail})",
+    C.TLS_TIMEOUT: "the port accepted the connection but never completed the TLS "
+    "handshake ({detail})",
+}
+
+# Folded into HINTS so that hint_for knows every category; at merge these entries belong in
+# the HINTS literal above.
+HINTS = {**HINTS, **TLS_HINTS}
+
+
+def tls_verify_category(verify_code: int) -> tuple[Category, str]:
+    """Category and short reason for an X509 verification error code."""
+    return TLS_VERIFY_CODES.get(verify_code, (C.TLS_UNTRUSTED, "verify_failed"))
+
+
+def tls_alert_name(reason: str | None) -> str | None:
+    """The alert description in an OpenSSL reason: ``SSLV3_ALERT_HANDSHAKE_FAILURE`` ->
+    ``handshake_failure``; None when the reason is not a received alert."""
+    if not reason:
+        return None
+    for prefix in ("SSLV3_ALERT_", "TLSV13_ALERT_", "TLSV1_ALERT_"):
+        if reason.startswith(prefix):
+            return reason[len(prefix) :].lower()
+    if reason == "TLSV1_UNRECOGNIZED_NAME":
+        return "unrecognized_name"
+    return None
+
+
+def plaintext_kind(data: bytes) -> tuple[str, str, str]:
+    """(first line as text, what it looks like, what to do) for a plain-text answer."""
+    line = data.split(b"\n", 1)[0].rstrip(b"\r")[:60]
+    shown = "".join(chr(b) if 32 <= b < 127 else "." for b in line)
+    for prefix, kind, action in TLS_PLAINTEXT_KINDS:
+        if data.startswith(prefix):
+            return shown, kind, action
+    return shown, "plain text", "the port does not speak TLS: check the port"

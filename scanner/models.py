@@ -50,6 +50,15 @@ class Category(StrEnum):
     CLOSED_BY_PEER = "closed_by_peer"
     # Not a failure: the name resolved. Only ever seen in dns.result events.
     RESOLVED = "resolved"
+    # TLS (issue 15): the TCP handshake opened, the TLS phase after it did not pass.
+    TLS_EXPIRED = "tls_expired"
+    TLS_NOT_YET_VALID = "tls_not_yet_valid"
+    TLS_EXPIRING = "tls_expiring"
+    TLS_HOSTNAME_MISMATCH = "tls_hostname_mismatch"
+    TLS_UNTRUSTED = "tls_untrusted"
+    TLS_HANDSHAKE_FAILED = "tls_handshake_failed"
+    TLS_NOT_TLS = "tls_not_tls"
+    TLS_TIMEOUT = "tls_timeout"
 
     def __str__(self) -> str:
         return self.value
@@ -57,6 +66,11 @@ class Category(StrEnum):
     @property
     def is_dns(self) -> bool:
         return self.value.startswith("dns_")
+
+    @property
+    def is_tls(self) -> bool:
+        """A TLS failure: the TCP handshake opened, so it never meets ``expect: closed``."""
+        return self.value.startswith("tls_")
 
 
 #: Categories worth another attempt: the answer may differ a moment later.

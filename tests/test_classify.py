@@ -9,7 +9,6 @@ import pytest
 from scanner.classify import (
     ERRNO_CATEGORY,
     HINTS,
-    classify_ares,
     classify_connect,
     classify_errno,
     classify_icmp,
@@ -251,31 +250,6 @@ def test_classify_connect(
 
 
 # --- c-ares ---------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("status", "category"),
-    [
-        pytest.param(0, C.RESOLVED, id="ARES_SUCCESS"),
-        pytest.param(1, C.DNS_NO_ADDRESS, id="ARES_ENODATA"),
-        pytest.param(3, C.DNS_SERVFAIL, id="ARES_ESERVFAIL"),
-        pytest.param(4, C.DNS_NXDOMAIN, id="ARES_ENOTFOUND"),
-        pytest.param(6, C.DNS_REFUSED, id="ARES_EREFUSED"),
-        pytest.param(11, C.DNS_TIMEOUT, id="ARES_ECONNREFUSED"),
-        pytest.param(12, C.DNS_TIMEOUT, id="ARES_ETIMEOUT"),
-        pytest.param(2, C.DNS_ERROR, id="ARES_EFORMERR"),
-        pytest.param(5, C.DNS_ERROR, id="ARES_ENOTIMP"),
-        pytest.param(7, C.DNS_ERROR, id="ARES_EBADQUERY"),
-        pytest.param(8, C.DNS_ERROR, id="ARES_EBADNAME"),
-        pytest.param(15, C.DNS_ERROR, id="ARES_ENOMEM"),
-        pytest.param(16, C.DNS_ERROR, id="ARES_EDESTRUCTION"),
-        pytest.param(24, C.DNS_ERROR, id="ARES_ECANCELLED"),
-        pytest.param(-1, C.DNS_ERROR, id="no-status"),
-        pytest.param(9999, C.DNS_ERROR, id="unknown"),
-    ],
-)
-def test_classify_ares(status: int, category: Category) -> None:
-    assert classify_ares(status) is category
 
 
 @pytest.mark.parametrize(

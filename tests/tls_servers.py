@@ -1,0 +1,638 @@
+"""Real TLS servers for the TLS prober's tests: certificates made here, servers on loopback.
+
+Every certificate is made by the test with ``cryptography`` (a CA, an intermediate, leaves
+that are valid, expired, not yet valid, for another name, self-signed, from an unknown CA,
+expiring soon); the servers are real programs, each with a config the test writes and each
+stopped at the end: nginx (one process, one port per case), ``openssl s_server`` (TLS 1.0,
+mutual TLS), aiosmtpd (SMTP STARTTLS) and PostgreSQL from Debian (its SSLRequest), run as the
+unprivileged ``postgres`` user in a temporary data directory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import glob
+import ipaddress
+import os
+import pwd
+import shutil
+import socket
+import struct
+import subprocess
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import ClassVar
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import AuthorityInformationAccessOID, ExtendedKeyUsageOID, NameOID
+
+from .conftest import free_port
+
+UTC = dt.UTC
+NOW = dt.datetime.now(UTC)
+DAY = dt.timedelta(days=1)
+
+
+@dataclass
+class Issued:
+    """A certificate and its key as PEM files; ``chain`` holds what a server should send."""
+
+    cert: x509.Certificate
+    key: ec.EllipticCurvePrivateKey
+    cert_file: Path
+    key_file: Path
+    chain_file: Path  # leaf first, then the intermediates the server sends
+    sent_file: Path | None  # the intermediates alone (None: the server sends its leaf only)
+
+    @property
+    def fingerprint(self) -> str:
+        return self.cert.fingerprint(hashes.SHA256()).hex()
+
+    @property
+    def subject(self) -> str:
+        return self.cert.subject.rfc4514_string()
+
+
+def _name(common_name: str) -> x509.Name:
+    return x509.Name(
+        [
+            x509.NameAttribute(NameOID.ORGANIZATION_NAME, "scanner tests"),
+            x509.NameAttribute(NameOID.COMMON_NAME, common_name),
+        ]
+    )
+
+
+@dataclass
+class Pki:
+    """Makes certificates into ``directory``."""
+
+    directory: Path
+    count: int = 0
+    made: dict[str, Issued] = field(default_factory=dict)
+
+    def _write(
+        self,
+        label: str,
+        cert: x509.Certificate,
+        key: ec.EllipticCurvePrivateKey,
+        sent: list[x509.Certificate],
+    ) -> Issued:
+        cert_file = self.directory / f"{label}.crt"
+        key_file = self.directory / f"{label}.key"
+        chain_file = self.directory / f"{label}.chain.pem"
+        cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+        key_file.write_bytes(
+            key.private_bytes(
+                serialization.Encoding.PEM,
+                serialization.PrivateFormat.PKCS8,
+                serialization.NoEncryption(),
+            )
+        )
+        chain_file.write_bytes(
+            b"".join(c.public_bytes(serialization.Encoding.PEM) for c in [cert, *sent])
+        )
+        sent_file = None
+        if sent:
+            sent_file = self.directory / f"{label}.sent.pem"
+            sent_file.write_bytes(
+                b"".join(c.public_bytes(serialization.Encoding.PEM) for c in sent)
+            )
+        issued = Issued(cert, key, cert_file, key_file, chain_file, sent_file)
+        self.made[label] = issued
+        return issued
+
+    def ca(
+        self,
+        label: str,
+        issuer: Issued | None = None,
+        not_after: dt.datetime | None = None,
+    ) -> Issued:
+        """A root CA (``issuer`` None) or an intermediate CA under ``issuer``."""
+        key = ec.generate_private_key(ec.SECP256R1())
+        subject = _name(f"scanner test {label}")
+        builder = (
+            x509.CertificateBuilder()
+            .subject_name(subject)
+            .issuer_name(issuer.cert.subject if issuer else subject)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(NOW - 30 * DAY)
+            .not_valid_after(not_after or NOW + 3650 * DAY)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .add_extension(
+                x509.KeyUsage(
+                    digital_signature=True,
+                    content_commitment=False,
+                    key_encipherment=False,
+                    data_encipherment=False,
+                    key_agreement=False,
+                    key_cert_sign=True,
+                    crl_sign=True,
+                    encipher_only=False,
+                    decipher_only=False,
+                ),
+                critical=True,
+            )
+            .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), False)
+        )
+        if issuer is not None:
+            builder = builder.add_extension(
+                x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer.key.public_key()),
+                critical=False,
+            )
+        signer = issuer.key if issuer else key
+        cert = builder.sign(signer, hashes.SHA256())
+        sent = [issuer.cert] if issuer and issuer.cert.issuer != issuer.cert.subject else []
+        return self._write(label, cert, key, sent)
+
+    def leaf(
+        self,
+        label: str,
+        issuer: Issued | None,
+        names: tuple[str, ...] = ("good.test",),
+        not_before: dt.datetime | None = None,
+        not_after: dt.datetime | None = None,
+        send_chain: bool = True,
+        aia: str | None = None,
+        client: bool = False,
+    ) -> Issued:
+        """A server (or client) certificate; ``issuer`` None makes it self-signed."""
+        key = ec.generate_private_key(ec.SECP256R1())
+        subject = _name(names[0] if names else label)
+        sans: list[x509.GeneralName] = []
+        for value in names:
+            try:
+                sans.append(x509.IPAddress(ipaddress.ip_address(value)))
+            except ValueError:
+                sans.append(x509.DNSName(value))
+        builder = (
+            x509.CertificateBuilder()
+            .subject_name(subject)
+            .issuer_name(issuer.cert.subject if issuer else subject)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(not_before or NOW - 10 * DAY)
+            .not_valid_after(not_after or NOW + 365 * DAY)
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .add_extension(
+                x509.ExtendedKeyUsage(
+                    [ExtendedKeyUsageOID.CLIENT_AUTH if client else ExtendedKeyUsageOID.SERVER_AUTH]
+                ),
+                critical=False,
+            )
+        )
+        if sans:
+            builder = builder.add_extension(x509.SubjectAlternativeName(sans), critical=False)
+        if issuer is not None:
+            builder = builder.add_extension(
+                x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer.key.public_key()),
+                critical=False,
+            )
+        if aia is not None:
+            builder = builder.add_extension(
+                x509.AuthorityInformationAccess(
+                    [
+                        x509.AccessDescription(
+                            AuthorityInformationAccessOID.CA_ISSUERS,
+                            x509.UniformResourceIdentifier(aia),
+                        )
+                    ]
+                ),
+                critical=False,
+            )
+        cert = builder.sign(issuer.key if issuer else key, hashes.SHA256())
+        sent: list[x509.Certificate] = []
+        if send_chain and issuer is not None and issuer.cert.issuer != issuer.cert.subject:
+            sent = [issuer.cert]  # the intermediate; a server never needs to send the root
+        return self._write(label, cert, key, sent)
+
+
+def tls_certificates(directory: Path) -> Pki:
+    """Every certificate the TLS cases need, by label."""
+    pki = Pki(directory)
+    root = pki.ca("root")
+    inter = pki.ca("intermediate", issuer=root)
+    other_root = pki.ca("other-root")
+    other_inter = pki.ca("other-intermediate", issuer=other_root)
+    pki.leaf("valid", inter)
+    pki.leaf("valid-ip", inter, names=("127.0.0.1", "::1"))
+    pki.leaf("expired", inter, not_before=NOW - 400 * DAY, not_after=NOW - 3 * DAY)
+    pki.leaf("not-yet-valid", inter, not_before=NOW + 5 * DAY, not_after=NOW + 400 * DAY)
+    pki.leaf("wrong-host", inter, names=("other.test", "www.other.test"))
+    pki.leaf("self-signed", None)
+    pki.leaf(
+        "missing-intermediate",
+        inter,
+        send_chain=False,
+        aia="http://pki.scanner.test/intermediate.crt",
+    )
+    pki.leaf("untrusted-ca", other_inter)
+    pki.leaf("leaf-of-unknown-root", other_root)
+    pki.leaf("expiring", inter, not_after=NOW + 10 * DAY + dt.timedelta(hours=1))
+    short_inter = pki.ca("short-intermediate", issuer=root, not_after=NOW + 20 * DAY)
+    pki.leaf("expiring-intermediate", short_inter)
+    pki.leaf("client", inter, names=("client.test",), client=True)
+    return pki
+
+
+# --- nginx ------------------------------------------------------------------------------
+
+
+def _wait_port(host: str, port: int, timeout: float = 10.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+            probe.settimeout(0.2)
+            if probe.connect_ex((host, port)) == 0:
+                return True
+        time.sleep(0.02)
+    return False
+
+
+@dataclass
+class Nginx:
+    """One nginx process, one TLS server block per certificate case, plus a plain HTTP port."""
+
+    ports: dict[str, int]
+    proc: subprocess.Popen[bytes]
+    error_log: Path
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(timeout=5)
+
+
+def start_nginx(
+    pki: Pki, workdir: Path, cases: list[str], split: dict[str, tuple[str, str]] | None = None
+) -> Nginx:
+    """nginx from Debian with a config of ours on 127.0.0.1 (and ::1); never its default.
+
+    Each case serves its certificate on both addresses; each ``split`` case serves one
+    certificate on 127.0.0.1 and another on ::1 on the same port (a dual-stack name where
+    only one address has the right certificate).
+    """
+    binary = shutil.which("nginx") or "/usr/sbin/nginx"
+    split = split or {}
+    ports = {case: free_port() for case in [*cases, *split, "plain-http"]}
+    servers = []
+    for case, (v4, v6) in split.items():
+        for listen, label in ((f"127.0.0.1:{ports[case]}", v4), (f"[::1]:{ports[case]}", v6)):
+            issued = pki.made[label]
+            servers.append(
+                f"""
+    server {{
+        listen {listen} ssl;
+        ssl_certificate {issued.chain_file};
+        ssl_certificate_key {issued.key_file};
+        return 200 "ok\\n";
+    }}"""
+            )
+    for case in cases:
+        issued = pki.made[case]
+        servers.append(
+            f"""
+    server {{
+        listen 127.0.0.1:{ports[case]} ssl;
+        listen [::1]:{ports[case]} ssl;
+        ssl_certificate {issued.chain_file};
+        ssl_certificate_key {issued.key_file};
+        ssl_protocols TLSv1.2 TLSv1.3;
+        return 200 "ok\\n";
+    }}"""
+        )
+    servers.append(
+        f"""
+    server {{
+        listen 127.0.0.1:{ports["plain-http"]};
+        return 200 "plain\\n";
+    }}"""
+    )
+    user = "user nobody nogroup;" if os.geteuid() == 0 else ""
+    for sub in ("body", "proxy", "fastcgi", "uwsgi", "scgi"):
+        (workdir / sub).mkdir(exist_ok=True)
+    conf = workdir / "nginx.conf"
+    error_log = workdir / "error.log"
+    conf.write_text(
+        f"""
+{user}
+worker_processes 1;
+pid {workdir}/nginx.pid;
+error_log {error_log} info;
+events {{ worker_connections 1024; }}
+http {{
+    access_log off;
+    client_body_temp_path {workdir}/body;
+    proxy_temp_path {workdir}/proxy;
+    fastcgi_temp_path {workdir}/fastcgi;
+    uwsgi_temp_path {workdir}/uwsgi;
+    scgi_temp_path {workdir}/scgi;
+    {"".join(servers)}
+}}
+"""
+    )
+    proc = subprocess.Popen(
+        [binary, "-p", str(workdir), "-c", str(conf), "-e", str(error_log), "-g", "daemon off;"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    if not _wait_port("127.0.0.1", ports["plain-http"]):
+        proc.kill()
+        _, err = proc.communicate(timeout=5)
+        raise RuntimeError(f"nginx did not start: {err.decode()} {error_log.read_text()}")
+    return Nginx(ports, proc, error_log)
+
+
+# --- openssl s_server -------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def s_server(*args: str, host: str = "127.0.0.1") -> Iterator[int]:
+    """``openssl s_server`` on a free port of ``host`` with ``args``; yields the port."""
+    port = free_port()
+    accept = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    proc = subprocess.Popen(
+        ["openssl", "s_server", "-accept", accept, "-naccept", "1000", "-quiet", *args],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        if not _wait_port(host, port):
+            proc.kill()
+            _, err = proc.communicate(timeout=5)
+            raise RuntimeError(f"s_server did not start: {err.decode()}")
+        yield port
+    finally:
+        proc.kill()
+        proc.communicate(timeout=5)
+
+
+# --- silent and closing listeners -------------------------------------------------------
+
+
+class SilentServer:
+    """Accepts TCP connections and never sends a byte (holds them until closed)."""
+
+    def __init__(self) -> None:
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(64)
+        self.port: int = self.sock.getsockname()[1]
+        self.held: list[socket.socket] = []
+        self._stop = False
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    def _serve(self) -> None:
+        self.sock.settimeout(0.1)
+        while not self._stop:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                continue
+            self.held.append(conn)
+
+    def close(self) -> None:
+        self._stop = True
+        self._thread.join(timeout=2)
+        for conn in self.held:
+            conn.close()
+        self.sock.close()
+
+
+class ScriptedServer:
+    """A TCP server that answers every connection with one misbehaviour, on real sockets.
+
+    ``reset``: reads the ClientHello, then resets the connection (linger 0). ``garbage``:
+    answers with bytes that are neither TLS nor text. ``stall``: answers with the first bytes
+    of a TLS handshake record, then nothing.
+    """
+
+    ANSWERS: ClassVar[dict[str, bytes]] = {
+        "garbage": b"\x00\x00\x00\x1cbinary protocol\xff\xfe",
+        "stall": b"\x16\x03\x03\x00\x7a\x02\x00\x00",
+    }
+
+    def __init__(self, behaviour: str) -> None:
+        self.behaviour = behaviour
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.port: int = self.sock.getsockname()[1]
+        self.held: list[socket.socket] = []
+        self._stop = False
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    def _serve(self) -> None:
+        self.sock.settimeout(0.1)
+        while not self._stop:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                continue
+            conn.settimeout(2.0)
+            with contextlib.suppress(OSError):
+                conn.recv(4096)  # the ClientHello
+                if self.behaviour == "reset":
+                    conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                    conn.close()
+                    continue
+                conn.sendall(self.ANSWERS[self.behaviour])
+            self.held.append(conn)
+
+    def close(self) -> None:
+        self._stop = True
+        self._thread.join(timeout=2)
+        for conn in self.held:
+            conn.close()
+        self.sock.close()
+
+
+# --- Dovecot (IMAP and POP3 STARTTLS) ---------------------------------------------------
+
+
+@dataclass
+class Dovecot:
+    imap: int
+    pop3: int
+    proc: subprocess.Popen[bytes]
+    log: Path
+
+
+@contextlib.contextmanager
+def dovecot_server(workdir: Path, leaf: Issued | None) -> Iterator[Dovecot]:
+    """Debian's Dovecot with a config of ours: IMAP and POP3 on 127.0.0.1, STARTTLS with
+    ``leaf`` (None: ``ssl = no``, so STARTTLS is refused). No mail is ever served."""
+    binary = shutil.which("dovecot") or "/usr/sbin/dovecot"
+    imap, pop3 = free_port(), free_port()
+    for sub in ("run", "state", "home"):
+        (workdir / sub).mkdir(parents=True, exist_ok=True)
+    log = workdir / "dovecot.log"
+    ssl = (
+        f"ssl = required\nssl_cert = <{leaf.chain_file}\nssl_key = <{leaf.key_file}\n"
+        if leaf
+        else "ssl = no\n"
+    )
+    conf = workdir / "dovecot.conf"
+    conf.write_text(
+        f"""base_dir = {workdir}/run
+state_dir = {workdir}/state
+log_path = {log}
+protocols = imap pop3
+listen = 127.0.0.1
+{ssl}auth_mechanisms = plain
+disable_plaintext_auth = no
+passdb {{
+  driver = static
+  args = nopassword=y
+}}
+userdb {{
+  driver = static
+  args = uid=nobody gid=nogroup home={workdir}/home
+}}
+mail_location = maildir:{workdir}/home/Maildir
+service imap-login {{
+  inet_listener imap {{
+    port = {imap}
+  }}
+  inet_listener imaps {{
+    port = 0
+  }}
+}}
+service pop3-login {{
+  inet_listener pop3 {{
+    port = {pop3}
+  }}
+  inet_listener pop3s {{
+    port = 0
+  }}
+}}
+service anvil {{
+  chroot =
+}}
+"""
+    )
+    proc = subprocess.Popen(
+        [binary, "-F", "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
+    try:
+        if not (_wait_port("127.0.0.1", imap) and _wait_port("127.0.0.1", pop3)):
+            proc.kill()
+            _, err = proc.communicate(timeout=5)
+            raise RuntimeError(f"dovecot did not start: {err.decode()} {log.read_text()}")
+        yield Dovecot(imap, pop3, proc, log)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=5)
+
+
+# --- PostgreSQL -------------------------------------------------------------------------
+
+
+def postgres_bin() -> Path | None:
+    """Debian's PostgreSQL binaries (``/usr/lib/postgresql/N/bin``), the newest."""
+    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/pg_ctl"))
+    return Path(found[-1]).parent if found else None
+
+
+@dataclass
+class Postgres:
+    port: int
+    datadir: Path
+    bindir: Path
+    user: str
+
+    def run(self, *argv: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            ["runuser", "-u", self.user, "--", *argv],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+
+    def set_ssl(self, on: bool) -> None:
+        psql = str(self.bindir / "psql")
+        host = str(self.datadir.parent / "sock")
+        value = "on" if on else "off"
+        for sql in (f"ALTER SYSTEM SET ssl = {value}", "SELECT pg_reload_conf()"):
+            proc = self.run(psql, "-h", host, "-p", str(self.port), "-d", "postgres", "-c", sql)
+            assert proc.returncode == 0, proc.stderr
+        time.sleep(0.3)  # the postmaster applies the reload asynchronously
+
+    def stop(self) -> None:
+        self.run(str(self.bindir / "pg_ctl"), "-D", str(self.datadir), "-m", "immediate", "stop")
+
+
+@contextlib.contextmanager
+def postgres_server(leaf: Issued) -> Iterator[Postgres]:
+    """A real PostgreSQL: initdb into a temporary directory, ssl = on with ``leaf``."""
+    bindir = postgres_bin()
+    if bindir is None:
+        raise RuntimeError("PostgreSQL (Debian's postgresql package) is not installed")
+    user = "postgres"
+    pw = pwd.getpwnam(user)
+    top = Path(tempfile.mkdtemp(prefix="scanner-pg-"))
+    try:
+        os.chown(top, pw.pw_uid, pw.pw_gid)
+        datadir, sockdir = top / "data", top / "sock"
+        sockdir.mkdir()
+        os.chown(sockdir, pw.pw_uid, pw.pw_gid)
+        for name, source in (("server.crt", leaf.chain_file), ("server.key", leaf.key_file)):
+            target = top / name
+            shutil.copy(source, target)
+            os.chown(target, pw.pw_uid, pw.pw_gid)
+            target.chmod(0o600)
+        server = Postgres(free_port(), datadir, bindir, user)
+        init = server.run(str(bindir / "initdb"), "-D", str(datadir), "-A", "trust", "-U", user)
+        assert init.returncode == 0, init.stderr
+        with (datadir / "postgresql.conf").open("a") as conf:
+            conf.write(
+                f"listen_addresses = '127.0.0.1'\nport = {server.port}\n"
+                f"unix_socket_directories = '{sockdir}'\nssl = on\n"
+                f"ssl_cert_file = '{top / 'server.crt'}'\nssl_key_file = '{top / 'server.key'}'\n"
+                "fsync = off\nshared_buffers = 16MB\nmax_connections = 20\n"
+            )
+        started = server.run(
+            str(bindir / "pg_ctl"), "-D", str(datadir), "-l", str(top / "log"), "-w", "start"
+        )
+        assert started.returncode == 0, started.stderr + (top / "log").read_text()
+        try:
+            yield server
+        finally:
+            server.stop()
+    finally:
+        shutil.rmtree(top, ignore_errors=True)
+
+
+# --- a client socket the way the Dialer hands it over -----------------------------------
+
+
+async def connected(host: str, port: int) -> socket.socket:
+    """A connected non-blocking TCP socket, as the Dialer hands it to a prober."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setblocking(False)
+    try:
+        await asyncio.get_running_loop().sock_connect(sock, (host, port))
+    except BaseException:
+        sock.close()
+        raise
+    return sock
