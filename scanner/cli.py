@@ -460,7 +460,7 @@ def plan_check(args: argparse.Namespace) -> CheckPlan | None:  # noqa: PLR0911 -
     if baseline is False:
         return None
     loaded = _load(args.inventories)
-    if loaded is None:
+    if loaded is None or not _tls_settings_work(loaded):
         return None
     from .inventory import selection
 
@@ -496,6 +496,35 @@ def plan_check(args: argparse.Namespace) -> CheckPlan | None:  # noqa: PLR0911 -
         _say(refused)
         return None
     return plan
+
+
+def _tls_settings_work(inventory: Inventory) -> bool:
+    """Every distinct ``tls`` setting makes its context now (a client key that does not fit
+    its certificate, a CA file that is no PEM): said with where, before anything is probed.
+    The contexts are kept for the scan (and its forked workers)."""
+    from .inventory.targets import TargetList
+
+    targets = inventory.targets
+    if not isinstance(targets, TargetList):
+        return True
+    tried: set[object] = set()
+    problems = []
+    for spec in targets.specs:
+        settings = spec.template.tls
+        if settings is None or settings in tried:
+            continue
+        tried.add(settings)
+        from .probers.tls import TlsConfigError, context_for
+
+        try:
+            context_for(settings)
+        except TlsConfigError as exc:
+            problems.append(f"{spec.template.source}: tls: {exc}")
+    for problem in problems:
+        _say(problem)
+    if problems:
+        _say(f"{len(problems)} problem{'s' if len(problems) != 1 else ''}; nothing was probed")
+    return not problems
 
 
 def cmd_check(args: argparse.Namespace) -> int:

@@ -57,7 +57,7 @@ def meets_expectation(expect: Expect, category: Category) -> bool:
     """
     if expect == "open":
         return category is C.OPEN
-    return category not in _NOT_A_HANDSHAKE_FAILURE and not category.is_dns
+    return category not in _NOT_A_HANDSHAKE_FAILURE and not category.is_dns and not category.is_tls
 
 
 def roll_up(expect: Expect, categories: Sequence[Category]) -> tuple[bool, Category]:

@@ -98,6 +98,11 @@ def _close(sock: _socket.socket, connected: bool) -> None:
     sock.close()
 
 
+def close_reset(sock: _socket.socket) -> None:
+    """Close a connected socket with a RST (linger 0): no TIME_WAIT left behind."""
+    _close(sock, connected=True)
+
+
 def _finish(
     sock: _socket.socket,
     err: int,

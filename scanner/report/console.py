@@ -20,6 +20,7 @@ from ..models import (
     Hop,
     IcmpDetail,
     PathTrace,
+    ProbeResult,
     ScanStart,
     ScanSummary,
     TargetResult,
@@ -81,6 +82,28 @@ def hop_label(hop: Hop, family: AddressFamily) -> str:
             return "handshake completed" if hop.errno is None else "handshake completed, then reset"
         return "TCP reset"
     return hop.errno or "no answer"
+
+
+def tls_line(probe: ProbeResult) -> str:
+    """A TLS probe in one line: what it showed, and where its time went."""
+    parts = [f"tls {probe.address}"]
+    tls = probe.tls
+    if tls is not None:
+        parts.append(" ".join(p for p in (tls.version, tls.cipher) if p) or "no handshake")
+        if tls.subject:
+            parts.append(tls.subject)
+        if tls.not_after and tls.days_left is not None:
+            parts.append(f"expires {tls.not_after[:10]} ({tls.days_left} days)")
+    phases = [
+        f"{label} {value:.1f} ms"
+        for label, value in (
+            ("dns", probe.dns_ms),
+            ("connect", probe.latency_ms),
+            ("tls", probe.tls_ms),
+        )
+        if value is not None
+    ]
+    return " · ".join([*parts, " + ".join(phases)])
 
 
 _MARKS = {
@@ -186,6 +209,9 @@ class ConsoleReport(BaseObserver):
             line += "\n      " + self._paint("dim", "; ".join(details))
         if result.hint and not result.ok:
             line += "\n      → " + clean(result.hint)
+        for probe in result.probes:
+            if probe.tls is not None or probe.tls_ms is not None:
+                line += "\n      " + self._paint("dim", clean(tls_line(probe)))
         for path in result.paths:
             line += "".join("\n" + text for text in self.format_path(path))
         return line

@@ -39,6 +39,7 @@ from ..models import (
     ScanSummary,
     Target,
     TargetResult,
+    TlsInfo,
 )
 from ..observers import BaseObserver
 from ..verdict import Counts, meets_expectation, scan_passed
@@ -115,6 +116,12 @@ class ProbeEntry(Struct, frozen=True, kw_only=True, gc=False):
     icmp_code: IcmpNumber | None
     icmp_from: str | None
     hint: str | None
+    #: where the time went: the name's lookup, the TCP handshake, the TLS phase
+    dns_ms: Milliseconds | None = None
+    connect_ms: Milliseconds | None = None
+    tls_ms: Milliseconds | None = None
+    #: targets with ``tls``: version, cipher, certificate, expiry; null otherwise
+    tls: TlsInfo | None = None
 
 
 class TargetOutcome(Struct, frozen=True, kw_only=True, gc=False):
@@ -229,7 +236,15 @@ def probe_entry(result: ProbeResult) -> ProbeEntry:
         icmp_code=icmp.code if icmp else None,
         icmp_from=icmp.sender if icmp else None,
         hint=result.hint,
+        dns_ms=_ms(result.dns_ms),
+        connect_ms=_ms(result.latency_ms) if result.attempts else None,
+        tls_ms=_ms(result.tls_ms),
+        tls=result.tls,
     )
+
+
+def _ms(value: float | None) -> float | None:
+    return None if value is None else round(value, 3)
 
 
 _Outcome = TypeVar("_Outcome", bound=TargetOutcome)
