@@ -14,6 +14,16 @@ A zone maps a lower-case name (no trailing dot) to a behaviour::
      "half.test": {"A": ["127.0.0.1"], "AAAA": "SERVFAIL"},  # per-type rcode
      "silent.test": {"rcode": "DROP"}}               # never answers
 
+Misbehaviour for the resolver's answer checks, per name (``rcode`` or per type)::
+
+     {"foreign.test": {"A": ["127.0.0.1"],
+                       "extra": ["evil.test. 60 A 198.18.99.9"]},  # appended to every answer
+      "garbled.test": {"rcode": "MALFORMED"},   # header and question fine, answer cut short
+      "big.test": {"rcode": "TC"},              # truncated: TC bit, no answer (ask over TCP)
+      "slow.test": {"A": ["127.0.0.1"], "delay_ms": 600}}  # answered late
+
+``extra`` records are zone-file lines (owner, TTL, type, data) and go into the answer section
+as they are, whatever the question: a record for another name, or of another type than asked.
 Names not in the zone get NXDOMAIN. Run as a process::
 
     python -m scanner.testing.dns_server --zone zone.json --host 127.0.0.1 --port 0
@@ -42,9 +52,34 @@ def _rcode(name: str) -> int:
     return int(getattr(RCODE, name))
 
 
+#: a reply whose header and question are fine but whose answer section ends mid-record
+MALFORMED = "MALFORMED"
+#: a reply with the TC (truncated) bit set and no answer: the client must retry over TCP
+TRUNCATED = "TC"
+
+
+def answer_bytes(query: DNSRecord, zone: Zone, ttl: int = 5) -> bytes | None:
+    """The reply to one query on the wire, or None to stay silent (also for misbehaviour)."""
+    entry = zone.get(str(query.q.qname).rstrip(".").lower(), {})
+    qtype = QTYPE[query.q.qtype]
+    rcode = entry.get(qtype) if isinstance(entry.get(qtype), str) else entry.get("rcode")
+    if rcode == MALFORMED:
+        reply = query.reply()
+        reply.add_answer(RR(query.q.qname, QTYPE.A, rdata=A("127.0.0.1"), ttl=ttl))
+        return bytes(reply.pack()[:-3])  # ancount says 1; the record's rdata is cut short
+    if rcode == TRUNCATED:
+        reply = query.reply()
+        reply.header.tc = 1
+        return bytes(reply.pack())
+    built = answer(query, zone, ttl)
+    return None if built is None else bytes(built.pack())
+
+
 def answer(query: DNSRecord, zone: Zone, ttl: int = 5) -> DNSRecord | None:
     """Build the reply to one query, or None to stay silent."""
     reply = query.reply()
+    for line in zone.get(str(query.q.qname).rstrip(".").lower(), {}).get("extra", ()):
+        reply.add_answer(*RR.fromZone(line))
     qname = str(query.q.qname).rstrip(".").lower()
     qtype = QTYPE[query.q.qtype]
     name = qname
@@ -93,9 +128,15 @@ class _Protocol(asyncio.DatagramProtocol):
         if self.log is not None:  # one line per query: tests count lookups with it
             self.log.write(f"{str(query.q.qname).rstrip('.').lower()} {QTYPE[query.q.qtype]}\n")
             self.log.flush()
-        reply = answer(query, self.zone)
-        if reply is not None and self.transport is not None:
-            self.transport.sendto(reply.pack(), addr)
+        entry = self.zone.get(str(query.q.qname).rstrip(".").lower(), {})
+        delay = entry.get("delay_ms")
+        reply = answer_bytes(query, self.zone)
+        if reply is None or self.transport is None:
+            return
+        if delay:
+            asyncio.get_running_loop().call_later(delay / 1000, self.transport.sendto, reply, addr)
+        else:
+            self.transport.sendto(reply, addr)
 
 
 async def start_server(
