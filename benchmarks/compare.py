@@ -15,8 +15,9 @@ run: each category count exactly as expected, and the exit code. The cases (full
   against issue 6's bound, 1.1 × ceil(N / concurrency) × timeout.
 * ``sweep`` — 127.2.0.0/16 × ports 47000-47015 (1,048,576 endpoints, refused), one line each.
 * ``names-*`` — 10,000 host names (A records to 127.5.x.y) served by a real Unbound in the
-  namespace (``dnslab.py``), found through the namespace's own /etc/netns resolv.conf and
-  nsswitch.conf (``hosts: files dns``): nmap resolves target names with glibc, one at a time
+  namespace (``tests/lab/real_dns.py``), found through the namespace's own /etc/netns
+  resolv.conf and nsswitch.conf (``hosts: files dns``): nmap resolves target names with glibc,
+  one at a time
   (its ``--dns-servers`` serves reverse lookups only). Open and refused, with the resolver on
   loopback and behind a ~1 ms delay (``c/delayq.c``: this kernel has no netem).
 
@@ -31,7 +32,7 @@ pidfd, no polling), targets/s, and the peak PSS of all the tool's processes toge
 (``procmem.Watch``). scanner is installed from this checkout with pip into a fresh venv, as a
 user has it; the plain peer runs on the same interpreter.
 
-Needs root, ``ip``, ``nft``, ``nmap``, ``cc``, ``unbound`` and ``dig``. The namespace has a
+Needs root, ``ip``, ``nft``, ``nmap``, ``cc`` and ``unbound``. The namespace has a
 unique name and is deleted on exit, also on error or Ctrl-C; no packet leaves it. Usage::
 
     sudo python benchmarks/compare.py              # every case, full size, 3 repeats (~20 min)
@@ -489,7 +490,6 @@ class Bench:
             self.delayq = dnslab.start_delay(
                 ns, binary, DELAY_AT, UNBOUND_AT, DELAY_US, self.delay_stats
             )
-            dnslab.wait_answers(ns, DELAY_AT, names(1)[0], self.delayq)
 
     def use_resolver(self, address: str) -> None:
         """The namespace's resolv.conf names this server (glibc and c-ares read it at start)."""
@@ -829,7 +829,7 @@ def main() -> int:
     if not 1 <= repeat <= 20:
         parser.error("--repeat must be 1..20")
     reason = lab.netns_available()
-    for tool in ("nmap", "unbound", "unbound-checkconf", "dig"):
+    for tool in ("nmap", "unbound", "unbound-checkconf"):
         if reason is None and shutil.which(tool) is None:
             reason = f"{tool} is not installed"
     if reason is None and not (shutil.which("cc") or shutil.which("gcc")):

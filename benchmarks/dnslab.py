@@ -1,11 +1,9 @@
 """A real DNS resolver for the benchmarks: Unbound inside a namespace, and a delay in front of it.
 
-* :func:`start_unbound` — Debian's ``unbound`` with a configuration written here (never the
-  packaged one: that one would ask the root servers): it listens on one loopback address of
-  the namespace, serves the benchmark's names from ``local-data`` and refuses every other name
-  (``local-zone: "." refuse``), so it never recurses; no control socket, no pid file, no
-  trust anchor, nothing written outside its temporary directory. The configuration is checked
-  with ``unbound-checkconf`` first, and the server is ready when ``dig`` gets an answer.
+* :func:`start_unbound` — Debian's ``unbound`` started by ``tests/lab/real_dns.py`` with a
+  configuration written there (never the packaged one, which would ask the root servers):
+  authoritative for the benchmark's zone, NXDOMAIN for every other name, no control socket,
+  no pid file, no trust anchor, on one loopback address of the namespace.
 * :func:`start_delay` — the resolver "1 ms away". This kernel has neither ``sch_netem`` nor
   ``sch_fq`` (so no ``tc`` delay and no EDT pacing), so the delay is a small C forwarder
   (``c/delayq.c``, compiled here with ``cc``) on another loopback address: it holds each query
@@ -27,31 +25,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
 from tests.lab import netns as lab  # noqa: E402 - needs the checkout on sys.path first
-
-UNBOUND_CONF = """\
-server:
-    username: ""
-    chroot: ""
-    directory: "{directory}"
-    pidfile: ""
-    use-syslog: no
-    logfile: ""
-    verbosity: 0
-    do-daemonize: no
-    interface: {address}
-    port: 53
-    do-ip6: no
-    num-threads: {threads}
-    so-rcvbuf: 8m
-    so-sndbuf: 8m
-    access-control: 127.0.0.0/8 allow
-    module-config: "iterator"
-    local-zone: "." refuse
-    local-zone: "{zone}." static
-{records}
-remote-control:
-    control-enable: no
-"""
+from tests.lab import real_dns  # noqa: E402
 
 
 def compile_c(source: str, dest: Path) -> Path:
@@ -70,57 +44,32 @@ def compile_c(source: str, dest: Path) -> Path:
 
 
 def start_unbound(
-    ns: lab.Netns,
-    work: Path,
-    address: str,
-    zone: str,
-    records: Iterable[tuple[str, str]],
-    threads: int = 1,
+    ns: lab.Netns, work: Path, address: str, zone: str, records: Iterable[tuple[str, str]]
 ) -> subprocess.Popen[str]:
-    """Unbound on ``address``:53 in ``ns``, answering A records ``(name, address)`` in ``zone``.
+    """Unbound on ``address``:53 in ``ns``, authoritative for ``zone`` with these A records.
 
-    Returns the process (killed by ``ns.delete``). Raises when it does not answer in 10 s.
+    ``tests/lab/real_dns.py`` writes the configuration (auth-zone, every other name NXDOMAIN,
+    the root a stub in the unrouted test net) and waits until it answers. Returns the process.
     """
-    records = list(records)
-    if not records:
-        raise ValueError("Unbound needs at least one record to serve")
-    directory = work / "unbound"
-    directory.mkdir(parents=True, exist_ok=True)
-    data = "\n".join(f'    local-data: "{name}. 3600 IN A {ip}"' for name, ip in records)
-    conf = directory / "unbound.conf"
-    conf.write_text(
-        UNBOUND_CONF.format(
-            directory=directory, address=address, threads=threads, zone=zone, records=data
-        )
-    )
-    subprocess.run(["unbound-checkconf", str(conf)], check=True, capture_output=True, timeout=60)
-    proc = ns.spawn(["unbound", "-d", "-c", str(conf)])
-    wait_answers(ns, address, records[0][0], proc)
-    return proc
-
-
-def wait_answers(ns: lab.Netns, address: str, name: str, proc: subprocess.Popen[str]) -> None:
-    """Ask ``name`` at ``address`` with ``dig`` until it answers (at most 20 tries, ~10 s)."""
-    for _ in range(20):
-        if proc.poll() is not None:
-            raise RuntimeError(f"{proc.args!r} exited {proc.returncode}")
-        answer = ns.run(
-            ["dig", f"@{address}", name, "A", "+short", "+tries=1", "+time=1"], check=False
-        )
-        if answer.returncode == 0 and answer.stdout.strip():
-            return
-        time.sleep(0.5)
-    raise RuntimeError(f"no DNS answer from {address} for {name}")
+    origin = zone.rstrip(".") + "."
+    lines = [f"{name.removesuffix('.' + zone)} A {ip}" for name, ip in records]
+    server = real_dns.start_unbound(ns, work, [address], zones=[real_dns.Zone(origin, lines)])
+    return server.proc
 
 
 def start_delay(
     ns: lab.Netns, binary: Path, listen: str, upstream: str, delay_us: int, stats: Path
 ) -> subprocess.Popen[str]:
-    """``delayq`` on ``listen``:53 in ``ns``: each query waits ``delay_us``, then ``upstream``."""
-    return ns.spawn(
+    """``delayq`` on ``listen``:53 in ``ns``: each query waits ``delay_us``, then ``upstream``.
+
+    Returns once a query through it is answered.
+    """
+    proc = ns.spawn(
         [str(binary), listen, "53", upstream, "53", str(delay_us), str(stats)],
         ready_line="listening",
     )
+    real_dns.wait_answering(ns, listen)
+    return proc
 
 
 def delay_stats(proc: subprocess.Popen[str], stats: Path) -> dict[str, int]:
