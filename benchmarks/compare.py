@@ -39,9 +39,9 @@ unique name and is deleted on exit, also on error or Ctrl-C; no packet leaves it
     sudo python benchmarks/compare.py --quick      # small cases, fixed settings, 1 run (< 1 min)
     sudo python benchmarks/compare.py --cases list-open,sweep --repeat 5 --search-runs 2
 
-The full run took 37 min on the loaded 2-core development machine, most of it the search and
-the sweep (the plain peer alone: ~3 min a sweep, so it is timed once there, with the
-concurrency that won the CIDR refused case).
+The full run took 22-37 min on the shared 2-core development machine (--quick: 38 s), most
+of it the search and the sweep (the plain peer alone: 2-3 min a sweep, so it is timed once
+there, with the concurrency that won the CIDR refused case).
 """
 
 from __future__ import annotations
