@@ -62,6 +62,19 @@ class _Defaults:
     tls: TlsSettings | None = None
 
 
+def _unusable_nameserver(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str | None:
+    """Why a query to ``address`` cannot reach one DNS server, if it cannot."""
+    if address.is_unspecified:
+        return "the unspecified address"
+    if address.is_multicast:
+        return "a multicast address"
+    if isinstance(address, ipaddress.IPv4Address) and address == ipaddress.IPv4Address(
+        "255.255.255.255"
+    ):
+        return "the broadcast address"
+    return None
+
+
 @dataclass
 class InventoryFile(ValueReader):
     """One inventory file, read section by section into target specs."""
@@ -233,6 +246,10 @@ class InventoryFile(ValueReader):
             return None
         if not 1 <= port <= MAX_PORT:
             self.problem(node, f"nameserver port must be between 1 and {MAX_PORT}")
+            return None
+        special = _unusable_nameserver(address)
+        if special is not None:
+            self.problem(node, f"nameserver {_shown(value)} is {special}: no DNS server there")
             return None
         return f"[{address}]:{port}" if address.version == 6 else f"{address}:{port}"
 
