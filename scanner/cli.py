@@ -168,6 +168,38 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_trace_options(trace)
 
+    explain = sub.add_parser(
+        "explain",
+        help="why each target fails: name, route, handshake, path, local evidence, cause",
+        description="Check the targets, trace their failures, and collect the evidence a "
+        "person would collect by hand: how each name resolved (source, search trail, names "
+        "nearby), the route and source address per address, the handshake and ICMP detail, "
+        "the path, and, for this host's own addresses, what listens where. Ends each target "
+        "with its most likely cause and the next thing to check. Exits like check.",
+    )
+    explain.add_argument(
+        "what",
+        metavar="TARGET|INVENTORY",
+        help="HOST:PORT ([v6]:PORT for IPv6), or an inventory file",
+    )
+    explain.add_argument(
+        "names", nargs="*", metavar="NAME", help="only these targets of the inventory"
+    )
+    explain.add_argument(
+        "--format",
+        "-f",
+        choices=("auto", "console", "json"),
+        default="auto",
+        help="auto (default): console on a TTY, json (explain.result events) otherwise",
+    )
+    explain.add_argument(
+        "--hop-timeout",
+        type=_positive_float,
+        default=1.0,
+        metavar="S",
+        help="seconds to wait for each wave of hop limits of a trace (default 1)",
+    )
+
     merge = sub.add_parser(
         "merge",
         help="one verdict from the --report files of several shards",
@@ -319,6 +351,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return cmd_merge(args)
     if args.command == "trace":
         return cmd_trace(args)
+    if args.command == "explain":
+        return cmd_explain(args)
     return cmd_check(args)
 
 
@@ -653,6 +687,68 @@ def cmd_trace(args: argparse.Namespace) -> int:
     config = TraceConfig(max_hops=args.max_hops, hop_timeout=args.hop_timeout, include_ok=True)
     options = ScanOptions(handle_signals=True, trace_failures=True, trace=config)
     return exit_code(run_scan_sync(inventory, observer, options))
+
+
+def cmd_explain(args: argparse.Namespace) -> int:
+    """``scanner explain TARGET|INVENTORY [NAME...]``: one explanation per target."""
+    from .verdict import EXIT_USAGE
+
+    if os.path.exists(args.what):
+        loaded = _load([args.what])
+        if loaded is None:
+            return EXIT_USAGE
+        inventory = loaded
+        if args.names:
+            from msgspec.structs import replace
+
+            wanted = set(args.names)
+            targets = [t for t in loaded.targets if t.name in wanted]
+            missing = wanted - {t.name for t in targets}
+            if missing:
+                _say(f"no target named {', '.join(sorted(missing))} in {args.what}")
+                return EXIT_USAGE
+            inventory = replace(loaded, targets=targets)
+    else:
+        endpoint = _endpoint_or_none(args.what)
+        if endpoint is None:
+            _say(f"{args.what!r} is neither a file nor HOST:PORT ([v6]:PORT for IPv6)")
+            return EXIT_USAGE
+        from .inventory import display
+        from .models import Inventory, Target
+
+        host, port = endpoint
+        name = display(host, port)
+        inventory = Inventory(paths=(name,), targets=(Target(name, host, port, retries=0),))
+    from .diagnose import explain
+
+    entries, code = explain(inventory, hop_timeout=args.hop_timeout)
+    if _resolve_format(args.format) == "json":
+        from .report.events import JsonEventWriter
+        from .verdict import event_level
+
+        writer = JsonEventWriter()
+        for entry in entries:
+            writer.emit("explain.result", event_level(entry.ok, entry.category), entry)
+        writer.sink.drain()
+    else:
+        from .report.console import format_explanation, use_colour
+
+        colour = use_colour(sys.stdout)
+
+        def paint(style: str, text: str) -> str:
+            from .report.console import _RESET, _STYLE
+
+            return f"{_STYLE[style]}{text}{_RESET}" if colour else text
+
+        print("\n\n".join(format_explanation(entry, paint) for entry in entries))
+    return code
+
+
+def _endpoint_or_none(text: str) -> tuple[str, int] | None:
+    try:
+        return _endpoint(text)
+    except argparse.ArgumentTypeError:
+        return None
 
 
 def cmd_merge(args: argparse.Namespace) -> int:

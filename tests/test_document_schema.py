@@ -46,6 +46,9 @@ SHAPES = [
     ("report", "report_target", d.TargetEntry, set()),
     ("report", "finished", d.SummaryEntry, set()),
     ("events", "tls", TlsInfo, set()),
+    ("events", "explain.result", d.ExplainEntry, ENVELOPE),
+    ("events", "explained_address", d.AddressExplanation, set()),
+    ("events", "route", d.RouteEntry, set()),
     ("report", "tls", TlsInfo, set()),
 ]
 

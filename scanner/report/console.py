@@ -27,6 +27,7 @@ from ..models import (
 )
 from ..observers import BaseObserver
 from ..verdict import Verdict, result_verdict, scan_passed
+from .document import ExplainEntry
 
 _RESET = "\x1b[0m"
 _STYLE = {
@@ -281,3 +282,46 @@ class ConsoleReport(BaseObserver):
         sink = getattr(self.out, "sink", None)
         if sink is not None:  # everything shown before the process ends, unless interrupted
             sink.drain(interrupted=lambda: signals.received() is not None)
+
+
+def format_explanation(entry: ExplainEntry, paint: Callable[[str, str], str]) -> str:
+    """``scanner explain`` for a person: the checklist's answers for one target."""
+    style = "ok" if entry.ok else "fail"
+    lines = [
+        paint("bold", f"{clean(entry.target)} ({clean(display(entry.host, entry.port))})")
+        + "  "
+        + paint(style, entry.category.value)
+    ]
+    dns = entry.dns
+    if dns is not None:
+        via = ", ".join(f"{af} from {clean(src)}" for af, src in dns.sources.items()) or (
+            clean(dns.nameserver or "no source")
+        )
+        lines.append(
+            f"  name:  {clean(dns.host)} → {', '.join(dns.addresses) or 'no address'}"
+            f" ({dns.category}; {via})"
+        )
+        for step in dns.trail:
+            asked = ", ".join(f"{af} {cat}" for af, cat in step.families.items())
+            lines.append(paint("dim", f"         asked {clean(step.name)}: {asked}"))
+    for address in entry.addresses:
+        probe = address.probe
+        facts = [probe.category.value]
+        if probe.errno:
+            facts.append(probe.errno)
+        if probe.icmp_type is not None:
+            facts.append(f"ICMP {probe.icmp_type}/{probe.icmp_code} from {probe.icmp_from}")
+        if probe.latency_ms is not None:
+            facts.append(f"{probe.latency_ms:.1f} ms")
+        lines.append(f"  {probe.address} ({probe.family}): " + ", ".join(facts))
+        if address.route is not None and address.route.sentence:
+            lines.append(paint("dim", f"      route: {clean(address.route.sentence)}"))
+        if address.path_verdict:
+            lines.append(paint("dim", f"      path:  {clean(address.path_verdict)}"))
+        for sentence in address.local:
+            lines.append(paint("dim", f"      here:  {clean(sentence)}"))
+    if entry.suggestions:
+        lines.append(f"  near:  {', '.join(clean(s) for s in entry.suggestions)}")
+    lines.append("  " + paint("bold", "cause: ") + clean(entry.cause))
+    lines.append("  " + paint("bold", "next:  ") + clean(entry.next_step))
+    return "\n".join(lines)

@@ -166,6 +166,49 @@ class HopEntry(Struct, frozen=True, kw_only=True, gc=False):
     reached: bool
 
 
+class RouteEntry(Struct, frozen=True, kw_only=True, gc=False):
+    """How this host routes to an address (``scanner explain``): no packet was sent for it."""
+
+    kind: str  #: the kernel's route type: unicast, local, unreachable, prohibit, blackhole ...
+    source: str | None  #: the source address a socket would use
+    device: str | None
+    gateway: str | None
+    own: bool  #: the address is this host's own
+    error: str | None  #: errno of a failed lookup, e.g. ENETUNREACH
+    sentence: str | None  #: what it says, e.g. "198.18.3.31 is routed via 198.18.1.1 dev c0"
+
+
+class AddressExplanation(Struct, frozen=True, kw_only=True, gc=False):
+    """One address of an explained target: its handshake, route, path and local evidence."""
+
+    probe: ProbeEntry
+    route: RouteEntry | None
+    path_verdict: str | None  #: the path trace's verdict, for failures
+    last_hop: str | None
+    #: this host's own listeners and counters, when the address is this host's
+    local: tuple[str, ...] = ()
+
+
+class ExplainEntry(Struct, frozen=True, kw_only=True, gc=False):
+    """``explain.result``: everything ``scanner explain`` found about one target."""
+
+    target: str
+    host: str
+    port: Port
+    expect: Expect
+    ok: bool
+    category: Category
+    hint: str | None
+    dns: DnsEntry | None
+    addresses: tuple[AddressExplanation, ...]
+    #: for a name that does not resolve: names nearby that do
+    suggestions: tuple[str, ...] = ()
+    #: the most likely cause, in one sentence
+    cause: str
+    #: the next thing to check
+    next_step: str
+
+
 class SummaryEntry(Struct, frozen=True, kw_only=True):
     """``scan.finished``, and a report's ``summary``."""
 
