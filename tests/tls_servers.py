@@ -4,7 +4,8 @@ Every certificate is made by the test with ``cryptography`` (a CA, an intermedia
 that are valid, expired, not yet valid, for another name, self-signed, from an unknown CA,
 expiring soon); the servers are real programs, each with a config the test writes and each
 stopped at the end: nginx (one process, one port per case), ``openssl s_server`` (TLS 1.0,
-mutual TLS), aiosmtpd (SMTP STARTTLS) and PostgreSQL from Debian (its SSLRequest), run as the
+mutual TLS), Dovecot (IMAP and POP3 STARTTLS), Postfix (SMTP STARTTLS: a private instance,
+one smtpd port per case) and PostgreSQL from Debian (its SSLRequest), run as the
 unprivileged ``postgres`` user in a temporary data directory.
 """
 
@@ -18,6 +19,7 @@ import ipaddress
 import os
 import pwd
 import shutil
+import signal
 import socket
 import struct
 import subprocess
@@ -541,6 +543,230 @@ service anvil {{
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(timeout=5)
+
+
+# --- Postfix (SMTP STARTTLS) ------------------------------------------------------------
+
+POSTFIX_DAEMONS = Path("/usr/lib/postfix/sbin")
+
+#: the services a private instance runs besides its smtpd listeners: no smtp, lmtp, local,
+#: virtual or pipe service exists, so nothing it accepted could ever leave it
+_POSTFIX_SERVICES = """\
+cleanup   unix  n - n -     0 cleanup
+qmgr      unix  n - n 300   1 qmgr
+tlsmgr    unix  - - n 1000? 1 tlsmgr
+rewrite   unix  - - n -     - trivial-rewrite
+bounce    unix  - - n -     0 bounce
+defer     unix  - - n -     0 bounce
+trace     unix  - - n -     0 bounce
+verify    unix  - - n -     1 verify
+flush     unix  n - n 1000? 0 flush
+proxymap  unix  - - n -     - proxymap
+showq     unix  n - n -     - showq
+error     unix  - - n -     - error
+retry     unix  - - n -     - error
+discard   unix  - - n -     - discard
+anvil     unix  - - n -     1 anvil
+scache    unix  - - n -     1 scache
+postlog   unix-dgram n - n - 1 postlogd
+"""
+
+
+def postfix_available() -> bool:
+    return shutil.which("postfix") is not None and (POSTFIX_DAEMONS / "master").exists()
+
+
+def free_dual_port() -> int:
+    """A port free on both 127.0.0.1 and ::1 (a server listens on both)."""
+    for _ in range(50):
+        with socket.socket(socket.AF_INET6) as v6:
+            v6.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            v6.bind(("::1", 0))
+            port = int(v6.getsockname()[1])
+            with socket.socket() as v4:
+                try:
+                    v4.bind(("127.0.0.1", port))
+                except OSError:
+                    continue
+                return port
+    raise RuntimeError("no port free on both 127.0.0.1 and ::1")
+
+
+@dataclass(frozen=True)
+class SmtpPort:
+    """One smtpd listener of a :class:`Postfix`: the certificate its STARTTLS serves (None:
+    ``smtpd_tls_security_level = none``, so STARTTLS is not offered) and main.cf overrides
+    for this port alone (``-o name=value`` in master.cf)."""
+
+    leaf: Issued | None
+    overrides: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass
+class Postfix:
+    """A private Postfix: its own config, queue and data directories, stopped at the end."""
+
+    ports: dict[str, int]
+    top: Path
+    proc: subprocess.Popen[bytes]
+
+    @property
+    def config(self) -> Path:
+        return self.top / "conf"
+
+    @property
+    def log(self) -> Path:
+        return self.top / "maillog"
+
+    def log_tail(self, size: int = 2000) -> str:
+        with contextlib.suppress(OSError):
+            return self.log.read_text(errors="replace")[-size:]
+        return "(no maillog)"
+
+    def log_size(self) -> int:
+        with contextlib.suppress(OSError):
+            return self.log.stat().st_size
+        return 0
+
+    def said(self, since: int, text: str, timeout: float = 5.0) -> bool:
+        """Whether the maillog gained ``text`` past byte ``since`` (postlogd writes the
+        lines of a session a moment after it ended: waits up to ``timeout``)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            with contextlib.suppress(OSError), self.log.open("rb") as log:
+                log.seek(since)
+                if text.encode() in log.read():
+                    return True
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.02)
+
+    def stop(self) -> None:
+        """SIGTERM to the master (what ``postfix stop`` sends; the master passes it to its
+        children), then SIGKILL to whatever of its process group is left."""
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=5)
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.proc.pid, signal.SIGKILL)  # the master made it its own session
+
+
+def _postfix_main_cf(top: Path, ipv6: bool) -> str:
+    """main.cf of a private instance that never relays, delivers or asks a resolver."""
+    nothing = "error:this test server delivers nothing"
+    return f"""\
+compatibility_level = 3.6
+queue_directory = {top}/queue
+data_directory = {top}/data
+mail_owner = postfix
+setgid_group = postdrop
+maillog_file = {top}/maillog
+maillog_file_prefixes = {top}
+myhostname = mail.scanner.test
+mydomain = scanner.test
+myorigin = $myhostname
+mydestination =
+relay_domains =
+relayhost =
+mynetworks = 127.0.0.0/8{" [::1]/128" if ipv6 else ""}
+inet_interfaces = loopback-only
+inet_protocols = {"ipv4, ipv6" if ipv6 else "ipv4"}
+smtpd_relay_restrictions = reject_unauth_destination
+default_transport = {nothing}
+relay_transport = {nothing}
+local_transport = {nothing}
+alias_maps =
+alias_database =
+local_recipient_maps =
+smtp_dns_support_level = disabled
+smtpd_peername_lookup = no
+biff = no
+smtpd_tls_security_level = may
+smtpd_tls_loglevel = 1
+"""
+
+
+def _postfix_master_cf(ports: dict[str, int], spec: dict[str, SmtpPort], ipv6: bool) -> str:
+    lines: list[str] = []
+    for case, port in ports.items():
+        given = spec[case]
+        options: list[tuple[str, str]] = []
+        if given.leaf is None:
+            options.append(("smtpd_tls_security_level", "none"))
+        else:
+            chain = f"{given.leaf.key_file},{given.leaf.chain_file}"
+            options.append(("smtpd_tls_chain_files", chain))
+        options.extend(given.overrides)
+        flags = " ".join(f"-o {name}={value}" for name, value in options)
+        hosts = ["127.0.0.1", "[::1]"] if ipv6 else ["127.0.0.1"]
+        lines.extend(f"{host}:{port} inet n - n - - smtpd {flags}" for host in hosts)
+    return "\n".join(lines) + "\n" + _POSTFIX_SERVICES
+
+
+@contextlib.contextmanager
+def postfix_server(spec: dict[str, SmtpPort], ipv6: bool = True) -> Iterator[Postfix]:
+    """Debian's Postfix as a private instance: one smtpd port per ``spec`` entry on
+    127.0.0.1 (and ::1), never with /etc/postfix's config, never running past the test.
+
+    Run as root, as Postfix must be: the master drops to ``mail_owner`` (postfix) for its
+    daemons, so every directory on the way to the queue must be one that user may enter
+    (hence a directory of its own under the temporary directory, not pytest's private
+    one); ``postfix check`` makes the queue layout with Postfix's own owners and modes
+    (its ``post-install create-missing``); the data directory belongs to postfix. The
+    master then runs in the foreground as our child: nothing to find by a pid file.
+    """
+    if not postfix_available():
+        raise RuntimeError("Postfix (Debian's postfix package) is not installed")
+    top = Path(tempfile.mkdtemp(prefix="scanner-postfix-"))
+    top.chmod(0o755)
+    server: Postfix | None = None
+    try:
+        for sub in ("conf", "queue", "data"):
+            (top / sub).mkdir()
+        pw = pwd.getpwnam("postfix")
+        os.chown(top / "data", pw.pw_uid, pw.pw_gid)
+        ports = {case: free_dual_port() if ipv6 else free_port() for case in spec}
+        written = time.time() - 60
+        for name, text in (
+            ("main.cf", _postfix_main_cf(top, ipv6)),
+            ("master.cf", _postfix_master_cf(ports, spec, ipv6)),
+        ):
+            (top / "conf" / name).write_text(text)
+            # Postfix re-reads a main.cf changed within the last 2 s until it is older
+            # (a guard against half-written files): 2.1 s of every start-up, unless dated back
+            os.utime(top / "conf" / name, (written, written))
+        conf = str(top / "conf")
+        check = subprocess.run(
+            ["postfix", "-c", conf, "check"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        log = top / "maillog"
+        said = log.read_text() if log.exists() else ""
+        if check.returncode != 0 or "warning:" in said or "fatal:" in said:
+            raise RuntimeError(f"postfix check failed: {check.stderr} {said}")
+        proc = subprocess.Popen(
+            [str(POSTFIX_DAEMONS / "master"), "-c", conf],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        server = Postfix(ports, top, proc)
+        hosts = ["127.0.0.1", "::1"] if ipv6 else ["127.0.0.1"]
+        for port in ports.values():
+            if not all(_wait_port(host, port) for host in hosts):
+                raise RuntimeError(f"postfix did not start: {server.log_tail()}")
+        yield server
+    finally:
+        if server is not None:
+            server.stop()
+        shutil.rmtree(top, ignore_errors=True)
 
 
 # --- PostgreSQL -------------------------------------------------------------------------
