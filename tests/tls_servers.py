@@ -795,13 +795,44 @@ class Postgres:
         )
 
     def set_ssl(self, on: bool) -> None:
+        value = "on" if on else "off"
+        self.sql(f"ALTER SYSTEM SET ssl = {value}")
+        self._reload("ssl", value)
+
+    def _reload(self, name: str, value: str) -> None:
+        """pg_reload_conf(), then wait until a new session sees ``name`` = ``value``: the
+        postmaster applies a reload (certificates and ssl included) before it starts that
+        session."""
+        self.sql("SELECT pg_reload_conf()")
+        deadline = time.monotonic() + 10
+        while self.sql(f"SHOW {name}") != value:
+            assert time.monotonic() < deadline, f"PostgreSQL did not reload {name} = {value}"
+            time.sleep(0.05)
+
+    def sql(self, statement: str) -> str:
+        """One statement through psql on the server's Unix socket; its output, unaligned."""
         psql = str(self.bindir / "psql")
         host = str(self.datadir.parent / "sock")
-        value = "on" if on else "off"
-        for sql in (f"ALTER SYSTEM SET ssl = {value}", "SELECT pg_reload_conf()"):
-            proc = self.run(psql, "-h", host, "-p", str(self.port), "-d", "postgres", "-c", sql)
-            assert proc.returncode == 0, proc.stderr
-        time.sleep(0.3)  # the postmaster applies the reload asynchronously
+        proc = self.run(
+            psql, "-h", host, "-p", str(self.port), "-d", "postgres", "-At", "-c", statement
+        )
+        assert proc.returncode == 0, proc.stderr
+        return proc.stdout.strip()
+
+    def use_certificate(self, leaf: Issued, label: str) -> None:
+        """Serve ``leaf`` from now on: its files under a name of their own, ALTER SYSTEM, a
+        reload; returns once a new session sees the new file."""
+        pw = pwd.getpwnam(self.user)
+        names = {}
+        for kind, source in (("crt", leaf.chain_file), ("key", leaf.key_file)):
+            target = self.datadir.parent / f"{label}.{kind}"
+            shutil.copy(source, target)
+            os.chown(target, pw.pw_uid, pw.pw_gid)
+            target.chmod(0o600)
+            names[kind] = str(target)
+        self.sql(f"ALTER SYSTEM SET ssl_cert_file = '{names['crt']}'")
+        self.sql(f"ALTER SYSTEM SET ssl_key_file = '{names['key']}'")
+        self._reload("ssl_cert_file", names["crt"])
 
     def stop(self) -> None:
         self.run(str(self.bindir / "pg_ctl"), "-D", str(self.datadir), "-m", "immediate", "stop")

@@ -1,0 +1,213 @@
+"""The scanner's STARTTLS verdicts against ``openssl s_client -starttls``, in the same run.
+
+Every STARTTLS server the suite runs is here, each a real program with a config the test
+writes: Postfix (smtp, one smtpd port per case), Dovecot (imap and pop3, one instance per
+case) and PostgreSQL (postgres, its SSLRequest; one server whose certificate is swapped by
+a reload). Each serves the certificate cases below, and one more server of each kind has
+TLS turned off. For every case, ``openssl s_client -starttls <protocol>`` (the same trust
+anchor, SNI and name to verify) and ``scanner check`` (``tls: {starttls: <protocol>}``)
+look at the same port: the category must be the one OpenSSL's verify code means (the table
+of tests/test_tls_reference.py), and subject, expiry and fingerprint must be those of the
+certificate s_client printed, which must be the one the case serves. Where STARTTLS is
+refused, OpenSSL gets no certificate and no cipher, and the scanner must say
+``tls_handshake_failed`` in the STARTTLS stage, quoting the server. OpenSSL is the reference.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import os
+import re
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+
+from .conftest import parse_events, run_scanner, write_inventory
+from .test_tls_check import _require
+from .test_tls_reference import VERIFY_CODE_CATEGORY
+from .tls_servers import (
+    Pki,
+    SmtpPort,
+    dovecot_server,
+    postfix_available,
+    postfix_server,
+    postgres_bin,
+    postgres_server,
+    tls_certificates,
+)
+
+#: the certificate cases each STARTTLS server serves (all verified as good.test)
+CERT_CASES = ("valid", "expired", "not-yet-valid", "wrong-host", "self-signed", "untrusted-ca")
+#: the server of each kind with TLS off: no STARTTLS offered, or refused
+REFUSED = "tls-off"
+NAME = "good.test"
+
+#: what the scanner quotes when each server refuses (its hint starts with this)
+REFUSAL_HINT = {
+    "smtp": 'the smtp server did not start TLS: "no STARTTLS in EHLO: ',
+    "imap": 'the imap server did not start TLS: "s1 BAD ',
+    "pop3": 'the pop3 server did not start TLS: "-ERR ',
+    "postgres": "PostgreSQL answered N to the SSLRequest: the server has ssl = off",
+}
+
+
+@dataclass(frozen=True)
+class Reference:
+    """What ``openssl s_client`` saw on one port."""
+
+    code: int
+    text: str
+    leaf: x509.Certificate | None  # None: no certificate (the server never started TLS)
+    version: str | None
+    cipher: str | None
+    output: str
+
+
+def _s_client(protocol: str, port: int, ca_file: Path) -> Reference:
+    argv = ["openssl", "s_client", "-starttls", protocol, "-connect", f"127.0.0.1:{port}",
+            "-servername", NAME, "-verify_hostname", NAME, "-CAfile", str(ca_file),
+            "-showcerts"]  # fmt: skip
+    proc = subprocess.run(argv, input="", capture_output=True, text=True, timeout=30, check=False)
+    output = proc.stdout + proc.stderr
+    found = re.search(r"Verify return code: (\d+) \(([^)]*)\)", proc.stdout)
+    assert found, output
+    pem = re.search(r"-----BEGIN CERTIFICATE-----.+?-----END CERTIFICATE-----", proc.stdout, re.S)
+    leaf = x509.load_pem_x509_certificate(pem.group(0).encode()) if pem else None
+    session = re.search(r"^New, (\S+), Cipher is (\S+)$", proc.stdout, re.M)
+    version, cipher = (session.group(1), session.group(2)) if session else ("", "")
+    version, cipher = (None if v == "(NONE)" else v for v in (version, cipher))
+    if leaf is None:
+        # no TLS: s_client fails, and says it saw neither a certificate nor a cipher
+        assert proc.returncode != 0, output
+        assert "no peer certificate available" in proc.stdout, output
+        assert version is None and cipher is None, output
+    return Reference(int(found.group(1)), found.group(2), leaf, version, cipher, output)
+
+
+def _scan(
+    tmp_path: Path, protocol: str, ports: dict[str, int], ca_file: Path
+) -> dict[str, dict[str, Any]]:
+    """``scanner check`` once over ``ports`` (case -> port); its probe.result per case."""
+    hosts = tmp_path / "hosts"
+    hosts.write_text(f"127.0.0.1 {NAME}\n")
+    lines = "".join(
+        f"  - {{name: {case}, host: {NAME}, port: {port}, family: ipv4}}\n"
+        for case, port in ports.items()
+    )
+    inv = write_inventory(
+        tmp_path / f"{protocol}.yaml",
+        "version: 1\n"
+        f"defaults: {{timeout: 5, retries: 0, tls: {{ca_file: {ca_file}, starttls: {protocol}}}}}\n"
+        f"targets:\n{lines}",
+    )
+    proc = run_scanner("check", str(inv), "--format", "json", hosts=hosts)
+    expected = 0 if set(ports) == {"valid"} else 1
+    assert proc.returncode == expected, proc.stdout[-2000:] + proc.stderr
+    return {e["target"]: e for e in parse_events(proc.stdout) if e["event"] == "probe.result"}
+
+
+def _agree(protocol: str, case: str, ref: Reference, probe: dict[str, Any], pki: Pki) -> str:
+    """Assert the scanner's verdict is OpenSSL's; the category both stand for."""
+    seen = f"{protocol}/{case}: OpenSSL {ref.code} ({ref.text}); scanner {probe['category']}"
+    if ref.leaf is None:
+        assert case == REFUSED, f"{seen}: no certificate\n{ref.output}"
+        assert probe["category"] == "tls_handshake_failed", seen
+        assert probe["hint"] is not None and probe["hint"].startswith(REFUSAL_HINT[protocol])
+        assert probe.get("tls") is None, seen
+        return "tls_handshake_failed"
+    assert case != REFUSED, f"{seen}: OpenSSL got a certificate from a server without TLS"
+    assert ref.code in VERIFY_CODE_CATEGORY, f"{seen}: unmapped verify code"
+    assert probe["category"] == VERIFY_CODE_CATEGORY[ref.code], (seen, probe["hint"])
+    served = pki.made[case].cert
+    fingerprint = ref.leaf.fingerprint(hashes.SHA256()).hex()
+    assert fingerprint == served.fingerprint(hashes.SHA256()).hex(), f"{seen}: not its leaf"
+    tls = probe["tls"]
+    assert tls["fingerprint_sha256"] == fingerprint, seen
+    assert tls["subject"] == ref.leaf.subject.rfc4514_string(), seen
+    assert dt.datetime.fromisoformat(tls["not_after"]) == ref.leaf.not_valid_after_utc, seen
+    days = (ref.leaf.not_valid_after_utc - dt.datetime.now(dt.UTC)).total_seconds() / 86400
+    assert abs(tls["days_left"] - days) < 1, seen
+    if probe["category"] == "open":
+        assert (tls["version"], tls["cipher"]) == (ref.version, ref.cipher), seen
+    return str(probe["category"])
+
+
+#: every category the cases must reach, so no line of the mapping goes untested
+REACHED = {
+    "open",
+    "tls_expired",
+    "tls_not_yet_valid",
+    "tls_hostname_mismatch",
+    "tls_untrusted",
+    "tls_handshake_failed",
+}
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
+    return tls_certificates(tmp_path_factory.mktemp("pki"))
+
+
+@pytest.fixture(scope="module")
+def openssl() -> None:
+    _require(shutil.which("openssl") is not None, "no openssl command")
+
+
+def _compare_all(tmp_path: Path, protocol: str, ports: dict[str, int], pki: Pki) -> dict[str, str]:
+    root = pki.made["root"].cert_file
+    references = {case: _s_client(protocol, port, root) for case, port in ports.items()}
+    probes = _scan(tmp_path, protocol, ports, root)
+    return {case: _agree(protocol, case, references[case], probes[case], pki) for case in ports}
+
+
+@pytest.mark.usefixtures("openssl")
+def test_smtp_postfix_verdicts_are_openssls(tmp_path: Path, pki: Pki) -> None:
+    _require(postfix_available(), "Postfix (Debian's postfix package) is not installed")
+    _require(os.geteuid() == 0, "a private Postfix instance must be started as root")
+    spec = {case: SmtpPort(pki.made[case]) for case in CERT_CASES}
+    spec[REFUSED] = SmtpPort(None)
+    with postfix_server(spec, ipv6=False) as server:
+        verdicts = _compare_all(tmp_path, "smtp", server.ports, pki)
+    assert set(verdicts.values()) == REACHED, verdicts
+
+
+@pytest.mark.usefixtures("openssl")
+@pytest.mark.parametrize("protocol", ["imap", "pop3"])
+def test_imap_and_pop3_dovecot_verdicts_are_openssls(
+    protocol: str, tmp_path: Path, pki: Pki
+) -> None:
+    dovecot = shutil.which("dovecot") is not None or Path("/usr/sbin/dovecot").exists()
+    _require(dovecot, "Dovecot (dovecot-imapd, dovecot-pop3d) is not installed")
+    with contextlib.ExitStack() as stack:
+        ports = {}
+        for case in (*CERT_CASES, REFUSED):
+            leaf = None if case == REFUSED else pki.made[case]
+            server = stack.enter_context(dovecot_server(tmp_path / case, leaf))
+            ports[case] = server.imap if protocol == "imap" else server.pop3
+        verdicts = _compare_all(tmp_path, protocol, ports, pki)
+    assert set(verdicts.values()) == REACHED, verdicts
+
+
+@pytest.mark.usefixtures("openssl")
+def test_postgres_verdicts_are_openssls(tmp_path: Path, pki: Pki) -> None:
+    _require(postgres_bin() is not None, "PostgreSQL from Debian is not installed")
+    _require(os.geteuid() == 0, "starting PostgreSQL as its own user needs root")
+    verdicts: dict[str, str] = {}
+    root = pki.made["root"].cert_file
+    with postgres_server(pki.made["valid"]) as server:
+        for case in (*CERT_CASES, REFUSED):
+            if case == REFUSED:
+                server.set_ssl(False)
+            else:
+                server.use_certificate(pki.made[case], case)
+            reference = _s_client("postgres", server.port, root)
+            probe = _scan(tmp_path, "postgres", {case: server.port}, root)[case]
+            verdicts[case] = _agree("postgres", case, reference, probe, pki)
+    assert set(verdicts.values()) == REACHED, verdicts
