@@ -129,7 +129,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         metavar="N",
         help="scan with N processes, each every N-th target, one stream; "
-        "default auto: one per core for 10,000+ IP-address targets "
+        "default auto: one per idle core for 10,000+ IP-address targets "
         "or 256+ TLS targets, without --rate/--per-host, else 1",
     )
     check.add_argument(
