@@ -73,6 +73,22 @@ def build_parser() -> argparse.ArgumentParser:
         help="seconds per handshake attempt (overrides the inventory)",
     )
     check.add_argument(
+        "--dns-timeout",
+        type=_positive_float,
+        default=None,
+        metavar="S",
+        help="seconds a DNS query gets per try (overrides the inventory's resolver.timeout "
+        "and resolv.conf's options timeout:N)",
+    )
+    check.add_argument(
+        "--dns-tries",
+        type=_dns_tries,
+        default=None,
+        metavar="N",
+        help="rounds over the nameservers (overrides resolver.tries and resolv.conf's "
+        "options attempts:N)",
+    )
+    check.add_argument(
         "--retries",
         "-r",
         type=_non_negative_int,
@@ -312,6 +328,13 @@ def _non_negative_int(text: str) -> int:
     return value
 
 
+def _dns_tries(text: str) -> int:
+    value = int(text)
+    if not 1 <= value <= 10:  # as resolver.tries in an inventory
+        raise argparse.ArgumentTypeError("must be between 1 and 10")
+    return value
+
+
 def _positive_float(text: str) -> float:
     value = float(text)
     if not value > 0:
@@ -499,7 +522,14 @@ def plan_check(args: argparse.Namespace) -> CheckPlan | None:  # noqa: PLR0911 -
     from .inventory import selection
 
     tags = {t.strip() for t in args.tags.split(",") if t.strip()} if args.tags else None
-    inventory = selection.select(loaded, tags=tags, timeout=args.timeout, retries=args.retries)
+    inventory = selection.select(
+        loaded,
+        tags=tags,
+        timeout=args.timeout,
+        retries=args.retries,
+        dns_timeout=args.dns_timeout,
+        dns_tries=args.dns_tries,
+    )
     if not inventory.targets:
         _say(f"no target carries any of the tags {args.tags!r}; nothing to check")
         return None
