@@ -6,7 +6,7 @@ and writers to the engine, prints what a person must read, and maps the verdict
 (:mod:`scanner.verdict`) to the exit code.
 
 Imports are lazy: ``scanner --help`` and ``scanner validate`` must start in well under
-150 ms, so nothing heavy (asyncio stacks, msgspec, structlog) is imported up front.
+150 ms, so nothing heavy (asyncio stacks, msgspec, yaml) is imported up front.
 """
 
 from __future__ import annotations
@@ -73,6 +73,22 @@ def build_parser() -> argparse.ArgumentParser:
         help="seconds per handshake attempt (overrides the inventory)",
     )
     check.add_argument(
+        "--dns-timeout",
+        type=_positive_float,
+        default=None,
+        metavar="S",
+        help="seconds a DNS query gets per try (overrides the inventory's resolver.timeout "
+        "and resolv.conf's options timeout:N)",
+    )
+    check.add_argument(
+        "--dns-tries",
+        type=_dns_tries,
+        default=None,
+        metavar="N",
+        help="rounds over the nameservers (overrides resolver.tries and resolv.conf's "
+        "options attempts:N)",
+    )
+    check.add_argument(
         "--retries",
         "-r",
         type=_non_negative_int,
@@ -129,7 +145,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         metavar="N",
         help="scan with N processes, each every N-th target, one stream; "
-        "default auto: one per core for 10,000+ IP-address targets "
+        "default auto: one per idle core for 10,000+ IP-address targets "
         "or 256+ TLS targets, without --rate/--per-host, else 1",
     )
     check.add_argument(
@@ -309,6 +325,13 @@ def _non_negative_int(text: str) -> int:
     value = int(text)
     if value < 0:
         raise argparse.ArgumentTypeError("must be 0 or more")
+    return value
+
+
+def _dns_tries(text: str) -> int:
+    value = int(text)
+    if not 1 <= value <= 10:  # as resolver.tries in an inventory
+        raise argparse.ArgumentTypeError("must be between 1 and 10")
     return value
 
 
@@ -499,7 +522,14 @@ def plan_check(args: argparse.Namespace) -> CheckPlan | None:  # noqa: PLR0911 -
     from .inventory import selection
 
     tags = {t.strip() for t in args.tags.split(",") if t.strip()} if args.tags else None
-    inventory = selection.select(loaded, tags=tags, timeout=args.timeout, retries=args.retries)
+    inventory = selection.select(
+        loaded,
+        tags=tags,
+        timeout=args.timeout,
+        retries=args.retries,
+        dns_timeout=args.dns_timeout,
+        dns_tries=args.dns_tries,
+    )
     if not inventory.targets:
         _say(f"no target carries any of the tags {args.tags!r}; nothing to check")
         return None
