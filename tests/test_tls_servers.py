@@ -44,7 +44,7 @@ from .tls_servers import (
     SilentServer,
     SmtpPort,
     connected,
-    dovecot_server,
+    dovecot_servers,
     postfix_available,
     postfix_server,
     postgres_bin,
@@ -569,11 +569,8 @@ def dovecots(
     """Dovecot twice: with STARTTLS (the valid certificate), and with ssl = no."""
     _require(_dovecot_available(), "Dovecot (dovecot-imapd, dovecot-pop3d) is not installed")
     workdir = tmp_path_factory.mktemp("dovecot")
-    with (
-        dovecot_server(workdir / "tls", pki.made["valid"]) as with_tls,
-        dovecot_server(workdir / "plain", None) as without,
-    ):
-        yield with_tls, without
+    with dovecot_servers(workdir, {"tls": pki.made["valid"], "plain": None}) as servers:
+        yield servers["tls"], servers["plain"]
 
 
 @pytest.mark.parametrize("protocol", ["imap", "pop3"])

@@ -15,12 +15,12 @@ refused, OpenSSL gets no certificate and no cipher, and the scanner must say
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import os
 import re
 import shutil
 import subprocess
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,9 +33,11 @@ from .conftest import parse_events, run_scanner, write_inventory
 from .test_tls_check import _require
 from .test_tls_reference import VERIFY_CODE_CATEGORY
 from .tls_servers import (
+    Dovecot,
     Pki,
     SmtpPort,
-    dovecot_server,
+    dovecot_available,
+    dovecot_servers,
     postfix_available,
     postfix_server,
     postgres_bin,
@@ -178,20 +180,25 @@ def test_smtp_postfix_verdicts_are_openssls(tmp_path: Path, pki: Pki) -> None:
     assert set(verdicts.values()) == REACHED, verdicts
 
 
+@pytest.fixture(scope="module")
+def dovecots(pki: Pki, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Dovecot]]:
+    """One Dovecot per case (IMAP and POP3 each), the last with ``ssl = no``."""
+    _require(dovecot_available(), "Dovecot (dovecot-imapd, dovecot-pop3d) is not installed")
+    leaves = {case: pki.made[case] for case in CERT_CASES} | {REFUSED: None}
+    with dovecot_servers(tmp_path_factory.mktemp("dovecot"), leaves) as servers:
+        yield servers
+
+
 @pytest.mark.usefixtures("openssl")
 @pytest.mark.parametrize("protocol", ["imap", "pop3"])
 def test_imap_and_pop3_dovecot_verdicts_are_openssls(
-    protocol: str, tmp_path: Path, pki: Pki
+    protocol: str, tmp_path: Path, pki: Pki, dovecots: dict[str, Dovecot]
 ) -> None:
-    dovecot = shutil.which("dovecot") is not None or Path("/usr/sbin/dovecot").exists()
-    _require(dovecot, "Dovecot (dovecot-imapd, dovecot-pop3d) is not installed")
-    with contextlib.ExitStack() as stack:
-        ports = {}
-        for case in (*CERT_CASES, REFUSED):
-            leaf = None if case == REFUSED else pki.made[case]
-            server = stack.enter_context(dovecot_server(tmp_path / case, leaf))
-            ports[case] = server.imap if protocol == "imap" else server.pop3
-        verdicts = _compare_all(tmp_path, protocol, ports, pki)
+    ports = {
+        case: server.imap if protocol == "imap" else server.pop3
+        for case, server in dovecots.items()
+    }
+    verdicts = _compare_all(tmp_path, protocol, ports, pki)
     assert set(verdicts.values()) == REACHED, verdicts
 
 

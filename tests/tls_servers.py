@@ -474,10 +474,11 @@ class Dovecot:
     log: Path
 
 
-@contextlib.contextmanager
-def dovecot_server(workdir: Path, leaf: Issued | None) -> Iterator[Dovecot]:
-    """Debian's Dovecot with a config of ours: IMAP and POP3 on 127.0.0.1, STARTTLS with
-    ``leaf`` (None: ``ssl = no``, so STARTTLS is refused). No mail is ever served."""
+def dovecot_available() -> bool:
+    return shutil.which("dovecot") is not None or Path("/usr/sbin/dovecot").exists()
+
+
+def _start_dovecot(workdir: Path, leaf: Issued | None) -> Dovecot:
     binary = shutil.which("dovecot") or "/usr/sbin/dovecot"
     imap, pop3 = free_port(), free_port()
     for sub in ("run", "state", "home"):
@@ -530,19 +531,38 @@ service anvil {{
     proc = subprocess.Popen(
         [binary, "-F", "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
     )
+    if not (_wait_port("127.0.0.1", imap) and _wait_port("127.0.0.1", pop3)):
+        proc.kill()
+        _, err = proc.communicate(timeout=5)
+        raise RuntimeError(f"dovecot did not start: {err.decode()} {log.read_text()}")
+    return Dovecot(imap, pop3, proc, log)
+
+
+@contextlib.contextmanager
+def dovecot_servers(
+    workdir: Path, leaves: dict[str, Issued | None]
+) -> Iterator[dict[str, Dovecot]]:
+    """Debian's Dovecot with a config of ours, one instance per ``leaves`` entry (in
+    ``workdir/<label>``): IMAP and POP3 on 127.0.0.1, STARTTLS with the entry's certificate
+    (None: ``ssl = no``, so STARTTLS is refused). No mail is ever served.
+
+    Each starts in ~20 ms but takes ~1 s to wind down after SIGTERM, so all are told to stop
+    first and then waited for together.
+    """
+    servers: dict[str, Dovecot] = {}
     try:
-        if not (_wait_port("127.0.0.1", imap) and _wait_port("127.0.0.1", pop3)):
-            proc.kill()
-            _, err = proc.communicate(timeout=5)
-            raise RuntimeError(f"dovecot did not start: {err.decode()} {log.read_text()}")
-        yield Dovecot(imap, pop3, proc, log)
+        for label, leaf in leaves.items():
+            servers[label] = _start_dovecot(workdir / label, leaf)
+        yield servers
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=5)
+        for server in servers.values():
+            server.proc.terminate()
+        for server in servers.values():
+            try:
+                server.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                server.proc.kill()
+                server.proc.wait(timeout=5)
 
 
 # --- Postfix (SMTP STARTTLS) ------------------------------------------------------------
