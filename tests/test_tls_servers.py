@@ -12,7 +12,6 @@ import _socket
 import asyncio
 import datetime as dt
 import os
-import shutil
 import socket
 import ssl
 from collections.abc import Iterator
@@ -44,55 +43,17 @@ from .tls_servers import (
     SilentServer,
     SmtpPort,
     connected,
+    dovecot_available,
     dovecot_servers,
     postfix_available,
     postfix_server,
     postgres_bin,
     postgres_server,
+    require,
     s_server,
-    start_nginx,
-    tls_certificates,
 )
 
 C = Category
-NGINX_CASES = [
-    "valid",
-    "valid-ip",
-    "expired",
-    "not-yet-valid",
-    "wrong-host",
-    "self-signed",
-    "missing-intermediate",
-    "untrusted-ca",
-    "leaf-of-unknown-root",
-    "expiring",
-    "expiring-intermediate",
-]
-
-
-def _require(condition: bool, reason: str) -> None:
-    """Skip outside CI when a server program is missing; in CI that is a failure."""
-    if condition:
-        return
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(f"TLS test server unavailable in CI: {reason}", pytrace=False)
-    pytest.skip(reason)
-
-
-@pytest.fixture(scope="session")
-def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
-    return tls_certificates(tmp_path_factory.mktemp("pki"))
-
-
-@pytest.fixture(scope="session")
-def nginx(pki: Pki, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Nginx]:
-    _require(shutil.which("nginx") is not None or Path("/usr/sbin/nginx").exists(), "no nginx")
-    split = {"dual-stack": ("valid", "wrong-host"), "tls12-only": ("valid", "valid")}
-    server = start_nginx(pki, tmp_path_factory.mktemp("nginx"), NGINX_CASES, split)
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture(scope="session")
@@ -558,16 +519,12 @@ async def test_mtls_tls12_fails_inside_the_handshake(pki: Pki, trust: TlsSetting
 # --- STARTTLS: Dovecot (IMAP, POP3), Postfix (SMTP), PostgreSQL (its SSLRequest) ------
 
 
-def _dovecot_available() -> bool:
-    return shutil.which("dovecot") is not None or Path("/usr/sbin/dovecot").exists()
-
-
 @pytest.fixture(scope="module")
 def dovecots(
     pki: Pki, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[Dovecot, Dovecot]]:
     """Dovecot twice: with STARTTLS (the valid certificate), and with ssl = no."""
-    _require(_dovecot_available(), "Dovecot (dovecot-imapd, dovecot-pop3d) is not installed")
+    require(dovecot_available(), "Dovecot (dovecot-imapd, dovecot-pop3d) is not installed")
     workdir = tmp_path_factory.mktemp("dovecot")
     with dovecot_servers(workdir, {"tls": pki.made["valid"], "plain": None}) as servers:
         yield servers["tls"], servers["plain"]
@@ -616,8 +573,8 @@ POSTFIX_PORTS: dict[str, tuple[str | None, tuple[tuple[str, str], ...]]] = {
 @pytest.fixture(scope="module")
 def postfix(pki: Pki) -> Iterator[Postfix]:
     """Debian's Postfix, a private instance: one smtpd port per case of POSTFIX_PORTS."""
-    _require(postfix_available(), "Postfix (Debian's postfix package) is not installed")
-    _require(os.geteuid() == 0, "a private Postfix instance must be started as root")
+    require(postfix_available(), "Postfix (Debian's postfix package) is not installed")
+    require(os.geteuid() == 0, "a private Postfix instance must be started as root")
     spec = {
         case: SmtpPort(pki.made[label] if label else None, overrides)
         for case, (label, overrides) in POSTFIX_PORTS.items()
@@ -729,8 +686,8 @@ async def test_starttls_against_implicit_tls_times_out(nginx: Nginx) -> None:
 
 
 async def test_postgres_sslrequest(pki: Pki, trust: TlsSettings, tmp_path: Path) -> None:
-    _require(postgres_bin() is not None, "PostgreSQL from Debian is not installed")
-    _require(os.geteuid() == 0, "starting PostgreSQL as its own user needs root")
+    require(postgres_bin() is not None, "PostgreSQL from Debian is not installed")
+    require(os.geteuid() == 0, "starting PostgreSQL as its own user needs root")
     settings = TlsSettings(ca_file=trust.ca_file, starttls="postgres")
     with postgres_server(pki.made["valid"]) as server:
         outcome, category, hint, info = await check(server.port, settings)

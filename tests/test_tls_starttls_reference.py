@@ -7,7 +7,7 @@ a reload). Each serves the certificate cases below, and one more server of each 
 TLS turned off. For every case, ``openssl s_client -starttls <protocol>`` (the same trust
 anchor, SNI and name to verify) and ``scanner check`` (``tls: {starttls: <protocol>}``)
 look at the same port: the category must be the one OpenSSL's verify code means (the table
-of tests/test_tls_reference.py), and subject, expiry and fingerprint must be those of the
+nginx's cases are held to as well), and subject, expiry and fingerprint must be those of the
 certificate s_client printed, which must be the one the case serves. Where STARTTLS is
 refused, OpenSSL gets no certificate and no cipher, and the scanner must say
 ``tls_handshake_failed`` in the STARTTLS stage, quoting the server. OpenSSL is the reference.
@@ -15,34 +15,29 @@ refused, OpenSSL gets no certificate and no cipher, and the scanner must say
 
 from __future__ import annotations
 
-import datetime as dt
 import os
-import re
-import shutil
-import subprocess
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes
 
 from .conftest import parse_events, run_scanner, write_inventory
-from .test_tls_check import _require
-from .test_tls_reference import VERIFY_CODE_CATEGORY
 from .tls_servers import (
+    VERIFY_CODE_CATEGORY,
     Dovecot,
     Pki,
+    SClient,
     SmtpPort,
+    assert_tls_names,
     dovecot_available,
     dovecot_servers,
     postfix_available,
     postfix_server,
     postgres_bin,
     postgres_server,
-    tls_certificates,
+    require,
+    s_client,
 )
 
 #: the certificate cases each STARTTLS server serves (all verified as good.test)
@@ -58,39 +53,6 @@ REFUSAL_HINT = {
     "pop3": 'the pop3 server did not start TLS: "-ERR ',
     "postgres": "PostgreSQL answered N to the SSLRequest: the server has ssl = off",
 }
-
-
-@dataclass(frozen=True)
-class Reference:
-    """What ``openssl s_client`` saw on one port."""
-
-    code: int
-    text: str
-    leaf: x509.Certificate | None  # None: no certificate (the server never started TLS)
-    version: str | None
-    cipher: str | None
-    output: str
-
-
-def _s_client(protocol: str, port: int, ca_file: Path) -> Reference:
-    argv = ["openssl", "s_client", "-starttls", protocol, "-connect", f"127.0.0.1:{port}",
-            "-servername", NAME, "-verify_hostname", NAME, "-CAfile", str(ca_file),
-            "-showcerts"]  # fmt: skip
-    proc = subprocess.run(argv, input="", capture_output=True, text=True, timeout=30, check=False)
-    output = proc.stdout + proc.stderr
-    found = re.search(r"Verify return code: (\d+) \(([^)]*)\)", proc.stdout)
-    assert found, output
-    pem = re.search(r"-----BEGIN CERTIFICATE-----.+?-----END CERTIFICATE-----", proc.stdout, re.S)
-    leaf = x509.load_pem_x509_certificate(pem.group(0).encode()) if pem else None
-    session = re.search(r"^New, (\S+), Cipher is (\S+)$", proc.stdout, re.M)
-    version, cipher = (session.group(1), session.group(2)) if session else ("", "")
-    version, cipher = (None if v == "(NONE)" else v for v in (version, cipher))
-    if leaf is None:
-        # no TLS: s_client fails, and says it saw neither a certificate nor a cipher
-        assert proc.returncode != 0, output
-        assert "no peer certificate available" in proc.stdout, output
-        assert version is None and cipher is None, output
-    return Reference(int(found.group(1)), found.group(2), leaf, version, cipher, output)
 
 
 def _scan(
@@ -115,7 +77,7 @@ def _scan(
     return {e["target"]: e for e in parse_events(proc.stdout) if e["event"] == "probe.result"}
 
 
-def _agree(protocol: str, case: str, ref: Reference, probe: dict[str, Any], pki: Pki) -> str:
+def _agree(protocol: str, case: str, ref: SClient, probe: dict[str, Any], pki: Pki) -> str:
     """Assert the scanner's verdict is OpenSSL's; the category both stand for."""
     seen = f"{protocol}/{case}: OpenSSL {ref.code} ({ref.text}); scanner {probe['category']}"
     if ref.leaf is None:
@@ -127,15 +89,9 @@ def _agree(protocol: str, case: str, ref: Reference, probe: dict[str, Any], pki:
     assert case != REFUSED, f"{seen}: OpenSSL got a certificate from a server without TLS"
     assert ref.code in VERIFY_CODE_CATEGORY, f"{seen}: unmapped verify code"
     assert probe["category"] == VERIFY_CODE_CATEGORY[ref.code], (seen, probe["hint"])
-    served = pki.made[case].cert
-    fingerprint = ref.leaf.fingerprint(hashes.SHA256()).hex()
-    assert fingerprint == served.fingerprint(hashes.SHA256()).hex(), f"{seen}: not its leaf"
+    assert ref.leaf == pki.made[case].cert, f"{seen}: not the leaf the case serves"
     tls = probe["tls"]
-    assert tls["fingerprint_sha256"] == fingerprint, seen
-    assert tls["subject"] == ref.leaf.subject.rfc4514_string(), seen
-    assert dt.datetime.fromisoformat(tls["not_after"]) == ref.leaf.not_valid_after_utc, seen
-    days = (ref.leaf.not_valid_after_utc - dt.datetime.now(dt.UTC)).total_seconds() / 86400
-    assert abs(tls["days_left"] - days) < 1, seen
+    assert_tls_names(tls, ref.leaf, seen)
     if probe["category"] == "open":
         assert (tls["version"], tls["cipher"]) == (ref.version, ref.cipher), seen
     return str(probe["category"])
@@ -152,27 +108,17 @@ REACHED = {
 }
 
 
-@pytest.fixture(scope="module")
-def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
-    return tls_certificates(tmp_path_factory.mktemp("pki"))
-
-
-@pytest.fixture(scope="module")
-def openssl() -> None:
-    _require(shutil.which("openssl") is not None, "no openssl command")
-
-
 def _compare_all(tmp_path: Path, protocol: str, ports: dict[str, int], pki: Pki) -> dict[str, str]:
     root = pki.made["root"].cert_file
-    references = {case: _s_client(protocol, port, root) for case, port in ports.items()}
+    references = {case: s_client(port, root, NAME, protocol) for case, port in ports.items()}
     probes = _scan(tmp_path, protocol, ports, root)
     return {case: _agree(protocol, case, references[case], probes[case], pki) for case in ports}
 
 
 @pytest.mark.usefixtures("openssl")
 def test_smtp_postfix_verdicts_are_openssls(tmp_path: Path, pki: Pki) -> None:
-    _require(postfix_available(), "Postfix (Debian's postfix package) is not installed")
-    _require(os.geteuid() == 0, "a private Postfix instance must be started as root")
+    require(postfix_available(), "Postfix (Debian's postfix package) is not installed")
+    require(os.geteuid() == 0, "a private Postfix instance must be started as root")
     spec = {case: SmtpPort(pki.made[case]) for case in CERT_CASES}
     spec[REFUSED] = SmtpPort(None)
     with postfix_server(spec, ipv6=False) as server:
@@ -183,7 +129,7 @@ def test_smtp_postfix_verdicts_are_openssls(tmp_path: Path, pki: Pki) -> None:
 @pytest.fixture(scope="module")
 def dovecots(pki: Pki, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Dovecot]]:
     """One Dovecot per case (IMAP and POP3 each), the last with ``ssl = no``."""
-    _require(dovecot_available(), "Dovecot (dovecot-imapd, dovecot-pop3d) is not installed")
+    require(dovecot_available(), "Dovecot (dovecot-imapd, dovecot-pop3d) is not installed")
     leaves = {case: pki.made[case] for case in CERT_CASES} | {REFUSED: None}
     with dovecot_servers(tmp_path_factory.mktemp("dovecot"), leaves) as servers:
         yield servers
@@ -204,8 +150,8 @@ def test_imap_and_pop3_dovecot_verdicts_are_openssls(
 
 @pytest.mark.usefixtures("openssl")
 def test_postgres_verdicts_are_openssls(tmp_path: Path, pki: Pki) -> None:
-    _require(postgres_bin() is not None, "PostgreSQL from Debian is not installed")
-    _require(os.geteuid() == 0, "starting PostgreSQL as its own user needs root")
+    require(postgres_bin() is not None, "PostgreSQL from Debian is not installed")
+    require(os.geteuid() == 0, "starting PostgreSQL as its own user needs root")
     verdicts: dict[str, str] = {}
     root = pki.made["root"].cert_file
     with postgres_server(pki.made["valid"]) as server:
@@ -214,7 +160,7 @@ def test_postgres_verdicts_are_openssls(tmp_path: Path, pki: Pki) -> None:
                 server.set_ssl(False)
             else:
                 server.use_certificate(pki.made[case], case)
-            reference = _s_client("postgres", server.port, root)
+            reference = s_client(server.port, root, NAME, "postgres")
             probe = _scan(tmp_path, "postgres", {case: server.port}, root)[case]
             verdicts[case] = _agree("postgres", case, reference, probe, pki)
     assert set(verdicts.values()) == REACHED, verdicts

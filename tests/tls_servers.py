@@ -18,6 +18,7 @@ import glob
 import ipaddress
 import os
 import pwd
+import re
 import shutil
 import signal
 import socket
@@ -29,8 +30,9 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
+import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -41,6 +43,16 @@ from .conftest import free_port
 UTC = dt.UTC
 NOW = dt.datetime.now(UTC)
 DAY = dt.timedelta(days=1)
+
+
+def require(condition: bool, reason: str) -> None:
+    """Skip outside CI when a server program is missing; in CI (``CI=true``) that is a
+    failure: every server these tests run is installed there."""
+    if condition:
+        return
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(f"TLS test server unavailable in CI: {reason}", pytrace=False)
+    pytest.skip(reason)
 
 
 @dataclass
@@ -247,6 +259,27 @@ def tls_certificates(directory: Path) -> Pki:
 
 # --- nginx ------------------------------------------------------------------------------
 
+#: the certificate cases the suite's nginx serves (the ``nginx`` fixture), a port each
+NGINX_CASES = (
+    "valid",
+    "valid-ip",
+    "expired",
+    "not-yet-valid",
+    "wrong-host",
+    "self-signed",
+    "missing-intermediate",
+    "untrusted-ca",
+    "leaf-of-unknown-root",
+    "expiring",
+    "expiring-intermediate",
+)
+#: its ports where 127.0.0.1 and ::1 serve different certificates: (IPv4's, IPv6's)
+NGINX_SPLIT = {"dual-stack": ("valid", "wrong-host")}
+
+
+def nginx_available() -> bool:
+    return shutil.which("nginx") is not None or Path("/usr/sbin/nginx").exists()
+
 
 def _wait_port(host: str, port: int, timeout: float = 10.0) -> bool:
     deadline = time.monotonic() + timeout
@@ -379,6 +412,70 @@ def s_server(*args: str, host: str = "127.0.0.1") -> Iterator[int]:
     finally:
         proc.kill()
         proc.communicate(timeout=5)
+
+
+# --- openssl s_client: the reference the verdicts are held to -------------------------
+
+#: X509_V_ERR_* codes (openssl/x509_vfy.h) and the category each means
+VERIFY_CODE_CATEGORY = {
+    0: "open",  # X509_V_OK
+    2: "tls_untrusted",  # UNABLE_TO_GET_ISSUER_CERT
+    9: "tls_not_yet_valid",  # CERT_NOT_YET_VALID
+    10: "tls_expired",  # CERT_HAS_EXPIRED
+    18: "tls_untrusted",  # DEPTH_ZERO_SELF_SIGNED_CERT
+    19: "tls_untrusted",  # SELF_SIGNED_CERT_IN_CHAIN
+    20: "tls_untrusted",  # UNABLE_TO_GET_ISSUER_CERT_LOCALLY
+    21: "tls_untrusted",  # UNABLE_TO_VERIFY_LEAF_SIGNATURE
+    62: "tls_hostname_mismatch",  # HOSTNAME_MISMATCH
+    64: "tls_hostname_mismatch",  # IP_ADDRESS_MISMATCH
+}
+
+
+@dataclass(frozen=True)
+class SClient:
+    """What ``openssl s_client`` saw on one port."""
+
+    code: int  # its Verify return code
+    text: str
+    leaf: x509.Certificate | None  # None: no certificate (the server never started TLS)
+    version: str | None
+    cipher: str | None
+    output: str
+
+
+def s_client(port: int, ca_file: Path, name: str, starttls: str | None = None) -> SClient:
+    """``openssl s_client`` to 127.0.0.1:``port`` verifying ``name`` (an IP address: no SNI,
+    ``-verify_ip``) against ``ca_file``, after ``-starttls`` when given."""
+    is_ip = name[0].isdigit()
+    verify = ["-verify_ip", name] if is_ip else ["-verify_hostname", name]
+    sni = ["-noservername"] if is_ip else ["-servername", name]
+    preamble = ["-starttls", starttls] if starttls else []
+    argv = ["openssl", "s_client", *preamble, "-connect", f"127.0.0.1:{port}", *sni, *verify,
+            "-CAfile", str(ca_file), "-showcerts"]  # fmt: skip
+    proc = subprocess.run(argv, input="", capture_output=True, text=True, timeout=30, check=False)
+    output = proc.stdout + proc.stderr
+    found = re.search(r"Verify return code: (\d+) \(([^)]*)\)", proc.stdout)
+    assert found, output
+    pem = re.search(r"-----BEGIN CERTIFICATE-----.+?-----END CERTIFICATE-----", proc.stdout, re.S)
+    leaf = x509.load_pem_x509_certificate(pem.group(0).encode()) if pem else None
+    session = re.search(r"^New, (\S+), Cipher is (\S+)$", proc.stdout, re.M)
+    version, cipher = (session.group(1), session.group(2)) if session else ("", "")
+    version, cipher = (None if v == "(NONE)" else v for v in (version, cipher))
+    if leaf is None:
+        # no TLS: s_client fails, and says it saw neither a certificate nor a cipher
+        assert proc.returncode != 0, output
+        assert "no peer certificate available" in proc.stdout, output
+        assert version is None and cipher is None, output
+    return SClient(int(found.group(1)), found.group(2), leaf, version, cipher, output)
+
+
+def assert_tls_names(tls: dict[str, Any], leaf: x509.Certificate, seen: str) -> None:
+    """A probe's ``tls`` object (its JSON) names ``leaf``: fingerprint, subject, expiry."""
+    assert tls["fingerprint_sha256"] == leaf.fingerprint(hashes.SHA256()).hex(), seen
+    assert tls["subject"] == leaf.subject.rfc4514_string(), seen
+    assert dt.datetime.fromisoformat(tls["not_after"]) == leaf.not_valid_after_utc, seen
+    days = (leaf.not_valid_after_utc - dt.datetime.now(UTC)).total_seconds() / 86400
+    assert abs(tls["days_left"] - days) < 1, seen
 
 
 # --- silent and closing listeners -------------------------------------------------------
