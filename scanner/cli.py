@@ -753,7 +753,7 @@ def cmd_check(args: argparse.Namespace) -> int:
         stream = stream_observer(
             plan.format, show_ok=plan.show_ok, change_of=change_of, verbosity=plan.verbosity
         )
-        summary_view = _summary_view(plan, change_of, progress=None)
+        summary_view = _summary_view(plan, change_of)
         observers = [o for o in (stream, summary_view, builder) if o is not None]
         observer = FanOut(*observers) if len(observers) > 1 else stream
         summary, failed_workers = run_scan_sync(plan.inventory, observer, plan.options), []
@@ -783,14 +783,23 @@ def _summary_view(
     plan: CheckPlan,
     change_of: Callable[[TargetResult], Change | None] | None,
     *,
-    progress: bool | None,
+    results: bool = True,
 ) -> Observer | None:
-    """Beside JSON lines on stdout: the short summary (and progress) on stderr, unless -q."""
+    """Beside JSON lines on stdout: the short summary (and progress) on stderr, unless -q.
+
+    ``results``: whether it will see every target's result (not so from workers that
+    send none): without them it shows the counts per category, and no progress.
+    """
     if plan.format != "json" or plan.verbosity == "quiet":
         return None
     from .report import summary_observer
 
-    return summary_observer(change_of=change_of, verbosity=plan.verbosity, progress=progress)
+    return summary_observer(
+        change_of=change_of,
+        verbosity=plan.verbosity,
+        progress=None if results else False,
+        counts_only=not results,
+    )
 
 
 def _removed(
@@ -868,7 +877,7 @@ def _check_with_workers(
     # beside JSON, the summary on stderr lists failures only if the workers send their
     # results anyway (for the reports): sending them for it alone costs the parent about
     # 6 µs a target, the time the workers save; without them it says the counts
-    summary_view = _summary_view(plan, change_of, progress=None if results else False)
+    summary_view = _summary_view(plan, change_of, results=bool(results))
     if summary_view is not None and results:
         results.append(summary_view)
     sink = getattr(stream, "sink", None)

@@ -46,12 +46,15 @@ def summary_observer(
     change_of: Callable[[TargetResult], Change | None] | None = None,
     verbosity: Verbosity = "normal",
     progress: bool | None = None,
+    counts_only: bool = False,
 ) -> Observer:
     """With JSON lines on stdout: a short summary for a person on stderr, and progress.
 
     A CI job that sends the events to a file (``--format json > events.jsonl``) still
     says in its log why it failed: the first failures of each category with their
     hints, then the verdict and the counts. Progress shows only when stderr is a TTY.
+    ``counts_only``: no result will come (workers that send none), so the per-category
+    counts take the failures' place.
     """
     from ._sink import LineSink, SinkText
     from .console import ConsoleReport
@@ -65,7 +68,7 @@ def summary_observer(
         verbosity=verbosity,
         progress=progress,
         header=False,
-        table=False,
+        table=counts_only,
         limit=SUMMARY_PER_GROUP,
         more="the JSON events have every one",
     )

@@ -448,11 +448,15 @@ class ConsoleReport(BaseObserver):
         if not rows:
             return []
         width = max(len("category"), *(len(k) for k, _ in rows))
-        lines = ["", self._paint("bold", f"{'category':<{width}}  targets  failed")]
+        # no result seen (workers that send none): the failed column would be made up
+        seen = self.done > 0
+        head = f"{'category':<{width}}  targets" + ("  failed" if seen else "")
+        lines = ["", self._paint("bold", head)]
         for key, value in sorted(rows, key=lambda kv: (-kv[1], kv[0])):
             failed = self.failed_by_category.get(key, 0)
-            style = "warn" if key == "inconclusive" else "fail" if failed else "ok"
-            lines.append(f"{self._paint(style, f'{key:<{width}}')}  {value:>7,}  {failed:>6,}")
+            style = "warn" if key == "inconclusive" else "fail" if failed or not seen else "ok"
+            line = f"{self._paint(style, f'{key:<{width}}')}  {value:>7,}"
+            lines.append(line + (f"  {failed:>6,}" if seen else ""))
         return lines
 
     def _verdict_line(self, summary: ScanSummary) -> str:
