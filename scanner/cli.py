@@ -258,7 +258,7 @@ def build_parser() -> argparse.ArgumentParser:
         "Nothing leaves this machine.",
         epilog="examples:\n  scanner demo\n  scanner demo -f json | jq .\n\n"
         "exit codes:\n  0  every target got the category it was built for\n"
-        "  1  one did not (the demo says which)",
+        "  1  one did not (the demo says which)\n  2  a usage error",
     )
     _add_format_options(demo)
 

@@ -61,7 +61,8 @@ def meets_expectation(expect: Expect, category: Category) -> bool:
     """
     if expect == "open":
         return category is C.OPEN
-    return category not in _NOT_A_HANDSHAKE_FAILURE and not category.is_dns
+    # a TLS failure came after an opened TCP handshake: a listener is there (Category.is_tls)
+    return category not in _NOT_A_HANDSHAKE_FAILURE and not category.is_dns and not category.is_tls
 
 
 def roll_up(expect: Expect, categories: Sequence[Category]) -> tuple[bool, Category]:
