@@ -269,7 +269,9 @@ def _slowest(tables: _Tables) -> list[str]:
     if not ranked:
         return []
     return [
-        f"### Slowest {len(ranked)} answering targets",
+        "### Slowest answering target"
+        if len(ranked) == 1
+        else f"### Slowest {len(ranked)} answering targets",
         "",
         *table(
             ["target", "slowest handshake (ms)", "address", "category"],
