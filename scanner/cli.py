@@ -223,6 +223,42 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_trace_options(trace)
 
+    explain = sub.add_parser(
+        "explain",
+        help="why each target fails: name, route, handshake, path, local evidence, cause",
+        description="Check the targets, trace their failures, and collect the evidence a "
+        "person would collect by hand: how each name resolved (source, search trail, names "
+        "nearby), the route and source address per address, the handshake and ICMP detail, "
+        "the path, and, for this host's own addresses, what listens where. Ends each target "
+        "with its most likely cause and the next thing to check. Exits like check.",
+        epilog="examples:\n"
+        "  scanner explain db.example:5432\n"
+        "  scanner explain inventory.yaml web db\n"
+        "  scanner explain '[2001:db8::10]:443' -f json\n\n" + EXIT_CODES,
+    )
+    explain.add_argument(
+        "what",
+        metavar="TARGET|INVENTORY",
+        help="HOST:PORT ([v6]:PORT for IPv6), or an inventory file",
+    )
+    explain.add_argument(
+        "names", nargs="*", metavar="NAME", help="only these targets of the inventory"
+    )
+    explain.add_argument(
+        "--format",
+        "-f",
+        choices=("auto", "console", "json"),
+        default="auto",
+        help="auto (default): console on a TTY, json (explain.result events) otherwise",
+    )
+    explain.add_argument(
+        "--hop-timeout",
+        type=_seconds,
+        default=1.0,
+        metavar="S",
+        help="seconds to wait for each wave of hop limits of a trace (default 1)",
+    )
+
     merge = sub.add_parser(
         "merge",
         help="one verdict from the --report files of several shards",
@@ -473,6 +509,8 @@ def main(argv: Sequence[str] | None = None) -> int:  # noqa: PLR0911 - one retur
         return cmd_merge(args)
     if args.command == "trace":
         return cmd_trace(args)
+    if args.command == "explain":
+        return cmd_explain(args)
     return cmd_check(args)
 
 
@@ -630,7 +668,7 @@ def plan_check(args: argparse.Namespace) -> CheckPlan | None:  # noqa: PLR0911 -
     if baseline is False:
         return None
     loaded = _load(args.inventories)
-    if loaded is None:
+    if loaded is None or not _tls_settings_work(loaded):
         return None
     from .inventory import selection
 
@@ -726,6 +764,37 @@ def _other_inventory(baseline: Baseline, paths: Sequence[str]) -> list[str]:
         f"--baseline {baseline.path} was written for {then}, this scan reads "
         f"{', '.join(paths)}: new, fixed and removed compare different inventories"
     ]
+
+
+def _tls_settings_work(inventory: Inventory) -> bool:
+    """Every distinct ``tls`` setting makes its context now (a client key that does not fit
+    its certificate, a CA file that is no PEM): said with where, before anything is probed.
+    The contexts are kept for the scan (and its forked workers)."""
+    from .inventory.targets import TargetList
+
+    targets = inventory.targets
+    if not isinstance(targets, TargetList):
+        return True
+    tried: set[object] = set()
+    problems = []
+    for spec in targets.specs:
+        settings = spec.template.tls
+        if settings is None or settings in tried:
+            continue
+        tried.add(settings)
+        from .probers.tls import TlsConfigError, context_for
+
+        try:
+            context_for(settings)
+        except TlsConfigError as exc:
+            problems.append(f"{spec.template.source}: tls: {exc}")
+    for problem in problems:
+        _say(problem)
+    if problems:
+        from .report._text import counted
+
+        _say(f"{counted(len(problems), 'problem')}; nothing was probed")
+    return not problems
 
 
 def cmd_check(args: argparse.Namespace) -> int:
@@ -930,6 +999,68 @@ def cmd_trace(args: argparse.Namespace) -> int:
     )
     options = ScanOptions(handle_signals=True, trace_failures=True, trace=config)
     return exit_code(run_scan_sync(inventory, observer, options))
+
+
+def cmd_explain(args: argparse.Namespace) -> int:
+    """``scanner explain TARGET|INVENTORY [NAME...]``: one explanation per target."""
+    from .verdict import EXIT_USAGE
+
+    if os.path.exists(args.what):
+        loaded = _load([args.what])
+        if loaded is None:
+            return EXIT_USAGE
+        inventory = loaded
+        if args.names:
+            from msgspec.structs import replace
+
+            wanted = set(args.names)
+            targets = [t for t in loaded.targets if t.name in wanted]
+            missing = wanted - {t.name for t in targets}
+            if missing:
+                _say(f"no target named {', '.join(sorted(missing))} in {args.what}")
+                return EXIT_USAGE
+            inventory = replace(loaded, targets=targets)
+    else:
+        endpoint = _endpoint_or_none(args.what)
+        if endpoint is None:
+            _say(f"{args.what!r} is neither a file nor HOST:PORT ([v6]:PORT for IPv6)")
+            return EXIT_USAGE
+        from .inventory import display
+        from .models import Inventory, Target
+
+        host, port = endpoint
+        name = display(host, port)
+        inventory = Inventory(paths=(name,), targets=(Target(name, host, port, retries=0),))
+    from .diagnose import explain
+
+    entries, code = explain(inventory, hop_timeout=args.hop_timeout)
+    if _resolve_format(args.format) == "json":
+        from .report.events import JsonEventWriter
+        from .verdict import event_level
+
+        writer = JsonEventWriter()
+        for entry in entries:
+            writer.emit("explain.result", event_level(entry.ok, entry.category), entry)
+        writer.sink.drain()
+    else:
+        from .report.console import format_explanation, use_colour
+
+        colour = use_colour(sys.stdout)
+
+        def paint(style: str, text: str) -> str:
+            from .report.console import _RESET, _STYLE
+
+            return f"{_STYLE[style]}{text}{_RESET}" if colour else text
+
+        print("\n\n".join(format_explanation(entry, paint) for entry in entries))
+    return code
+
+
+def _endpoint_or_none(text: str) -> tuple[str, int] | None:
+    try:
+        return _endpoint(text)
+    except argparse.ArgumentTypeError:
+        return None
 
 
 def cmd_merge(args: argparse.Namespace) -> int:

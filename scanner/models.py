@@ -79,6 +79,105 @@ TRANSIENT = frozenset(
 )
 
 
+Starttls = Literal["smtp", "imap", "pop3", "postgres"]
+
+
+class TlsSettings(Struct, frozen=True, gc=False):
+    """How one target's TLS phase is run (the inventory's ``tls:`` mapping).
+
+    ``server_name`` is the SNI and the name verified (None: the target's host; an IP literal
+    checks the IP SAN and sends no SNI, as RFC 6066 wants). ``ca_file`` replaces the system
+    trust store. ``verify: false`` accepts any certificate: no trust, name or date check by
+    OpenSSL, though ``min_days`` still checks the dates of the chain presented.
+    """
+
+    server_name: str | None = None
+    ca_file: str | None = None
+    verify: bool = True
+    #: fail as ``tls_expiring`` when a presented certificate expires within this many days
+    min_days: int | None = None
+    starttls: Starttls | None = None
+    client_cert: str | None = None
+    client_key: str | None = None
+
+
+Stage = Literal["starttls", "handshake", "post_handshake", "done"]
+ChainSource = Literal["presented", "leaf", "none"]
+
+
+class TlsError(Struct, frozen=True, gc=False):
+    """What :mod:`ssl` said when the handshake failed, field by field.
+
+    ``alert`` is the alert description the peer sent (``handshake_failure``,
+    ``protocol_version``, ``certificate_required``...), None when the error was this side's.
+    """
+
+    message: str
+    library: str | None = None
+    reason: str | None = None
+    verify_code: int | None = None
+    verify_message: str | None = None
+    alert: str | None = None
+
+
+class TlsOutcome(Struct, frozen=True, gc=False):
+    """The raw facts of one TLS phase; nothing here is interpreted yet.
+
+    ``completed``: the handshake finished and the peer did not reject it right after (in TLS
+    1.3 a server checks the client's certificate after the client thinks it is done).
+    ``stage`` is where it ended. ``chain`` is DER, leaf first, as the peer presented it
+    (``chain_source``). ``plaintext`` holds the first bytes of a peer that answered with
+    something that is not a TLS record. ``received`` counts the bytes the peer sent in this
+    phase. ``errno`` names a socket error (``ECONNRESET``), ``peer_closed`` an orderly close.
+    ``starttls_reply`` is the server's answer when its STARTTLS preamble failed.
+    ``client_cert_requested``: the server asked for a client certificate (TLS 1.3); only then
+    does :func:`handshake` wait for the server's first message after the handshake.
+    """
+
+    server_name: str | None
+    completed: bool
+    stage: Stage
+    tls_ms: float
+    timed_out: bool = False
+    version: str | None = None
+    cipher: str | None = None
+    chain: tuple[bytes, ...] = ()
+    chain_source: ChainSource = "none"
+    error: TlsError | None = None
+    plaintext: bytes | None = None
+    received: int = 0
+    peer_closed: bool = False
+    errno: str | None = None
+    starttls: Starttls | None = None
+    starttls_reply: str | None = None
+    timeout_s: float = 0.0
+    #: TLS 1.3: the server sent a CertificateRequest (seen from our own last flight)
+    client_cert_requested: bool = False
+
+
+class TlsInfo(Struct, frozen=True, gc=False):
+    """The ``tls`` object of a probe.result: what the handshake and the leaf showed.
+
+    ``earliest_not_after`` / ``earliest_subject`` are the first expiry among the certificates
+    the peer presented (all of them where ``chain_source`` is ``presented``; the leaf alone
+    where it is ``leaf``).
+    """
+
+    version: str | None
+    cipher: str | None
+    subject: str | None = None
+    issuer: str | None = None
+    sans: tuple[str, ...] = ()
+    not_before: str | None = None
+    not_after: str | None = None
+    days_left: int | None = None
+    fingerprint_sha256: str | None = None
+    chain_length: int = 0
+    chain_source: ChainSource = "none"
+    earliest_not_after: str | None = None
+    earliest_subject: str | None = None
+
+
 class SourceLocation(Struct, frozen=True, gc=False):
     """Where in which inventory file a target was written (1-based)."""
 
@@ -106,6 +205,8 @@ class Target(Struct, frozen=True, gc=False):
     max_latency_ms: float | None = None
     #: after the handshake, wait this long for the peer to close (``closed_by_peer``)
     hold_ms: float | None = None
+    #: after the handshake, a TLS handshake and certificate checks (issue 15)
+    tls: TlsSettings | None = None
 
 
 class ResolverConfig(Struct, frozen=True):
@@ -160,6 +261,8 @@ class ConnectOutcome(Struct, frozen=True, gc=False):
     queue_full: bool = False
     #: after the handshake, the peer closed within ``hold_ms``: "FIN" or "RST"
     peer_closed: str | None = None
+    #: the TLS phase after the handshake (targets with ``tls``)
+    tls: TlsOutcome | None = None
 
 
 class DnsStep(Struct, frozen=True, gc=False):
@@ -208,6 +311,12 @@ class ProbeResult(Struct, frozen=True, gc=False):
     errno: str | None
     icmp: IcmpDetail | None
     hint: str | None
+    #: what the TLS phase showed (targets with ``tls``): version, certificate, expiry
+    tls: TlsInfo | None = None
+    #: milliseconds of the TLS phase (STARTTLS included); None without one
+    tls_ms: float | None = None
+    #: milliseconds the target's name took to resolve; None for an IP literal
+    dns_ms: float | None = None
 
 
 class Hop(Struct, frozen=True, gc=False):

@@ -61,7 +61,6 @@ def meets_expectation(expect: Expect, category: Category) -> bool:
     """
     if expect == "open":
         return category is C.OPEN
-    # a TLS failure came after an opened TCP handshake: a listener is there (Category.is_tls)
     return category not in _NOT_A_HANDSHAKE_FAILURE and not category.is_dns and not category.is_tls
 
 

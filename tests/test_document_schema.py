@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from scanner.models import Category
+from scanner.models import Category, TlsInfo
 from scanner.report import document as d
 
 
@@ -45,6 +45,11 @@ SHAPES = [
     ("report", "probe", d.ProbeEntry, set()),
     ("report", "report_target", d.TargetEntry, set()),
     ("report", "finished", d.SummaryEntry, set()),
+    ("events", "tls", TlsInfo, set()),
+    ("events", "explain.result", d.ExplainEntry, ENVELOPE),
+    ("events", "explained_address", d.AddressExplanation, set()),
+    ("events", "route", d.RouteEntry, set()),
+    ("report", "tls", TlsInfo, set()),
 ]
 
 

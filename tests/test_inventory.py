@@ -64,6 +64,11 @@ def assert_problems(problems: tuple[Problem, ...], expected: list[tuple[int, int
 
 VALID = [
     pytest.param(
+        doc("version: 1", "targets:", '  - "[fe80::1%lo]:22"'),
+        [T("[fe80::1%lo]:22", "fe80::1%lo", 22)],
+        id="link-local-with-its-zone",
+    ),
+    pytest.param(
         doc("version: 1", "targets:", "  - 192.0.2.10:22"),
         [T("192.0.2.10:22", "192.0.2.10", 22)],
         id="shorthand-ipv4",
@@ -450,6 +455,64 @@ def test_same_resolver_in_two_files_is_fine_different_is_not(tmp_path: Path) -> 
 TARGET = ["version: 1", "targets:"]  # lines 1-2 of most rows below
 
 INVALID = [
+    # addresses a probe must not (or cannot) be sent to
+    pytest.param(
+        doc("version: 1", "targets:", "  - 0.0.0.0:8443", '  - "[::]:8443"'),
+        [
+            (
+                3,
+                5,
+                "'0.0.0.0' is the unspecified address: connecting to it reaches this "
+                "machine; name the host to check",
+            ),
+            (
+                4,
+                5,
+                "'::' is the unspecified address: connecting to it reaches this "
+                "machine; name the host to check",
+            ),
+        ],
+        id="unspecified-literals",
+    ),
+    pytest.param(
+        doc(
+            "version: 1",
+            "targets:",
+            '  - "[fe80::1]:22"',
+            '  - "[fe80::1%nosuchif0]:22"',
+            "  - 224.0.0.1:80",
+        ),
+        [
+            (
+                3,
+                5,
+                "'fe80::1' is link-local: say through which interface it is reached, "
+                "e.g. [fe80::1%eth0]",
+            ),
+            (4, 5, "'fe80::1%nosuchif0': this machine has no interface 'nosuchif0'"),
+            (5, 5, "'224.0.0.1' is a multicast or broadcast address, not a host"),
+        ],
+        id="link-local-without-zone-and-multicast",
+    ),
+    pytest.param(
+        doc(
+            "version: 1",
+            "resolver:",
+            '  nameservers: ["0.0.0.0", "224.0.0.251", "255.255.255.255:53"]',
+            "targets:",
+            "  - a.example:80",
+        ),
+        [
+            (3, 17, "nameserver '0.0.0.0' is the unspecified address: no DNS server there"),
+            (3, 28, "nameserver '224.0.0.251' is a multicast address: no DNS server there"),
+            (
+                3,
+                43,
+                "nameserver '255.255.255.255:53' is the broadcast address: no DNS server there",
+            ),
+        ],
+        id="unusable-nameservers",
+    ),
     # unknown keys, with did-you-mean
     pytest.param(
         doc("version: 1", "target:", "  - a.example:80"),

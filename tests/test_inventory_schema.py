@@ -36,6 +36,9 @@ MODELINE = "# yaml-language-server: $schema=../scanner/data/inventory.schema.jso
 
 #: Invalid rows the schema accepts, and why no schema can refuse them.
 CANNOT = {
+    "unspecified-literals": "0.0.0.0 and :: have many spellings; the address pattern allows them",
+    "link-local-without-zone-and-multicast": "address ranges and this machine's interfaces",
+    "unusable-nameservers": "address ranges (unspecified, multicast, broadcast) need arithmetic",
     "port-float": "2020-12 counts 443.0 as an integer; the loader wants YAML's int",
     "version-float": "2020-12 counts 1.0 as an integer; the loader wants YAML's int",
     "port-range-downwards": "the order of a range's two ends is no pattern",
@@ -81,7 +84,7 @@ ACCEPTED = [
     "targets: [{host: '2001:db8::/112', port: 1}, {host: 10.0.0.0/255.255.0.0, port: 1}]",
     "targets: [{host: ' 10.1.0.0/16 ', port: 2}, {host: 10.2.0.0/016, port: 1}]",
     "targets: [{host: '::ffff:192.0.2.1', port: 1}, {host: '64:ff9b::192.0.2.1', port: 2}]",
-    "targets: [{host: '::', port: 3}, {host: '1::', port: 4}, {host: '1:2:3:4:5:6:7:8', port: 5}]",
+    "targets: [{host: '1::', port: 4}, {host: '1:2:3:4:5:6:7:8', port: 5}]",
     "scope: {allow: [192.0.2.1, 10.0.0.0/8, '2001:db8::/32', 0.0.0.0/0, '::/0']}\n"
     "targets: [192.0.2.1:1]",
     "resolver: {nameservers: ['192.0.2.53', '127.0.0.1:5353', '[2001:db8::53]:53', "

@@ -178,6 +178,7 @@ class ProbePump:
                 category=category,
                 outcome=outcome,
                 attempts=attempt.tries.attempts,
+                dns_ms=attempt.pending.dns.latency_ms if attempt.pending.dns else None,
             )
             self._complete(attempt.pending, attempt.slot, result)
         except BaseException as exc:  # noqa: BLE001 - a bug ends the scan, not lost in the loop

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from ..classify import classify_connect, classify_latency, errno_name, hint_for
@@ -12,8 +13,13 @@ from ..scope import ScopeGuard
 def classify_attempt(
     target: Target, address: str, outcome: ConnectOutcome, local: str | None
 ) -> Category:
-    """The category of one handshake to ``address`` (``local``: the source we used)."""
+    """The category of one handshake to ``address`` (``local``: the source we used), and of
+    its TLS phase when it had one (``slow`` still judges the TCP handshake alone)."""
     category = classify_connect(outcome, (local,) if local else (), address)
+    if category is Category.OPEN and outcome.tls is not None and target.tls is not None:
+        from ..probers.tls import classify_tls
+
+        category = classify_tls(outcome.tls, target.tls, datetime.now(UTC))[0]
     return classify_latency(category, outcome.latency_ms, target.max_latency_ms)
 
 
@@ -25,11 +31,21 @@ def attempt_result(
     category: Category,
     outcome: ConnectOutcome,
     attempts: int,
+    dns_ms: float | None = None,
 ) -> ProbeResult:
     """The :class:`ProbeResult` of an address's final handshake, with its hint."""
     errno = None if outcome.errno == 0 else errno_name(outcome.errno)
+    tls = tls_hint = None
+    if outcome.tls is not None and target.tls is not None:
+        from ..probers.tls import classify_tls, tls_info
+
+        now = datetime.now(UTC)
+        tls_hint = classify_tls(outcome.tls, target.tls, now)[1]
+        tls = tls_info(outcome.tls, now)
     if category is Category.OPEN:
         hint = None
+    elif category.is_tls:
+        hint = tls_hint
     elif category is Category.SLOW:
         hint = hint_for(category, latency_ms=outcome.latency_ms, budget_ms=target.max_latency_ms)
     elif category is Category.CLOSED_BY_PEER:
@@ -48,6 +64,9 @@ def attempt_result(
         errno=errno,
         icmp=outcome.icmp,
         hint=hint,
+        tls=tls,
+        tls_ms=outcome.tls.tls_ms if outcome.tls is not None else None,
+        dns_ms=dns_ms,
     )
 
 

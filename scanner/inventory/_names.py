@@ -77,6 +77,8 @@ def _network_overlaps(
                 "targets twice",
             )
         )
+    if not unnamed:  # no network to overlap with: the endpoints need no address at all
+        return problems
     endpoints = []  # named single endpoints as (version, address, port, name, source)
     for name, name_source in names:
         parsed = split_host_port(name)

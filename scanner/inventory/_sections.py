@@ -8,13 +8,14 @@ run (:mod:`._names` checks the claims of all files together).
 from __future__ import annotations
 
 import ipaddress
+import os
 import re
 from dataclasses import dataclass, field
 from typing import Any, cast
 
 import yaml
 
-from ..models import Expect, Family, ResolverConfig, SourceLocation, Target
+from ..models import Expect, Family, ResolverConfig, SourceLocation, Target, TlsSettings
 from ..scope import parse_network
 from ._values import _LABEL, MAX_PORT, MAX_RETRIES, ValueReader, _literal_version, split_host_port
 from ._yaml import _kind, _shown
@@ -23,7 +24,16 @@ from .targets import Network, TargetSpec, display
 SCHEMA_VERSION = 1
 _Keys = dict[str, tuple[yaml.Node, yaml.Node]]
 _TOP_KEYS = ("version", "defaults", "resolver", "targets", "scope")
-_DEFAULT_KEYS = ("timeout", "retries", "expect", "family", "max_latency_ms", "hold_ms")
+_DEFAULT_KEYS = ("timeout", "retries", "expect", "family", "max_latency_ms", "hold_ms", "tls")
+_TLS_KEYS = (
+    "server_name",
+    "ca_file",
+    "verify",
+    "min_days",
+    "starttls",
+    "client_cert",
+    "client_key",
+)
 _RESOLVER_KEYS = ("nameservers", "timeout", "tries")
 _TARGET_KEYS = (
     "name",
@@ -37,6 +47,7 @@ _TARGET_KEYS = (
     "tags",
     "max_latency_ms",
     "hold_ms",
+    "tls",
 )
 
 
@@ -48,6 +59,20 @@ class _Defaults:
     family: Family = "any"
     max_latency_ms: float | None = None
     hold_ms: float | None = None
+    tls: TlsSettings | None = None
+
+
+def _unusable_nameserver(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str | None:
+    """Why a query to ``address`` cannot reach one DNS server, if it cannot."""
+    if address.is_unspecified:
+        return "the unspecified address"
+    if address.is_multicast:
+        return "a multicast address"
+    if isinstance(address, ipaddress.IPv4Address) and address == ipaddress.IPv4Address(
+        "255.255.255.255"
+    ):
+        return "the broadcast address"
+    return None
 
 
 @dataclass
@@ -91,6 +116,58 @@ class InventoryFile(ValueReader):
             )
         if "hold_ms" in keys:  # a minute is far longer than any close-at-once
             into.hold_ms = self.milliseconds(keys["hold_ms"][1], f"{what}.hold_ms", 60_000)
+        if "tls" in keys:
+            into.tls = self.tls_section(keys["tls"][1], f"{what}.tls")
+        if into.tls is not None and into.expect == "closed" and "tls" in keys:
+            self.problem(
+                keys["tls"][0],
+                f"{what}.tls checks a port that opens; it cannot go with expect: closed",
+            )
+
+    def tls_section(self, node: yaml.Node, what: str) -> TlsSettings | None:
+        """``tls: true``, ``tls: false`` or the mapping of :class:`TlsSettings`.
+
+        Files (``ca_file``, ``client_cert``, ``client_key``) are relative to the inventory
+        and must be readable now: a typo costs nothing.
+        """
+        if isinstance(node, yaml.ScalarNode):
+            value = self.scalar(node)
+            if isinstance(value, bool):
+                return TlsSettings() if value else None
+            self.problem(node, f"{what} must be true, false or a mapping, not {_kind(node)}")
+            return None
+        keys = self.mapping(node, what, _TLS_KEYS)
+        fields: dict[str, object] = {}
+        if "server_name" in keys:
+            fields["server_name"] = self.text(keys["server_name"][1], f"{what}.server_name")
+        for key in ("ca_file", "client_cert", "client_key"):
+            if key in keys:
+                fields[key] = self.readable_file(keys[key][1], f"{what}.{key}")
+        if "verify" in keys:
+            verify = self.scalar(keys["verify"][1])
+            if isinstance(verify, bool):
+                fields["verify"] = verify
+            else:
+                self.problem(keys["verify"][1], f"{what}.verify must be true or false")
+        if "min_days" in keys:
+            fields["min_days"] = self.integer(keys["min_days"][1], f"{what}.min_days", 0, 3650)
+        if "starttls" in keys:
+            fields["starttls"] = self.choice(
+                keys["starttls"][1], f"{what}.starttls", ("smtp", "imap", "pop3", "postgres")
+            )
+        if "client_key" in keys and "client_cert" not in keys:
+            self.problem(keys["client_key"][0], f"{what}.client_key needs client_cert")
+        return TlsSettings(**{k: v for k, v in fields.items() if v is not None})  # type: ignore[arg-type]
+
+    def readable_file(self, node: yaml.Node, what: str) -> str | None:
+        value = self.text(node, what)
+        if value is None:
+            return None
+        path = os.path.join(os.path.dirname(self.path), os.path.expanduser(value))
+        if not os.path.isfile(path) or not os.access(path, os.R_OK):
+            self.problem(node, f"{what} {_shown(value)} is not a readable file")
+            return None
+        return os.path.abspath(path)
 
     def milliseconds(self, node: yaml.Node, what: str, most: int) -> float | None:
         value = self.scalar(node)
@@ -170,6 +247,10 @@ class InventoryFile(ValueReader):
         if not 1 <= port <= MAX_PORT:
             self.problem(node, f"nameserver port must be between 1 and {MAX_PORT}")
             return None
+        special = _unusable_nameserver(address)
+        if special is not None:
+            self.problem(node, f"nameserver {_shown(value)} is {special}: no DNS server there")
+            return None
         return f"[{address}]:{port}" if address.version == 6 else f"{address}:{port}"
 
     def targets(self, node: yaml.Node, defaults: _Defaults) -> list[TargetSpec]:
@@ -200,6 +281,7 @@ class InventoryFile(ValueReader):
             defaults.family,
             defaults.max_latency_ms,
             defaults.hold_ms,
+            defaults.tls,
         )
         self._apply_common(keys, settings, "target")
         host = self.target_host(node, keys)
@@ -354,6 +436,7 @@ class InventoryFile(ValueReader):
             source=source,
             max_latency_ms=settings.max_latency_ms,
             hold_ms=settings.hold_ms,
+            tls=settings.tls,
         )
         spec = TargetSpec(
             template=template, ports=ports, network=network, name=name, per_port_names=many

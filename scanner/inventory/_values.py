@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+import socket
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -101,11 +102,15 @@ class ValueReader(YamlFile):
         if "/" in value:
             self.problem(node, f"{_shown(value)} is not a valid host name or IP address")
             return None
+        if _is_ipv4(value):  # the common case, and inet_pton takes only the canonical form
+            return self.probeable(node, value, ipaddress.IPv4Address(value))
         candidate = value[1:-1] if value.startswith("[") and value.endswith("]") else value
         try:
-            return str(ipaddress.ip_address(candidate))
+            address = ipaddress.ip_address(candidate)
         except ValueError:
             pass
+        else:
+            return self.probeable(node, str(address), address)
         if candidate != value:
             self.problem(node, f"{_shown(value)} is not an IPv6 address")
             return None
@@ -135,6 +140,41 @@ class ValueReader(YamlFile):
             )
             return None
         return ascii_name.lower() + ("." if absolute else "")
+
+    def probeable(
+        self, node: yaml.Node, text: str, address: ipaddress.IPv4Address | ipaddress.IPv6Address
+    ) -> str | None:
+        """An address a probe can be sent to: not 0.0.0.0 or :: (which connect to this
+        machine, so a target there would pass whatever it should check), not multicast or
+        broadcast, and a link-local IPv6 address with the zone it is reached through."""
+        if address.is_unspecified:
+            self.problem(
+                node,
+                f"{_shown(text)} is the unspecified address: connecting to it "
+                "reaches this machine; name the host to check",
+            )
+            return None
+        if address.is_multicast or text == "255.255.255.255":
+            self.problem(node, f"{_shown(text)} is a multicast or broadcast address, not a host")
+            return None
+        if isinstance(address, ipaddress.IPv6Address) and address.is_link_local:
+            if not address.scope_id:
+                self.problem(
+                    node,
+                    f"{_shown(text)} is link-local: say through which interface "
+                    "it is reached, e.g. [fe80::1%eth0]",
+                )
+                return None
+            try:
+                socket.if_nametoindex(address.scope_id)
+            except OSError:
+                if not address.scope_id.isdigit():
+                    self.problem(
+                        node,
+                        f"{_shown(text)}: this machine has no interface {_shown(address.scope_id)}",
+                    )
+                    return None
+        return text
 
     def port(self, node: yaml.Node, what: str = "port") -> int | None:
         return self.integer(node, what, 1, MAX_PORT)
@@ -240,7 +280,19 @@ def printable_path(path: str) -> str:
     )
 
 
+def _is_ipv4(text: str) -> bool:
+    """A dotted-quad IPv4 address: inet_pton in C, some fifty times cheaper than ipaddress
+    (which a 20,000-line inventory called 60,000 times: 0.8 s of its 2.2 s to load)."""
+    try:
+        socket.inet_pton(socket.AF_INET, text)
+    except OSError:
+        return False
+    return True
+
+
 def _literal_version(host: str) -> int | None:
+    if _is_ipv4(host):
+        return 4
     try:
         return ipaddress.ip_address(host).version
     except ValueError:

@@ -106,6 +106,7 @@ class TargetSpec:
                     t.source,
                     t.max_latency_ms,
                     t.hold_ms,
+                    t.tls,
                 )
 
     def host_at(self, offset: int) -> str:
@@ -134,6 +135,7 @@ class TargetSpec:
             t.source,
             t.max_latency_ms,
             t.hold_ms,
+            t.tls,
         )
 
     def strided(self, start: int, step: int) -> Iterator[Target]:

@@ -21,6 +21,7 @@ from ..models import AddressFamily, Target
 from .hold import HoldProber
 from .local import LocalQueues
 from .tcp import Abandon, Dialer, OnDone
+from .tls_prober import TlsProber
 
 
 class Prober(Protocol):
@@ -58,8 +59,13 @@ class Probers:
         self.tcp = TcpProber(self.dialer)
         self._loop = loop
         self._hold: Prober | None = None
+        self._tls: Prober | None = None
 
     def for_target(self, target: Target) -> Prober:
+        if target.tls is not None and target.expect == "open":
+            if self._tls is None:
+                self._tls = TlsProber(self.dialer, self._loop)
+            return self._tls
         if target.hold_ms:
             if self._hold is None:
                 self._hold = HoldProber(self.dialer, self._loop)

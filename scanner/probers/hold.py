@@ -14,14 +14,11 @@ from __future__ import annotations
 import _socket
 import asyncio
 import socket
-import struct
 
 from msgspec.structs import replace
 
 from ..models import AddressFamily, ConnectOutcome, Target
-from .tcp import Abandon, Dialer, OnDone
-
-_LINGER_RESET = struct.pack("ii", 1, 0)
+from .tcp import Abandon, Dialer, OnDone, close_reset
 
 
 class HoldProber:
@@ -83,8 +80,7 @@ class _Hold:
             self.timer = None
         if self.sock is not None:
             self.loop.remove_reader(self.sock.fileno())
-            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _LINGER_RESET)
-            self.sock.close()
+            close_reset(self.sock)
             self.sock = None
         self.outcome = None
 

@@ -98,6 +98,11 @@ def _close(sock: _socket.socket, connected: bool) -> None:
     sock.close()
 
 
+def close_reset(sock: _socket.socket) -> None:
+    """Close a connected socket with a RST (linger 0): no TIME_WAIT left behind."""
+    _close(sock, connected=True)
+
+
 def _finish(
     sock: _socket.socket,
     err: int,
@@ -247,7 +252,13 @@ class Dialer:
                 loop.call_soon(on_done, ConnectOutcome(exc.errno or errno.EIO, False, 0.0), None)
                 return _noop
         started = time.perf_counter()
-        err = sock.connect_ex((address, port) if family == "ipv4" else (address, port, 0, 0))
+        try:
+            sockaddr = (address, port) if family == "ipv4" else _sockaddr6(address, port)
+        except OSError as exc:  # the zone's interface is gone: nothing was sent
+            sock.close()
+            loop.call_soon(on_done, ConnectOutcome(exc.errno or errno.ENODEV, False, 0.0), None)
+            return _noop
+        err = sock.connect_ex(sockaddr)
         if err == errno.EINPROGRESS:
             # On a near path (loopback, the same host) the kernel has often finished the
             # handshake, or received the RST, before connect() returned: ask once, and
@@ -396,6 +407,16 @@ class Dialer:
         )
         if soonest < self._timer_at:
             self._arm(soonest)
+
+
+def _sockaddr6(address: str, port: int) -> tuple[str, int, int, int]:
+    """An IPv6 socket address; a zone (``fe80::1%eth0``) becomes its scope id, which a
+    plain 4-tuple with 0 would drop (the connect then fails or leaves the wrong interface)."""
+    host, sep, zone = address.partition("%")
+    if not sep:
+        return (address, port, 0, 0)
+    scope = int(zone) if zone.isdigit() else socket.if_nametoindex(zone)
+    return (host, port, 0, scope)
 
 
 def _connect_error(sock: _socket.socket) -> int:

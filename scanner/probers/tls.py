@@ -35,7 +35,7 @@ import ssl
 import time
 from collections.abc import Awaitable, Callable
 from datetime import datetime
-from typing import TYPE_CHECKING, Literal, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from msgspec import Struct
 
@@ -46,14 +46,20 @@ from ..classify import (
     tls_alert_name,
     tls_verify_category,
 )
-from ..models import Category
+from ..models import (
+    Category,
+    ChainSource,
+    Stage,
+    Starttls,
+    TlsError,
+    TlsInfo,
+    TlsOutcome,
+    TlsSettings,
+)
 
 if TYPE_CHECKING:
     from cryptography.x509 import Certificate
 
-Starttls = Literal["smtp", "imap", "pop3", "postgres"]
-Stage = Literal["starttls", "handshake", "post_handshake", "done"]
-ChainSource = Literal["presented", "leaf", "none"]
 
 #: the PostgreSQL SSLRequest: length 8, then the request code 1234.5679 (80877103)
 POSTGRES_SSL_REQUEST = b"\x00\x00\x00\x08\x04\xd2\x16\x2f"
@@ -65,75 +71,6 @@ PLAINTEXT_KEEP = 128
 POST_HANDSHAKE_MIN_S = 0.1
 POST_HANDSHAKE_RTTS = 3.0
 _TLS_RECORD_TYPES = frozenset({20, 21, 22, 23})  # change_cipher_spec, alert, handshake, data
-
-
-class TlsSettings(Struct, frozen=True, gc=False):
-    """How one target's TLS phase is run (the inventory's ``tls:`` mapping).
-
-    ``server_name`` is the SNI and the name verified (None: the target's host; an IP literal
-    checks the IP SAN and sends no SNI, as RFC 6066 wants). ``ca_file`` replaces the system
-    trust store. ``verify: false`` accepts any certificate: no trust, name or date check by
-    OpenSSL, though ``min_days`` still checks the dates of the chain presented.
-    """
-
-    server_name: str | None = None
-    ca_file: str | None = None
-    verify: bool = True
-    #: fail as ``tls_expiring`` when a presented certificate expires within this many days
-    min_days: int | None = None
-    starttls: Starttls | None = None
-    client_cert: str | None = None
-    client_key: str | None = None
-
-
-class TlsError(Struct, frozen=True, gc=False):
-    """What :mod:`ssl` said when the handshake failed, field by field.
-
-    ``alert`` is the alert description the peer sent (``handshake_failure``,
-    ``protocol_version``, ``certificate_required``...), None when the error was this side's.
-    """
-
-    message: str
-    library: str | None = None
-    reason: str | None = None
-    verify_code: int | None = None
-    verify_message: str | None = None
-    alert: str | None = None
-
-
-class TlsOutcome(Struct, frozen=True, gc=False):
-    """The raw facts of one TLS phase; nothing here is interpreted yet.
-
-    ``completed``: the handshake finished and the peer did not reject it right after (in TLS
-    1.3 a server checks the client's certificate after the client thinks it is done).
-    ``stage`` is where it ended. ``chain`` is DER, leaf first, as the peer presented it
-    (``chain_source``). ``plaintext`` holds the first bytes of a peer that answered with
-    something that is not a TLS record. ``received`` counts the bytes the peer sent in this
-    phase. ``errno`` names a socket error (``ECONNRESET``), ``peer_closed`` an orderly close.
-    ``starttls_reply`` is the server's answer when its STARTTLS preamble failed.
-    ``client_cert_requested``: the server asked for a client certificate (TLS 1.3); only then
-    does :func:`handshake` wait for the server's first message after the handshake.
-    """
-
-    server_name: str | None
-    completed: bool
-    stage: Stage
-    tls_ms: float
-    timed_out: bool = False
-    version: str | None = None
-    cipher: str | None = None
-    chain: tuple[bytes, ...] = ()
-    chain_source: ChainSource = "none"
-    error: TlsError | None = None
-    plaintext: bytes | None = None
-    received: int = 0
-    peer_closed: bool = False
-    errno: str | None = None
-    starttls: Starttls | None = None
-    starttls_reply: str | None = None
-    timeout_s: float = 0.0
-    #: TLS 1.3: the server sent a CertificateRequest (seen from our own last flight)
-    client_cert_requested: bool = False
 
 
 class TlsConfigError(ValueError):
@@ -599,29 +536,6 @@ def _close_notify(obj: ssl.SSLObject, outgoing: ssl.MemoryBIO) -> bytes:
 
 
 # --- what it means (pure) ---------------------------------------------------------------
-
-
-class TlsInfo(Struct, frozen=True, gc=False):
-    """The ``tls`` object of a probe.result: what the handshake and the leaf showed.
-
-    ``earliest_not_after`` / ``earliest_subject`` are the first expiry among the certificates
-    the peer presented (all of them where ``chain_source`` is ``presented``; the leaf alone
-    where it is ``leaf``).
-    """
-
-    version: str | None
-    cipher: str | None
-    subject: str | None = None
-    issuer: str | None = None
-    sans: tuple[str, ...] = ()
-    not_before: str | None = None
-    not_after: str | None = None
-    days_left: int | None = None
-    fingerprint_sha256: str | None = None
-    chain_length: int = 0
-    chain_source: ChainSource = "none"
-    earliest_not_after: str | None = None
-    earliest_subject: str | None = None
 
 
 class _Cert(Struct, frozen=True, gc=False):

@@ -265,6 +265,40 @@ def hop_limit(family: AddressFamily, ttl: int) -> Callable[[_socket.socket], Non
     return setup
 
 
+#: a silent hop limit is given up once this many times the longest round trip seen on the
+#: path has passed (or :data:`MIN_PATIENCE_S`, whichever is longer), never later than the
+#: hop timeout: an answer that much later than every other is not coming
+PATIENCE_FACTOR = 4.0
+MIN_PATIENCE_S = 0.3
+
+
+class _Patience:
+    """How long the silent hop limits of a path are still worth waiting for.
+
+    Learned from the hops that answered: in the two-router lab a wave whose last hops are
+    dropped waited the whole 2 s hop timeout, with answers from the first hops after
+    0.1 ms. Until something answers, the hop timeout is the wait.
+    """
+
+    __slots__ = ("adaptive", "cap", "longest")
+
+    def __init__(self, cap: float, *, adaptive: bool = True) -> None:
+        self.cap = cap
+        self.adaptive = adaptive
+        self.longest: float | None = None
+
+    def saw(self, rtt_ms: float | None) -> None:
+        if rtt_ms is not None:
+            seconds = rtt_ms / 1000.0
+            self.longest = seconds if self.longest is None else max(self.longest, seconds)
+
+    @property
+    def wait(self) -> float:
+        if self.longest is None or not self.adaptive:
+            return self.cap
+        return min(self.cap, max(MIN_PATIENCE_S, PATIENCE_FACTOR * self.longest))
+
+
 async def _wave(
     address: str,
     port: int,
@@ -272,32 +306,50 @@ async def _wave(
     ttls: range,
     *,
     dialer: Dialer,
-    timeout: float,
+    patience: _Patience,
     hops: dict[int, Hop],
     local: set[str],
     pace: Pace | None,
 ) -> None:
-    """Probe every hop limit of ``ttls`` at once; a terminal answer cancels higher ones."""
+    """Probe every hop limit of ``ttls`` at once; a terminal answer cancels higher ones, and
+    silent ones are given up once an answer would be implausibly late (:class:`_Patience`)."""
     scopes: dict[int, anyio.CancelScope] = {ttl: anyio.CancelScope() for ttl in ttls}
+    pending = set(ttls)
+    started = anyio.current_time()
 
     async def one(ttl: int) -> None:
         with scopes[ttl]:
             if pace is not None:
                 await pace()
             setup = hop_limit(family, ttl)
-            outcome, source = await dialer.dial(address, port, family, timeout, setup=setup)
+            outcome, source = await dialer.dial(address, port, family, patience.cap, setup=setup)
             hop = hop_of(ttl, outcome, address)
             hops[ttl] = hop
+            pending.discard(ttl)
+            patience.saw(hop.rtt_ms if hop.address is not None else None)
             if source:
                 local.add(source)
             if is_terminal(hop, family):
                 for higher, scope in scopes.items():
                     if higher > ttl:
+                        pending.discard(higher)
                         scope.cancel()
+
+    async def give_up() -> None:
+        while pending:
+            left = started + patience.wait - anyio.current_time()
+            if left <= 0:
+                for ttl in sorted(pending):  # silent: as a timeout would have said
+                    hops[ttl] = Hop(ttl, None, None, None, None, False, "ETIMEDOUT")
+                    scopes[ttl].cancel()
+                pending.clear()
+                return
+            await anyio.sleep(min(left, 0.05))
 
     async with anyio.create_task_group() as group:
         for ttl in ttls:
             group.start_soon(one, ttl)
+        group.start_soon(give_up)
 
 
 async def trace_path(
@@ -308,17 +360,22 @@ async def trace_path(
     pace: Pace | None = None,
     *,
     dialer: Dialer | None = None,
+    silent: bool = False,
 ) -> PathTrace:
     """Trace the path to ``address:port`` in waves of hop limits, up to ``max_hops``.
 
     ``pace`` is awaited before each handshake (the scan's ``--rate``); ``dialer`` is the
-    scan's (a trace of its own makes one for itself).
+    scan's (a trace of its own makes one for itself). ``silent``: the handshake itself got
+    no answer at all (a timeout), so a silent hop limit past the last answering hop is
+    given up early (:class:`_Patience`); after an ICMP error some router *will* answer,
+    perhaps late (an ARP or NDP failure takes seconds), and every hop waits its timeout.
     """
     own = dialer is None
     if dialer is None:
         dialer = Dialer(asyncio.get_running_loop())
     hops: dict[int, Hop] = {}
     local: set[str] = set()
+    patience = _Patience(config.hop_timeout, adaptive=silent)
     first, probed = 1, 0
     try:
         while first <= config.max_hops:
@@ -329,7 +386,7 @@ async def trace_path(
                 family,
                 range(first, last + 1),
                 dialer=dialer,
-                timeout=config.hop_timeout,
+                patience=patience,
                 hops=hops,
                 local=local,
                 pace=pace,
@@ -392,6 +449,7 @@ class PathTracer:
                 self.config,
                 self._pace,
                 dialer=self._dialer,
+                silent=probe.category is Category.TIMEOUT,
             )
 
     async def trace(self, result: TargetResult, on_hop: HopCallback | None = None) -> TargetResult:

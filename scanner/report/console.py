@@ -29,6 +29,7 @@ from ..models import (
     Hop,
     IcmpDetail,
     PathTrace,
+    ProbeResult,
     ScanStart,
     ScanSummary,
     TargetResult,
@@ -36,6 +37,7 @@ from ..models import (
 from ..observers import BaseObserver
 from ..verdict import Verdict, meets_expectation, result_verdict, scan_passed
 from ._text import counted
+from .document import ExplainEntry
 
 _RESET = "\x1b[0m"
 _STYLE = {
@@ -97,6 +99,28 @@ def hop_label(hop: Hop, family: AddressFamily) -> str:
             return "handshake completed" if hop.errno is None else "handshake completed, then reset"
         return "TCP reset"
     return hop.errno or "no answer"
+
+
+def tls_line(probe: ProbeResult) -> str:
+    """A TLS probe in one line: what it showed, and where its time went."""
+    parts = [f"tls {probe.address}"]
+    tls = probe.tls
+    if tls is not None:
+        parts.append(" ".join(p for p in (tls.version, tls.cipher) if p) or "no handshake")
+        if tls.subject:
+            parts.append(tls.subject)
+        if tls.not_after and tls.days_left is not None:
+            parts.append(f"expires {tls.not_after[:10]} ({tls.days_left} days)")
+    phases = [
+        f"{label} {value:.1f} ms"
+        for label, value in (
+            ("dns", probe.dns_ms),
+            ("connect", probe.latency_ms),
+            ("tls", probe.tls_ms),
+        )
+        if value is not None
+    ]
+    return " · ".join([*parts, " + ".join(phases)])
 
 
 Verbosity = Literal["quiet", "normal", "verbose"]
@@ -284,6 +308,9 @@ class ConsoleReport(BaseObserver):
             lines.append("      " + self._paint("dim", details))
         if result.hint and not result.ok and result.hint != previous_hint:
             lines.append("      → " + clean(result.hint))
+        for probe in result.probes:
+            if probe.tls is not None or probe.tls_ms is not None:
+                lines.append("      " + self._paint("dim", clean(tls_line(probe))))
         for path in result.paths:
             lines.extend(self.format_path(path))
         return lines
@@ -477,3 +504,46 @@ class ConsoleReport(BaseObserver):
                 for change, label in _CHANGE_COUNT.items()
             )
         return self._paint(style, verdict)
+
+
+def format_explanation(entry: ExplainEntry, paint: Callable[[str, str], str]) -> str:
+    """``scanner explain`` for a person: the checklist's answers for one target."""
+    style = "ok" if entry.ok else "fail"
+    lines = [
+        paint("bold", f"{clean(entry.target)} ({clean(display(entry.host, entry.port))})")
+        + "  "
+        + paint(style, entry.category.value)
+    ]
+    dns = entry.dns
+    if dns is not None:
+        via = ", ".join(f"{af} from {clean(src)}" for af, src in dns.sources.items()) or (
+            clean(dns.nameserver or "no source")
+        )
+        lines.append(
+            f"  name:  {clean(dns.host)} → {', '.join(dns.addresses) or 'no address'}"
+            f" ({dns.category}; {via})"
+        )
+        for step in dns.trail:
+            asked = ", ".join(f"{af} {cat}" for af, cat in step.families.items())
+            lines.append(paint("dim", f"         asked {clean(step.name)}: {asked}"))
+    for address in entry.addresses:
+        probe = address.probe
+        facts = [probe.category.value]
+        if probe.errno:
+            facts.append(probe.errno)
+        if probe.icmp_type is not None:
+            facts.append(f"ICMP {probe.icmp_type}/{probe.icmp_code} from {probe.icmp_from}")
+        if probe.latency_ms is not None:
+            facts.append(f"{probe.latency_ms:.1f} ms")
+        lines.append(f"  {probe.address} ({probe.family}): " + ", ".join(facts))
+        if address.route is not None and address.route.sentence:
+            lines.append(paint("dim", f"      route: {clean(address.route.sentence)}"))
+        if address.path_verdict:
+            lines.append(paint("dim", f"      path:  {clean(address.path_verdict)}"))
+        for sentence in address.local:
+            lines.append(paint("dim", f"      here:  {clean(sentence)}"))
+    if entry.suggestions:
+        lines.append(f"  near:  {', '.join(clean(s) for s in entry.suggestions)}")
+    lines.append("  " + paint("bold", "cause: ") + clean(entry.cause))
+    lines.append("  " + paint("bold", "next:  ") + clean(entry.next_step))
+    return "\n".join(lines)

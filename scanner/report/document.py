@@ -39,6 +39,7 @@ from ..models import (
     ScanSummary,
     Target,
     TargetResult,
+    TlsInfo,
 )
 from ..observers import BaseObserver
 from ..verdict import Counts, meets_expectation, scan_passed
@@ -115,6 +116,12 @@ class ProbeEntry(Struct, frozen=True, kw_only=True, gc=False):
     icmp_code: IcmpNumber | None
     icmp_from: str | None
     hint: str | None
+    #: where the time went: the name's lookup, the TCP handshake, the TLS phase
+    dns_ms: Milliseconds | None = None
+    connect_ms: Milliseconds | None = None
+    tls_ms: Milliseconds | None = None
+    #: targets with ``tls``: version, cipher, certificate, expiry; null otherwise
+    tls: TlsInfo | None = None
 
 
 class TargetOutcome(Struct, frozen=True, kw_only=True, gc=False):
@@ -167,6 +174,49 @@ class HopEntry(Struct, frozen=True, kw_only=True, gc=False):
     icmp_type: int | None
     icmp_code: int | None
     reached: bool
+
+
+class RouteEntry(Struct, frozen=True, kw_only=True, gc=False):
+    """How this host routes to an address (``scanner explain``): no packet was sent for it."""
+
+    kind: str  #: the kernel's route type: unicast, local, unreachable, prohibit, blackhole ...
+    source: str | None  #: the source address a socket would use
+    device: str | None
+    gateway: str | None
+    own: bool  #: the address is this host's own
+    error: str | None  #: errno of a failed lookup, e.g. ENETUNREACH
+    sentence: str | None  #: what it says, e.g. "198.18.3.31 is routed via 198.18.1.1 dev c0"
+
+
+class AddressExplanation(Struct, frozen=True, kw_only=True, gc=False):
+    """One address of an explained target: its handshake, route, path and local evidence."""
+
+    probe: ProbeEntry
+    route: RouteEntry | None
+    path_verdict: str | None  #: the path trace's verdict, for failures
+    last_hop: str | None
+    #: this host's own listeners and counters, when the address is this host's
+    local: tuple[str, ...] = ()
+
+
+class ExplainEntry(Struct, frozen=True, kw_only=True, gc=False):
+    """``explain.result``: everything ``scanner explain`` found about one target."""
+
+    target: str
+    host: str
+    port: Port
+    expect: Expect
+    ok: bool
+    category: Category
+    hint: str | None
+    dns: DnsEntry | None
+    addresses: tuple[AddressExplanation, ...]
+    #: for a name that does not resolve: names nearby that do
+    suggestions: tuple[str, ...] = ()
+    #: the most likely cause, in one sentence
+    cause: str
+    #: the next thing to check
+    next_step: str
 
 
 class SummaryEntry(Struct, frozen=True, kw_only=True):
@@ -241,7 +291,15 @@ def probe_entry(result: ProbeResult) -> ProbeEntry:
         icmp_code=icmp.code if icmp else None,
         icmp_from=icmp.sender if icmp else None,
         hint=result.hint,
+        dns_ms=_ms(result.dns_ms),
+        connect_ms=_ms(result.latency_ms) if result.attempts else None,
+        tls_ms=_ms(result.tls_ms),
+        tls=result.tls,
     )
+
+
+def _ms(value: float | None) -> float | None:
+    return None if value is None else round(value, 3)
 
 
 _Outcome = TypeVar("_Outcome", bound=TargetOutcome)

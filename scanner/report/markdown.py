@@ -20,7 +20,7 @@ from ..inventory.targets import display
 from ..models import Category
 from ..verdict import Verdict, verdict_of
 from ._text import counted
-from .document import RemovedEntry, ReportDocument, TargetEntry, summary_of
+from .document import ProbeEntry, RemovedEntry, ReportDocument, TargetEntry, summary_of
 
 #: rows per table at most; the rest is counted in a line under the table
 MAX_ROWS = 200
@@ -128,20 +128,34 @@ def category_change(entry: TargetEntry) -> str:
     return f"{entry.baseline_category} → {entry.category}"
 
 
-def _slowest_answer(entry: TargetEntry) -> tuple[float, str] | None:
-    """A target's slowest *completed* handshake: (ms, address), None if none completed.
+def _slowest_answer(entry: TargetEntry) -> tuple[float, str, str] | None:
+    """A target's slowest *completed* handshake: (ms, address, where its time went), None
+    if none completed.
 
     Handshakes that never completed (timeouts) last as long as the timeout and are in
     the failure table already; what a deploy wants to see here is who answers slowly.
     """
     answered = [
-        (p.latency_ms, p.address)
+        (p.latency_ms, p.address, _phases(p))
         for p in entry.probes
         if p.category in (Category.OPEN, Category.SLOW) and p.latency_ms is not None
     ]
     if not answered:
         return None
     return max(answered, key=lambda item: item[0])
+
+
+def _phases(probe: ProbeEntry) -> str:
+    """``dns 1.2 + connect 0.3 + tls 5.0``: the phases of one address, in milliseconds."""
+    return " + ".join(
+        f"{label} {value:.1f}"
+        for label, value in (
+            ("dns", probe.dns_ms),
+            ("connect", probe.latency_ms),
+            ("tls", probe.tls_ms),
+        )
+        if value is not None
+    )
 
 
 class _Table:
@@ -172,7 +186,9 @@ class _Tables:
     def __init__(self) -> None:
         self.changed = {change: _Table() for change, _ in _CHANGE_TITLES}
         self.failed, self.inconclusive = _Table(), _Table()
-        self._slowest: list[tuple[float, int, str, TargetEntry]] = []  # a min-heap, the top few
+        self._slowest: list[tuple[float, int, str, str, TargetEntry]] = []  # a min-heap
+        #: certificates that expire first: (days left, -index, address, probe, entry), a heap
+        self._certificates: list[tuple[int, int, str, ProbeEntry, TargetEntry]] = []
 
     def add(self, index: int, entry: TargetEntry) -> None:
         if entry.change in self.changed:
@@ -182,18 +198,34 @@ class _Tables:
             self.failed.add(entry)
         elif verdict is Verdict.INCONCLUSIVE:
             self.inconclusive.add(entry)
+        self._add_certificates(index, entry)
         answer = _slowest_answer(entry)
         if answer is None:
             return
         # ties: the earlier target ranks higher, as a stable sort would have it
-        item = (answer[0], -index, answer[1], entry)
+        item = (answer[0], -index, answer[1], answer[2], entry)
         if len(self._slowest) < SLOWEST:
             heapq.heappush(self._slowest, item)
         elif item[:2] > self._slowest[0][:2]:
             heapq.heapreplace(self._slowest, item)
 
-    def slowest(self) -> list[tuple[float, int, str, TargetEntry]]:
+    def _add_certificates(self, index: int, entry: TargetEntry) -> None:
+        for probe in entry.probes:
+            if probe.tls is None or probe.tls.days_left is None:
+                continue
+            # kept: the SLOWEST with the fewest days left (a max-heap on days, by negation)
+            item = (-probe.tls.days_left, -index, probe.address, probe, entry)
+            if len(self._certificates) < SLOWEST:
+                heapq.heappush(self._certificates, item)
+            elif item[:2] > self._certificates[0][:2]:
+                heapq.heapreplace(self._certificates, item)
+
+    def slowest(self) -> list[tuple[float, int, str, str, TargetEntry]]:
         return sorted(self._slowest, key=lambda item: (-item[0], -item[1]))
+
+    def certificates(self) -> list[tuple[ProbeEntry, TargetEntry]]:
+        ranked = sorted(self._certificates, key=lambda item: (-item[0], -item[1]))
+        return [(probe, entry) for _days, _index, _address, probe, entry in ranked]
 
 
 _COLUMNS = ["target", "host:port", "DNS name", "category", "hint", "addresses", "icmp_from"]
@@ -274,8 +306,39 @@ def _slowest(tables: _Tables) -> list[str]:
         else f"### Slowest {len(ranked)} answering targets",
         "",
         *table(
-            ["target", "slowest handshake (ms)", "address", "category"],
-            ([e.target, f"{ms:.1f}", address, e.category] for ms, _index, address, e in ranked),
+            ["target", "slowest handshake (ms)", "address", "category", "where the time went (ms)"],
+            (
+                [e.target, f"{ms:.1f}", address, e.category, phases]
+                for ms, _index, address, phases, e in ranked
+            ),
+            len(ranked),
+        ),
+        "",
+    ]
+
+
+def _certificates(tables: _Tables) -> list[str]:
+    ranked = tables.certificates()
+    if not ranked:
+        return []
+    return [
+        f"### Certificates that expire first ({len(ranked)})",
+        "",
+        *table(
+            ["target", "address", "category", "subject", "expires", "days left", "TLS"],
+            (
+                [
+                    e.target,
+                    p.address,
+                    p.category,
+                    p.tls.subject,
+                    p.tls.not_after,
+                    p.tls.days_left,
+                    p.tls.version,
+                ]
+                for p, e in ranked
+                if p.tls is not None
+            ),
             len(ranked),
         ),
         "",
@@ -292,6 +355,7 @@ def render(report: ReportDocument) -> str:
     lines += _failures(tables)
     lines += _per_category(report.summary.counts)
     lines += _slowest(tables)
+    lines += _certificates(tables)
     lines.append(
         f"<sub>scanner {cell(report.scanner_version)} · started "
         f"{cell(report.started)} · {report.summary.duration_s} s</sub>"
