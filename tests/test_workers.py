@@ -162,6 +162,24 @@ AUTO_CASES = [
     pytest.param(["  - 127.0.0.0/18:1"], ["--report", "r.json"], 1, id="report"),
     pytest.param(["  - 127.0.0.0/18:1"], ["--junit", "j.xml"], 1, id="junit"),
     pytest.param(["  - 127.0.0.0/18:1", "  - db.example:5432"], [], 1, id="names-resolved-once"),
+    # TLS: the handshake's CPU outweighs what made processes not pay for plain connects
+    pytest.param(["  - {host: 127.0.0.0/24, port: 443, tls: true}"], [], "many", id="tls-256"),
+    pytest.param(["  - {host: 127.0.0.0/25, port: 443, tls: true}"], [], 1, id="tls-128-few"),
+    pytest.param(
+        ["  - {host: 127.0.0.0/24, port: 443, tls: true}"],
+        ["--format", "console", "--report", "r.json"],
+        "many",
+        id="tls-console-report",
+    ),
+    pytest.param(
+        [f"  - {{host: web{i}.example, port: 443, tls: true}}" for i in range(256)],
+        [],
+        "many",
+        id="tls-names",
+    ),
+    pytest.param(
+        ["  - {host: 127.0.0.0/24, port: 443, tls: true}"], ["--rate", "100"], 1, id="tls-rate"
+    ),
 ]
 
 
