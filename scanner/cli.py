@@ -186,8 +186,9 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         metavar="N|auto",
         help="scan with N processes, each every N-th target, one stream "
-        f"(1 to {MAX_WORKERS}); auto (default): one per core for 10,000+ IP-address "
-        "targets in JSON without --rate/--per-host/--shard/--trace-failures/reports, else 1",
+        f"(1 to {MAX_WORKERS}); auto (default): one per core for 256+ TLS targets, or for "
+        "10,000+ IP-address targets in JSON without reports; never with --rate, --per-host, "
+        "--shard or --trace-failures; else 1",
     )
     check.add_argument(
         "--trace-failures",
