@@ -6,7 +6,7 @@ and writers to the engine, prints what a person must read, and maps the verdict
 (:mod:`scanner.verdict`) to the exit code.
 
 Imports are lazy: ``scanner --help`` and ``scanner validate`` must start in well under
-150 ms, so nothing heavy (asyncio stacks, msgspec, structlog) is imported up front.
+150 ms, so nothing heavy (asyncio stacks, msgspec, yaml) is imported up front.
 """
 
 from __future__ import annotations

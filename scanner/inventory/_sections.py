@@ -377,7 +377,7 @@ class InventoryFile(ValueReader):
             self.problem(node, f'a target must be "host:port" or a mapping, not {_kind(node)}')
             return []
         text = value.strip()
-        ranged = re.fullmatch(r"(.+):(\d{1,5})\s*-\s*(\d{1,5})", text)
+        ranged = re.fullmatch(r"(.+):(\d{1,5})\s*-\s*(\d{1,5})", text) if "-" in text else None
         if ranged is not None:
             raw_host, low, high = ranged.group(1), int(ranged.group(2)), int(ranged.group(3))
             if not 1 <= low <= high <= MAX_PORT:

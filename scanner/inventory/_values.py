@@ -103,6 +103,9 @@ class ValueReader(YamlFile):
             self.problem(node, f"{_shown(value)} is not a valid host name or IP address")
             return None
         if _is_ipv4(value):  # the common case, and inet_pton takes only the canonical form
+            first = int(value[: value.index(".")])
+            if 0 < first < 224 and value != "255.255.255.255":  # no ipaddress object: 6 µs
+                return value
             return self.probeable(node, value, ipaddress.IPv4Address(value))
         candidate = value[1:-1] if value.startswith("[") and value.endswith("]") else value
         try:
@@ -220,7 +223,7 @@ def split_host_port(  # noqa: PLR0911 - one return per spelling: [v6]:port, v6, 
 ) -> tuple[str, int] | None:
     """``host:port`` / ``[v6]:port`` (or a bare host when ``default_port`` is given)."""
     value = value.strip()
-    match = re.fullmatch(r"\[([^\]]+)\](?::(\d{1,5}))?", value)
+    match = re.fullmatch(r"\[([^\]]+)\](?::(\d{1,5}))?", value) if value[:1] == "[" else None
     if match:
         port = match.group(2)
         if port is None and default_port is None:
