@@ -186,7 +186,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         metavar="N|auto",
         help="scan with N processes, each every N-th target, one stream "
-        f"(1 to {MAX_WORKERS}); auto (default): one per core for 256+ TLS targets, or for "
+        f"(1 to {MAX_WORKERS}); auto (default): one per idle core for 256+ TLS targets, or for "
         "10,000+ IP-address targets in JSON without reports; never with --rate, --per-host, "
         "--shard or --trace-failures; else 1",
     )

@@ -113,14 +113,29 @@ def auto_workers(inventory: Inventory, *, json_stream: bool, limits: bool, repor
     if limits:
         return 1
     if _tls_checks(targets) >= AUTO_WORKERS_MIN_TLS:
-        return max(1, min(len(os.sched_getaffinity(0)), AUTO_WORKERS_MAX))
+        return idle_cores()
     if not json_stream or reports or len(targets) < AUTO_WORKERS_MIN_TARGETS:
         return 1
     if not isinstance(targets, TargetList) or not all(
         spec.network is not None or literal_family(spec.template.host) for spec in targets.specs
     ):
         return 1
-    return max(1, min(len(os.sched_getaffinity(0)), AUTO_WORKERS_MAX))
+    return idle_cores()
+
+
+def idle_cores() -> int:
+    """The cores this process may use that other work is not already using (at least one,
+    at most :data:`AUTO_WORKERS_MAX`): its CPU affinity less the 1-minute load average.
+
+    Workers on cores that are busy only take turns with each other: 20,000 listed
+    endpoints on 2 cores with a load of 1.3 took 2.0 s with two workers and 1.5 s with one.
+    """
+    cores = len(os.sched_getaffinity(0))
+    try:
+        busy = round(os.getloadavg()[0])
+    except OSError:  # no load average on this system
+        busy = 0
+    return max(1, min(cores - busy, AUTO_WORKERS_MAX))
 
 
 def _tls_checks(targets: Sequence[Target]) -> int:

@@ -70,6 +70,35 @@ async def test_an_error_inside_a_probe_callback_ends_the_scan(closed_port: int) 
     assert "observer bug" in repr(bugs)
 
 
+class ExplodingOnDns(Collect):
+    def on_dns(self, result: DnsResult) -> None:
+        super().on_dns(result)
+        if len(self.dns) == 3:
+            raise RuntimeError("observer bug in on_dns")
+
+
+async def test_an_error_inside_a_lookup_ends_the_scan(
+    dns_server: DnsServer, closed_port: int
+) -> None:
+    """Lookups are plain tasks, not a task group's: a bug in one still ends the scan with
+    it, and no lookup is left running."""
+    targets = [
+        Target(f"t{i}", f"n{i}.missing.test", closed_port, timeout=1, retries=0) for i in range(40)
+    ]
+    scan = Inventory(
+        paths=("test",),
+        targets=targets,
+        resolver=ResolverConfig((dns_server.nameserver,), timeout=2, tries=1),
+    )
+    with pytest.raises(ExceptionGroup) as caught:
+        await run_scan(scan, ExplodingOnDns(), ScanOptions())
+    bugs = caught.value.subgroup(lambda exc: isinstance(exc, RuntimeError))
+    assert bugs is not None and "observer bug in on_dns" in repr(bugs)
+    await asyncio.sleep(0)
+    left = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+    assert not [t for t in left if "_lookup" in repr(t)], left
+
+
 async def test_retries_keep_their_slot_and_count_attempts(full_port: int) -> None:
     targets = [Target(f"d{i}", "127.0.0.1", full_port, timeout=0.1, retries=1) for i in range(3)]
     seen = Collect()

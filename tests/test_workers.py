@@ -203,6 +203,7 @@ def test_auto_workers(
     monkeypatch.chdir(tmp_path)  # where r.json and j.xml would go
     args = build_parser().parse_args(["check", str(inv), "--format", "json", *extra])
     monkeypatch.setattr(os, "sched_getaffinity", lambda _pid: set(range(16)))
+    monkeypatch.setattr(os, "getloadavg", lambda: (0.2, 0.2, 0.2))  # an idle machine
     plan = plan_check(args)
     assert plan is not None
     assert plan.workers == (AUTO_WORKERS_MAX if expected == "many" else expected)
@@ -210,6 +211,23 @@ def test_auto_workers(
     if args.workers is None:
         one_core = plan_check(args)
         assert one_core is not None and one_core.workers == 1  # one core: one process
+
+
+@pytest.mark.parametrize(
+    ("cores", "load", "expected"),
+    [(2, 0.1, 2), (2, 0.6, 1), (2, 1.3, 1), (2, 3.0, 1), (16, 4.4, 8), (16, 12.2, 4), (4, 1.5, 2)],
+)
+def test_auto_workers_use_the_idle_cores(
+    monkeypatch: pytest.MonkeyPatch, cores: int, load: float, expected: int
+) -> None:
+    """One worker per core that other work leaves idle: workers on busy cores take turns."""
+    import os
+
+    from scanner.workers import idle_cores
+
+    monkeypatch.setattr(os, "sched_getaffinity", lambda _pid: set(range(cores)))
+    monkeypatch.setattr(os, "getloadavg", lambda: (load, load, load))
+    assert idle_cores() == expected
 
 
 def test_default_scan_of_many_addresses_is_exact(tmp_path: Path, closed_port: int) -> None:

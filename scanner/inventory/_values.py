@@ -108,12 +108,13 @@ class ValueReader(YamlFile):
                 return value
             return self.probeable(node, value, ipaddress.IPv4Address(value))
         candidate = value[1:-1] if value.startswith("[") and value.endswith("]") else value
-        try:
-            address = ipaddress.ip_address(candidate)
-        except ValueError:
-            pass
-        else:
-            return self.probeable(node, str(address), address)
+        if ":" in candidate or candidate != value:  # a name has neither colon nor brackets
+            try:
+                address = ipaddress.ip_address(candidate)
+            except ValueError:
+                pass
+            else:
+                return self.probeable(node, str(address), address)
         if candidate != value:
             self.problem(node, f"{_shown(value)} is not an IPv6 address")
             return None
