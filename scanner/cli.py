@@ -125,6 +125,22 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"seconds per handshake attempt, for every target ({_SECONDS_HELP})",
     )
     check.add_argument(
+        "--dns-timeout",
+        type=_seconds,
+        default=None,
+        metavar="S",
+        help="seconds a DNS query gets per try (overrides the inventory's resolver.timeout "
+        "and resolv.conf's options timeout:N)",
+    )
+    check.add_argument(
+        "--dns-tries",
+        type=_bounded_int(1, 10),  # as resolver.tries in an inventory
+        default=None,
+        metavar="N",
+        help="rounds over the nameservers (overrides resolver.tries and resolv.conf's "
+        "options attempts:N)",
+    )
+    check.add_argument(
         "--retries",
         "-r",
         type=_bounded_int(0, MAX_RETRIES),
@@ -674,7 +690,14 @@ def plan_check(args: argparse.Namespace) -> CheckPlan | None:  # noqa: PLR0911 -
     from .inventory import selection
 
     tags = {t.strip() for t in args.tags.split(",") if t.strip()} if args.tags else None
-    inventory = selection.select(loaded, tags=tags, timeout=args.timeout, retries=args.retries)
+    inventory = selection.select(
+        loaded,
+        tags=tags,
+        timeout=args.timeout,
+        retries=args.retries,
+        dns_timeout=args.dns_timeout,
+        dns_tries=args.dns_tries,
+    )
     if not inventory.targets:
         _say(f"no target carries any of the tags {args.tags!r}; nothing to check")
         return None

@@ -23,6 +23,8 @@ CASES: dict[str, tuple[list[str], list[str]]] = {
     "concurrency": (["--concurrency", "7"], []),
     "timeout": (["--timeout", "0.5"], []),
     "retries": (["--retries", "3"], []),
+    "dns_timeout": (["--dns-timeout", "0.3"], []),
+    "dns_tries": (["--dns-tries", "1"], []),
     "tags": (["--tags", "a"], []),
     "max_duration": (["--max-duration", "9"], []),
     "allow": (["--allow", "127.0.0.0/8"], []),
@@ -83,7 +85,14 @@ def _jobs(argv: list[str]) -> tuple[object, list[tuple[object, ...]]]:
         return None, []
     jobs = split(worker_job(plan, results=plan.wants_report), plan.workers)
     shape = [
-        (tuple(j.inventory.targets), j.options, j.stream, j.results, j.change_of is None)
+        (
+            tuple(j.inventory.targets),
+            j.inventory.resolver,
+            j.options,
+            j.stream,
+            j.results,
+            j.change_of is None,
+        )
         for j in jobs
     ]
     return plan, shape
