@@ -451,7 +451,7 @@ def _bounded_int(low: int, high: int) -> Callable[[str], int]:
         except ValueError:
             raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
         if not low <= value <= high:
-            raise argparse.ArgumentTypeError(f"must be {low} to {high:,}, not {value}")
+            raise argparse.ArgumentTypeError(f"must be between {low} and {high:,}, not {value}")
         return value
 
     return parse
