@@ -30,6 +30,17 @@ def inventory(*targets: Target) -> Inventory:
     return Inventory(paths=("test",), targets=list(targets))
 
 
+def names_inventory(dns_server: DnsServer, port: int, count: int) -> Inventory:
+    """``count`` targets of names the test DNS server does not know (NXDOMAIN)."""
+    return Inventory(
+        paths=("test",),
+        targets=[
+            Target(f"t{i}", f"n{i}.missing.test", port, timeout=1, retries=0) for i in range(count)
+        ],
+        resolver=ResolverConfig((dns_server.nameserver,), timeout=2, tries=1),
+    )
+
+
 async def test_every_target_is_probed_once_with_more_targets_than_slots(
     listener: Listener, closed_port: int
 ) -> None:
@@ -82,14 +93,7 @@ async def test_an_error_inside_a_lookup_ends_the_scan(
 ) -> None:
     """Lookups are plain tasks, not a task group's: a bug in one still ends the scan with
     it, and no lookup is left running."""
-    targets = [
-        Target(f"t{i}", f"n{i}.missing.test", closed_port, timeout=1, retries=0) for i in range(40)
-    ]
-    scan = Inventory(
-        paths=("test",),
-        targets=targets,
-        resolver=ResolverConfig((dns_server.nameserver,), timeout=2, tries=1),
-    )
+    scan = names_inventory(dns_server, closed_port, 40)
     with pytest.raises(ExceptionGroup) as caught:
         await run_scan(scan, ExplodingOnDns(), ScanOptions())
     bugs = caught.value.subgroup(lambda exc: isinstance(exc, RuntimeError))
@@ -177,14 +181,8 @@ async def test_names_are_looked_up_a_bounded_number_at_a_time(
     at most ``max_lookups`` lookups (a task each) exist at once. The unbounded case shows
     that the measure would catch it."""
     monkeypatch.setattr(Admission, "max_lookups", max_lookups)
-    targets = [
-        Target(f"t{i}", f"n{i}.missing.test", closed_port, timeout=1, retries=0) for i in range(60)
-    ]
-    scan = Inventory(
-        paths=("test",),
-        targets=targets,
-        resolver=ResolverConfig((dns_server.nameserver,), timeout=2, tries=1),
-    )
+    scan = names_inventory(dns_server, closed_port, 60)
+    targets = scan.targets
     seen = TaskPeak()
     summary = await run_scan(scan, seen, ScanOptions())
     results = seen.results
