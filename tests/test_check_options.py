@@ -31,6 +31,7 @@ CASES: dict[str, tuple[list[str], list[str]]] = {
     "rate": (["--rate", "40"], []),
     "per_host": (["--per-host", "4"], []),
     "show_ok": (["--show-ok"], []),
+    "verbosity": (["--verbose"], []),
     "shard": (["--shard", "1/2"], []),
     "workers": (["--workers", "3"], []),
     "trace_failures": (["--trace-failures"], []),
@@ -47,7 +48,7 @@ CASES: dict[str, tuple[list[str], list[str]]] = {
 }
 #: what only the parent acts on: how its console shows results (artefacts reach the
 #: workers too: they must send their results for the parent to write them)
-PARENT = {"show_ok"}
+PARENT = {"show_ok", "verbosity"}
 #: what cannot go with --workers (exit 2, nothing probed)
 REFUSED = {"shard"}
 

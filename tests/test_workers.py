@@ -68,8 +68,9 @@ def test_workers_report_the_same_as_one_process(tmp_path: Path, closed_port: int
 def test_workers_show_the_console_and_refuse_a_shard(tmp_path: Path, closed_port: int) -> None:
     """The console of a scan by two workers is one process's: they send their results."""
     inv = _inventory(tmp_path, closed_port, closed_port)
-    single = run_scanner("check", str(inv), "--format", "console", "--workers", "1")
-    console = run_scanner("check", str(inv), "--format", "console", "--workers", "2")
+    # -v: every failed target (a group lists its first ten otherwise)
+    single = run_scanner("check", str(inv), "--format", "console", "--workers", "1", "-v")
+    console = run_scanner("check", str(inv), "--format", "console", "--workers", "2", "-v")
     assert console.returncode == single.returncode == 1, console.stderr
     failed = sorted(line for line in console.stdout.splitlines() if line.startswith("FAIL"))
     assert failed == sorted(line for line in single.stdout.splitlines() if line.startswith("FAIL"))

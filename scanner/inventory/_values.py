@@ -22,6 +22,9 @@ from .targets import Network
 
 MAX_PORT = 65535
 MAX_NETWORK = 65536  # addresses one CIDR host may expand to (a /16, or an IPv6 /112)
+#: seconds (timeouts) at most, and retries at most: the CLI's --timeout / --retries too
+MAX_SECONDS = 86400
+MAX_RETRIES = 10
 _LABEL = re.compile(r"^(?!-)[A-Za-z0-9_-]{1,63}(?<!-)$")
 #: Longer host names are refused before IDNA encoding: the DNS allows 253 characters, and
 #: IDNA mappings (NFKC, dropped zero-width characters) do not shrink a real name 4-fold.
@@ -37,8 +40,8 @@ class ValueReader(YamlFile):
         if isinstance(value, bool) or not isinstance(value, int | float):
             self.problem(node, f"{what} must be a number of seconds, not {_kind(node)}")
             return None
-        if positive and not (0 < value <= 86400):
-            self.problem(node, f"{what} must be > 0 and at most 86400, not {_shown(value)}")
+        if positive and not (0 < value <= MAX_SECONDS):
+            self.problem(node, f"{what} must be > 0 and at most {MAX_SECONDS}, not {_shown(value)}")
             return None
         return float(value)
 
