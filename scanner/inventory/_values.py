@@ -297,6 +297,8 @@ def _is_ipv4(text: str) -> bool:
 def _literal_version(host: str) -> int | None:
     if _is_ipv4(host):
         return 4
+    if ":" not in host:  # no IPv6 literal without one: spares a name ipaddress's ValueError
+        return None
     try:
         return ipaddress.ip_address(host).version
     except ValueError:
