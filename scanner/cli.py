@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from .report.baseline import Baseline
     from .report.document import Change, ReportBuilder
     from .verdict import FailOn
+    from .wait import WaitObserver
     from .workers import WorkerJob
 
 
@@ -47,8 +48,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"scanner {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    check = sub.add_parser("check", help="probe every target of the inventories")
-    check.add_argument("inventories", nargs="+", metavar="INVENTORY")
+    check = sub.add_parser(
+        "check",
+        help="probe every target of the inventories",
+        description="Probe every target of the inventories. An argument that is not a file "
+        "and reads HOST:PORT ([v6]:PORT for IPv6) is a target; - reads an inventory from stdin.",
+    )
+    check.add_argument("inventories", nargs="+", metavar="INVENTORY|HOST:PORT")
     check.add_argument(
         "--format",
         "-f",
@@ -83,6 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument(
         "--tags", default=None, metavar="A,B", help="only targets carrying one of these tags"
     )
+    _add_adhoc_options(check)
     check.add_argument(
         "--max-duration",
         type=_positive_float,
@@ -200,6 +207,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="seconds to wait for each wave of hop limits of a trace (default 1)",
     )
 
+    _add_wait_parser(sub)
+
     merge = sub.add_parser(
         "merge",
         help="one verdict from the --report files of several shards",
@@ -215,6 +224,135 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="self-contained showcase on loopback, no setup")
     demo.add_argument("--format", "-f", choices=("auto", "console", "json"), default="auto")
     return parser
+
+
+def _add_adhoc_options(command: argparse.ArgumentParser) -> None:
+    command.add_argument(
+        "--expect",
+        choices=("open", "closed"),
+        default=None,
+        help="HOST:PORT targets: what they must be (default open)",
+    )
+    command.add_argument(
+        "--family",
+        choices=("any", "ipv4", "ipv6"),
+        default=None,
+        help="HOST:PORT targets: which addresses of a name to probe (default any: all)",
+    )
+
+
+def _add_wait_parser(sub: argparse._SubParsersAction[_Parser]) -> None:
+    wait = sub.add_parser(
+        "wait",
+        help="wait until every target is ready, then run CMD (or exit 0)",
+        usage="scanner wait INVENTORY|HOST:PORT... [options] [-- CMD [ARG ...]]",
+        description="Check the targets in rounds until every one meets its expectation "
+        "(expect: closed too), then run CMD in scanner's place (its exit code is the "
+        "result) or exit 0. A target ready is not probed again; names are resolved again "
+        "every round; a failing target is probed again after --interval, doubled each "
+        "round it fails alike, up to --max-interval, with jitter. At the deadline: exit 1, "
+        "saying for each target not ready its last category, hint and for how long.",
+        epilog="Exit codes: 0 ready (or CMD's own) · 1 not ready by the deadline · "
+        "2 usage/inventory error · 4 ready, but an artefact could not be written · "
+        "126/127 CMD cannot be run / not found · 130/143 interrupted.",
+    )
+    wait.add_argument("inventories", nargs="+", metavar="INVENTORY|HOST:PORT")
+    wait.add_argument(
+        "--deadline",
+        type=_non_negative_float,
+        default=60.0,
+        metavar="S",
+        help="give up after S seconds (default 60; 0: wait for ever)",
+    )
+    wait.add_argument(
+        "--interval",
+        type=_positive_float,
+        default=1.0,
+        metavar="S",
+        help="seconds between a target's rounds at first (default 1)",
+    )
+    wait.add_argument(
+        "--max-interval",
+        type=_positive_float,
+        default=5.0,
+        metavar="S",
+        help="the backoff's cap (default 5)",
+    )
+    wait.add_argument(
+        "--stable",
+        type=_positive_int,
+        default=1,
+        metavar="N",
+        help="good rounds in a row before a target counts as ready (default 1)",
+    )
+    wait.add_argument(
+        "--format",
+        "-f",
+        choices=("auto", "console", "json"),
+        default="auto",
+        help="auto (default): console (live lines) on a TTY, json otherwise",
+    )
+    wait.add_argument(
+        "--timeout",
+        "-t",
+        type=_positive_float,
+        default=None,
+        metavar="S",
+        help="seconds per handshake attempt (overrides the inventory)",
+    )
+    wait.add_argument(
+        "--retries",
+        "-r",
+        type=_non_negative_int,
+        default=None,
+        metavar="N",
+        help="extra attempts for transient failures within a round (overrides the inventory)",
+    )
+    _add_adhoc_options(wait)
+    wait.add_argument(
+        "--tags", default=None, metavar="A,B", help="only targets carrying one of these tags"
+    )
+    wait.add_argument(
+        "--concurrency",
+        "-c",
+        type=_positive_int,
+        default=None,
+        metavar="N",
+        help="max probes in flight per round (default 1024, capped by the fd limit)",
+    )
+    wait.add_argument(
+        "--rate",
+        type=_positive_float,
+        default=None,
+        metavar="N",
+        help="at most N handshake attempts per second in each round",
+    )
+    wait.add_argument(
+        "--allow",
+        action="append",
+        default=[],
+        metavar="CIDR",
+        type=_network,
+        help="scope guard (repeatable), added to the inventory's scope.allow",
+    )
+    wait.add_argument("--junit", default=None, metavar="PATH", help="write JUnit XML of the end")
+    wait.add_argument(
+        "--markdown",
+        default=None,
+        metavar="PATH",
+        help="write a Markdown summary of the end (default with GITHUB_STEP_SUMMARY set: "
+        "append to that file)",
+    )
+    wait.add_argument(
+        "--report", default=None, metavar="PATH", help="write the end as one JSON document"
+    )
+
+
+def _non_negative_float(text: str) -> float:
+    value = float(text)
+    if not value >= 0:
+        raise argparse.ArgumentTypeError("must be 0 or more")
+    return value
 
 
 def _add_trace_options(command: argparse.ArgumentParser) -> None:
@@ -339,8 +477,24 @@ def run() -> NoReturn:
     os._exit(code)
 
 
+def split_command(argv: Sequence[str]) -> tuple[list[str], list[str] | None]:
+    """``wait ... -- CMD ARGS`` → (scanner's own arguments, CMD); CMD None without ``--``.
+
+    Split before argparse, which would take CMD's options (``-- pytest -x``) as its own.
+    Only for ``wait``: the first argument that is no option names the command.
+    """
+    arguments = list(argv)
+    command = next((a for a in arguments if not a.startswith("-")), None)
+    if command != "wait" or "--" not in arguments:
+        return arguments, None
+    at = arguments.index("--")
+    return arguments[:at], arguments[at + 1 :]
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    own, command = split_command(sys.argv[1:] if argv is None else argv)
+    args = build_parser().parse_args(own)
+    args.then = command  # wait's CMD
     if args.command == "validate":
         return cmd_validate(args.inventories)
     if args.command == "demo":
@@ -353,7 +507,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return cmd_trace(args)
     if args.command == "explain":
         return cmd_explain(args)
-    return cmd_check(args)
+    return cmd_wait(args, args.then) if args.command == "wait" else cmd_check(args)
 
 
 def _resolve_format(choice: str) -> str:
@@ -377,6 +531,32 @@ def _load(paths: Sequence[str]) -> Inventory | None:
         count = len(exc.problems)
         _say(f"{count} problem{'s' if count != 1 else ''}; nothing was probed")
         return None
+
+
+def _load_arguments(args: argparse.Namespace) -> Inventory | None:
+    """The inventory of ``check``/``wait`` arguments: files, ``-`` (stdin), ``HOST:PORT``."""
+    from .inventory import InventoryError
+    from .inventory.adhoc import AdhocDefaults, describe, load_arguments, sort_arguments
+
+    arguments = sort_arguments(args.inventories)
+    problems = list(arguments.problems)
+    if not arguments.endpoints:
+        problems.extend(
+            f"{option} sets what HOST:PORT targets must be; an inventory file says it per "
+            "target (expect:, family:)"
+            for option, value in (("--expect", args.expect), ("--family", args.family))
+            if value is not None
+        )
+    if not problems:
+        try:
+            return load_arguments(arguments, AdhocDefaults(args.expect, args.family))
+        except InventoryError as exc:
+            problems = [describe(problem) for problem in exc.problems]
+    for problem in problems:
+        _say(problem)
+    count = len(problems)
+    _say(f"{count} problem{'s' if count != 1 else ''}; nothing was probed")
+    return None
 
 
 def cmd_validate(paths: Sequence[str]) -> int:
@@ -432,7 +612,7 @@ def _usage_problems(args: argparse.Namespace, artefacts: Artefacts) -> list[str]
     if args.fail_on == "new" and not args.baseline:
         problems.append("--fail-on new needs --baseline REPORT (new compared with what?)")
     inputs = args.inventories if args.command == "check" else args.reports
-    problems.extend(artefacts.problems(inputs))
+    problems.extend(artefacts.problems([path for path in inputs if os.path.isfile(path)]))
     return problems
 
 
@@ -493,7 +673,7 @@ def plan_check(args: argparse.Namespace) -> CheckPlan | None:  # noqa: PLR0911 -
     baseline = _load_baseline(args.baseline)
     if baseline is False:
         return None
-    loaded = _load(args.inventories)
+    loaded = _load_arguments(args)
     if loaded is None or not _tls_settings_work(loaded):
         return None
     from .inventory import selection
@@ -662,6 +842,120 @@ def _check_with_workers(
 
 def _drop(_data: bytes) -> None:
     pass
+
+
+#: ``scanner wait`` keeps a state per target: an inventory this large is no set of
+#: dependencies to wait for (a /16 on a port, 65,536 targets, is the most it takes)
+MAX_WAIT_TARGETS = 65536
+
+
+def cmd_wait(args: argparse.Namespace, command: list[str] | None) -> int:  # noqa: PLR0911 - one return per usage error, each said first
+    """``scanner wait``: rounds of checks until every target is ready; then CMD, or exit 0."""
+    import resource
+
+    from .verdict import EXIT_OK, EXIT_USAGE, wait_exit_code, with_artefacts
+
+    fd_limit = resource.getrlimit(resource.RLIMIT_NOFILE)  # CMD gets it back as it was
+    if command == []:
+        _say("wait: nothing after --: give the command to run once the targets are ready")
+        return EXIT_USAGE
+    artefacts = _artefacts(args)
+    problems = artefacts.problems([path for path in args.inventories if os.path.isfile(path)])
+    for problem in problems:
+        _say(problem)
+    if problems:
+        return EXIT_USAGE
+    loaded = _load_arguments(args)
+    if loaded is None or not _tls_settings_work(loaded):
+        return EXIT_USAGE
+    from .inventory import selection
+
+    tags = {t.strip() for t in args.tags.split(",") if t.strip()} if args.tags else None
+    inventory = selection.select(loaded, tags=tags, timeout=args.timeout, retries=args.retries)
+    if not inventory.targets:
+        _say(f"no target carries any of the tags {args.tags!r}; nothing to wait for")
+        return EXIT_USAGE
+    if len(inventory.targets) > MAX_WAIT_TARGETS:
+        _say(
+            f"wait: {len(inventory.targets):,} targets, at most {MAX_WAIT_TARGETS:,}: wait "
+            "for the dependencies of a job (use check for a sweep)"
+        )
+        return EXIT_USAGE
+    from .engine import ScanOptions
+    from .wait import WaitOptions, summary_line, wait_ready_sync
+
+    options = WaitOptions(
+        deadline=args.deadline or None,
+        interval=args.interval,
+        max_interval=args.max_interval,
+        stable=args.stable,
+        scan=ScanOptions(
+            handle_signals=True,
+            concurrency=args.concurrency,
+            rate=args.rate,
+            allow=tuple(args.allow),
+        ),
+    )
+    fmt = _resolve_format(args.format)
+    outcome = wait_ready_sync(inventory, _wait_observer(fmt), options)
+    code = wait_exit_code(outcome.summary, ready=outcome.ready)
+    if fmt == "json" and outcome.waiting:
+        took = outcome.summary.duration_s
+        _say(f"not ready after {took:.0f} s: {summary_line(outcome.waiting)}")
+    if artefacts.wanted:
+        from .report.document import wait_report
+
+        unwritten = artefacts.write(wait_report(outcome, inventories=inventory.paths))
+        for problem in unwritten:
+            _say(problem)
+        code = with_artefacts(code, unwritten=bool(unwritten))
+    from . import signals
+
+    if code != EXIT_OK or not command or signals.received() is not None:
+        return code
+    return _exec(command, fd_limit)
+
+
+def _wait_observer(fmt: str) -> WaitObserver:
+    if fmt == "json":
+        from .report.events import WaitEventWriter
+
+        return WaitEventWriter()
+    from .report._sink import LineSink, SinkText, raw_stdout
+    from .report.live import WaitConsole
+
+    sink = LineSink(raw_stdout(), batch_bytes=1)
+    return WaitConsole(SinkText(sink, like=sys.stdout), sink=sink)
+
+
+def _exec(command: list[str], fd_limit: tuple[int, int]) -> int:
+    """Run ``command`` in this process's place (its exit code and signals are its own).
+
+    What Python changed for itself is put back first: SIGPIPE and SIGXFSZ, which it
+    ignores (a ``yes | head`` inside CMD would never end), and the descriptor limit the
+    scan raised. Returns only when the command cannot be run: 127 not found, 126 else.
+    """
+    import resource
+    import signal
+
+    from .verdict import EXIT_CANNOT_RUN, EXIT_NOT_FOUND
+
+    for name in ("SIGPIPE", "SIGXFSZ"):
+        if hasattr(signal, name):
+            signal.signal(getattr(signal, name), signal.SIG_DFL)
+    with contextlib.suppress(ValueError, OSError):
+        resource.setrlimit(resource.RLIMIT_NOFILE, fd_limit)
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError):
+            stream.flush()
+    try:
+        os.execvp(command[0], command)  # noqa: S606 - CMD as given, in our place: no shell
+    except FileNotFoundError:
+        _say(f"cannot run {command[0]!r}: not found")
+        return EXIT_NOT_FOUND
+    except OSError as exc:
+        _say(f"cannot run {command[0]!r}: {exc.strerror or exc}")
+        return EXIT_CANNOT_RUN
 
 
 def cmd_trace(args: argparse.Namespace) -> int:
