@@ -5,6 +5,9 @@
 intermediate CA that issued them all; the CAs made here), checked in the same run, round after
 round, by:
 
+* ``scanner check``: the real command line on an inventory of the 2,000 endpoints with
+  ``tls: {ca_file, server_name}``, ``--concurrency`` as below, its other defaults (workers
+  included), JSON events to a file: what a user runs;
 * ``scanner``: :func:`scanner.probers.tls.handshake` on a socket connected as the Dialer
   connects (connect_ex, one writable wait, SO_ERROR), driven by a plain loop under a
   semaphore (the engine wiring comes later), on asyncio and on uvloop, with ``classify_tls``
@@ -337,7 +340,14 @@ def main() -> int:
     endpoints_file = workdir / "endpoints.txt"
     endpoints_file.write_text("".join(f"{a} {p}\n" for a, p in endpoints))
     nginx = start_nginx(workdir, endpoints, files)
-    tools = ["scanner", "scanner-uvloop", "asyncio"]
+    inventory = workdir / "inventory.yaml"
+    inventory.write_text(
+        "version: 1\n"
+        f"defaults: {{timeout: 10, retries: 0, tls: {{ca_file: {ca_file}, "
+        f"server_name: {SERVER_NAME}}}}}\ntargets:\n"
+        + "".join(f"  - {a}:{p}\n" for a, p in endpoints)
+    )
+    tools = ["scanner check", "scanner", "scanner-uvloop", "asyncio"]
     if not args.skip_nmap and shutil.which("nmap"):
         tools.append("nmap ssl-cert")
     results: dict[str, list[tuple[float, float, int, float | None]]] = {t: [] for t in tools}
@@ -350,6 +360,28 @@ def main() -> int:
                     wall, cpu, code, tail = timed(nmap_argv(ports, args.concurrency, xml), out)
                     ok = nmap_certificates(xml) if xml.exists() else 0
                     loop_cpu = None
+                elif tool == "scanner check":
+                    argv = [
+                        sys.executable,
+                        "-m",
+                        "scanner",
+                        "check",
+                        str(inventory),
+                        "--format",
+                        "json",
+                        "--concurrency",
+                        str(args.concurrency),
+                    ]
+                    wall, cpu, code, tail = timed(argv, out)
+                    results_seen = [json.loads(line) for line in out.read_text().splitlines()]
+                    categories = Counter(
+                        e["category"] for e in results_seen if e["event"] == "target.result"
+                    )
+                    ok = categories.get("open", 0)
+                    code = 0 if code == 0 else code
+                    loop_cpu = None
+                    if categories.keys() - {"open"}:
+                        print(f"  {tool}: {dict(categories)}", file=sys.stderr)
                 else:
                     argv = [sys.executable, __file__, "--client", tool, "--endpoints-file",
                             str(endpoints_file), "--ca-file", str(ca_file),

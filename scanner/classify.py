@@ -76,8 +76,8 @@ ICMP6_DEST_UNREACH, ICMP6_TIME_EXCEEDED = 1, 3
 
 HINTS: Mapping[Category, str] = {
     C.OPEN: "",
-    C.REFUSED: "the host answered with a TCP reset: nothing listens on port {port} "
-    "(service down, wrong port, or bound to another address)",
+    C.REFUSED: "a TCP reset came back: nothing listens on port {port} (service down, "
+    "wrong port, or bound to another address), or a firewall rejects with a reset",
     C.REJECTED: "a firewall at {icmp_from} rejects the traffic (ICMP {icmp}); "
     "check its rules for port {port}",
     C.TIMEOUT: "no answer within {timeout:g}s: a firewall silently drops the packets, "
@@ -88,8 +88,7 @@ HINTS: Mapping[Category, str] = {
     C.NETWORK_UNREACHABLE: "no route to that network{from_clause}; check routing and VPN",
     C.BLOCKED_LOCALLY: "this machine's own firewall or policy blocks the connection "
     "({local_cause}); check local nftables/iptables OUTPUT rules and prohibit routes",
-    C.INCONCLUSIVE: "this machine ran out of something ({errno}); says nothing about the "
-    "target: lower --concurrency or raise limits and run again",
+    C.INCONCLUSIVE: "{local_shortage}; says nothing about the target: {local_remedy}",
     C.DNS_NXDOMAIN: "the name does not exist: check for a typo or a missing DNS record",
     C.DNS_NO_ADDRESS: "the name exists but has no {rr} record: check the DNS records "
     "(or the family setting)",
@@ -100,13 +99,69 @@ HINTS: Mapping[Category, str] = {
     C.DNS_ERROR: "the resolver failed: {detail}",
     C.SLOW: "handshake took {latency_ms} ms, over the {budget_ms:g} ms budget: "
     "overloaded service or long path",
-    C.OUT_OF_SCOPE: "address outside scope.allow, no packet sent: {out_of_scope}",
+    C.OUT_OF_SCOPE: "no packet sent: the address is outside the scope (scope.allow, "
+    "--allow); {out_of_scope}",
     C.NOT_ACCEPTING: "the service listens on port {port} but does not accept: its accept "
     "queue is full (hung, deadlocked or overloaded); check the process and its load",
     C.CLOSED_BY_PEER: "accepts the connection and closes it at once ({peer_closed} within "
     "{hold_ms:g} ms): a proxy or load balancer with no healthy backend, TCP wrappers, or a "
     "connection limit",
 }
+
+
+#: host_unreachable that no router reported: this machine decided, after ARP/NDP or by a route
+HOST_UNREACHABLE_HERE_HINT = (
+    "the host is down or not on that network (ARP/NDP got no answer), or a route on this "
+    "machine marks it unreachable (ip route get ADDRESS)"
+)
+
+#: network_unreachable from an ICMP time exceeded: the hop limit ran out, not the routes
+ROUTING_LOOP_HINT = (
+    "the hop limit ran out on the way (ICMP time exceeded{from_clause}): a routing loop "
+    "between here and there, not a missing route; check the routers' tables"
+)
+
+#: inconclusive, per errno: what this machine ran out of, and what to do before a rerun
+LOCAL_SHORTAGES: Mapping[str, tuple[str, str]] = {
+    "EMFILE": (
+        "this process ran out of file descriptors (EMFILE)",
+        "lower --concurrency or raise the open-file limit (ulimit -n) and run again",
+    ),
+    "ENFILE": (
+        "the system ran out of file descriptors (ENFILE)",
+        "lower --concurrency or raise fs.file-max and run again",
+    ),
+    "EADDRNOTAVAIL": (
+        "no local address and port to connect from (EADDRNOTAVAIL): the ephemeral ports "
+        "are used up, or this machine has no source address of that family",
+        "lower --concurrency or widen net.ipv4.ip_local_port_range, or check this "
+        "machine's addresses, and run again",
+    ),
+    "EADDRINUSE": (
+        "no free local port (EADDRINUSE)",
+        "lower --concurrency or widen net.ipv4.ip_local_port_range and run again",
+    ),
+    "ENOBUFS": (
+        "the kernel ran out of buffer space (ENOBUFS)",
+        "lower --concurrency and run again",
+    ),
+    "ENOMEM": ("the kernel ran out of memory (ENOMEM)", "lower --concurrency and run again"),
+    "EAGAIN": (
+        "the kernel had no resources for another connection (EAGAIN)",
+        "lower --concurrency and run again",
+    ),
+}
+
+
+def local_shortage(errno_name: str | None) -> tuple[str, str]:
+    """What an inconclusive errno says about this machine, and what to do about it."""
+    known = LOCAL_SHORTAGES.get(errno_name or "")
+    if known is not None:
+        return known
+    return (
+        f"connecting failed on this machine with an unexpected error ({errno_name or 'no errno'})",
+        "run again; if it persists, report the errno",
+    )
 
 
 #: dns_no_address because every answer was 0.0.0.0 or :: (never probed: it is this machine)
@@ -263,11 +318,20 @@ def icmp_name(icmp: IcmpDetail) -> str:
     return f"{label} {icmp.type}/{icmp.code}"
 
 
-def _milliseconds(value: float) -> str:
-    """As many digits as a budget can need: 120 ms, 3.4 ms, 0.052 ms."""
-    if value >= 10:
-        return f"{value:.0f}"
-    return f"{value:.1f}" if value >= 1 else f"{value:.3f}"
+def _milliseconds(value: float, over: float | None = None) -> str:
+    """As many digits as a latency needs: 120 ms, 3.4 ms, 0.052 ms; and, with ``over`` (the
+    budget it exceeded), enough to show it above it (0.0014 over a 0.001 ms budget)."""
+    digits = 0 if value >= 10 else 1 if value >= 1 else 3
+    text = f"{value:.{digits}f}"
+    while over is not None and float(text) <= over and digits < 12:
+        digits += 1
+        text = f"{value:.{digits}f}"
+    return text
+
+
+def _time_exceeded(icmp: IcmpDetail) -> bool:
+    exceeded = ICMP4_TIME_EXCEEDED if icmp.family == "ipv4" else ICMP6_TIME_EXCEEDED
+    return icmp.type == exceeded
 
 
 def same_address(a: str | None, b: str | None) -> bool:
@@ -307,7 +371,12 @@ def hint_for(
             f"the target host itself rejects port {port} (ICMP {icmp_name(icmp)}"
             "): a host firewall, not a missing listener"
         )
+    if category is C.NETWORK_UNREACHABLE and icmp is not None and _time_exceeded(icmp):
+        return ROUTING_LOOP_HINT.format(from_clause=f" from {sender}" if sender else "")
+    if category is C.HOST_UNREACHABLE and not sender:
+        return HOST_UNREACHABLE_HERE_HINT
     rr = {"ipv4": "A", "ipv6": "AAAA"}.get(family, "A or AAAA")
+    shortage, remedy = local_shortage(errno_name)
     local_cause = (
         f"ICMP {icmp_name(icmp)} sent by this host's own address {sender}"
         if icmp is not None and sender
@@ -323,11 +392,15 @@ def hint_for(
         errno=errno_name or "unknown error",
         detail=detail or "unknown error",
         rr=rr,
-        latency_ms=_milliseconds(latency_ms or 0.0),
+        latency_ms=_milliseconds(latency_ms or 0.0, over=budget_ms),
+        local_shortage=shortage,
+        local_remedy=remedy,
         budget_ms=budget_ms or 0.0,
-        out_of_scope="the inventory names an address outside it"
+        out_of_scope="the inventory names this address itself, so widen the scope or fix "
+        "the address"
         if literal
-        else "DNS points somewhere unexpected",
+        else "the name resolves to it (DNS or the hosts file): an unexpected record, or a "
+        "network missing from the scope",
         peer_closed="a reset" if peer_closed == "RST" else "a FIN",
         hold_ms=hold_ms or 0.0,
     )

@@ -6,17 +6,18 @@ and writers to the engine, prints what a person must read, and maps the verdict
 (:mod:`scanner.verdict`) to the exit code.
 
 Imports are lazy: ``scanner --help`` and ``scanner validate`` must start in well under
-150 ms, so nothing heavy (asyncio stacks, msgspec, structlog) is imported up front.
+150 ms, so nothing heavy (asyncio stacks, msgspec, yaml) is imported up front.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import math
 import os
 import sys
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Literal, NamedTuple, NoReturn
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple, NoReturn
 
 if TYPE_CHECKING:
     from .engine import ScanOptions
@@ -25,14 +26,59 @@ if TYPE_CHECKING:
     from .observers import Observer
     from .report.artefacts import Artefacts
     from .report.baseline import Baseline
-    from .report.document import Change, ReportBuilder
+    from .report.console import Verbosity
+    from .report.document import Change, RemovedEntry, ReportBuilder
     from .verdict import FailOn
     from .wait import WaitObserver
     from .workers import WorkerJob
 
 
+class _Formatter(argparse.HelpFormatter):
+    """Descriptions wrapped to the terminal, paragraph by paragraph; a paragraph of several
+    lines (examples, exit codes) printed as written."""
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        fill = super()._fill_text
+        return "\n\n".join(
+            part if "\n" in part else fill(part, width, indent) for part in text.split("\n\n")
+        )
+
+
 class _Parser(argparse.ArgumentParser):
-    """argparse, but usage errors exit 2 with our message format (its default is 2 too)."""
+    """argparse with our conventions: no abbreviated options (``--time 2`` is an error,
+    not ``--timeout``: a new option must never change what an old command line means),
+    examples and exit codes in every help, usage errors exit 2 (its default)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("allow_abbrev", False)
+        kwargs.setdefault("formatter_class", _Formatter)
+        super().__init__(*args, **kwargs)
+
+
+#: SPEC §1's exit codes, as every command's help says them
+EXIT_CODES = """\
+exit codes:
+  0        every target met its expectation
+  1        at least one target failed
+  2        usage or inventory error: nothing was probed (bare `scanner` too)
+  3        no failures, but some targets are inconclusive (a problem on this machine)
+  4        every target was checked, but a report, JUnit or Markdown file asked for
+           could not be written
+  130/143  interrupted by SIGINT/SIGTERM (the reports are still written)"""
+
+_CHECK_EXAMPLES = """\
+examples:
+  # the console on a terminal, JSON lines when piped
+  scanner check inventory.yaml
+  # the events to a file, a summary of the failures on stderr
+  scanner check inventory.yaml -f json > events.jsonl
+  scanner check prod.yaml db.yaml --tags prod --timeout 1 --retries 2
+  # CI: artefacts, and fail only on what broke since the last good run
+  scanner check inventory.yaml --junit junit.xml --report now.json \\
+      --baseline last-good.json --fail-on new
+"""
+
+_SECONDS_HELP = "seconds: more than 0, at most 86400"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -42,60 +88,86 @@ def build_parser() -> argparse.ArgumentParser:
         prog="scanner",
         description="Check a whole service inventory at once and say why each failing "
         "endpoint fails.",
-        epilog="Exit codes: 0 all met · 1 failures · 2 usage/inventory error · "
-        "3 inconclusive (local trouble) · 130/143 interrupted.",
+        epilog="examples:\n"
+        "  scanner demo                          a showcase on loopback, no setup\n"
+        "  scanner check inventory.yaml          probe every target\n"
+        "  scanner trace db.example:5432         which hop drops or rejects\n"
+        "  scanner completion bash > ~/.local/share/bash-completion/completions/scanner\n"
+        "\n'scanner COMMAND --help' says more about each command.\n\n" + EXIT_CODES,
     )
-    parser.add_argument("--version", action="version", version=f"scanner {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    parser.add_argument("-V", "--version", action="version", version=f"scanner {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
     check = sub.add_parser(
         "check",
         help="probe every target of the inventories",
-        description="Probe every target of the inventories. An argument that is not a file "
-        "and reads HOST:PORT ([v6]:PORT for IPv6) is a target; - reads an inventory from stdin.",
+        description="Resolve every name once, then time a TCP handshake to every address of "
+        "every target, at once; say why each one that fails fails (its category and a hint). "
+        "Several inventories are checked as one. An argument that is not a file and reads "
+        "HOST:PORT ([v6]:PORT for IPv6) is a target; - reads an inventory from stdin.",
+        epilog=_CHECK_EXAMPLES + "\n" + EXIT_CODES,
     )
-    check.add_argument("inventories", nargs="+", metavar="INVENTORY|HOST:PORT")
     check.add_argument(
-        "--format",
-        "-f",
-        choices=("auto", "console", "json"),
-        default="auto",
-        help="auto (default): console on a TTY, json otherwise",
+        "inventories",
+        nargs="+",
+        metavar="INVENTORY|HOST:PORT",
+        help="inventory YAML file(s), HOST:PORT targets, - for an inventory on stdin",
     )
+    _add_format_options(check)
     check.add_argument(
         "--concurrency",
         "-c",
-        type=_positive_int,
+        type=_bounded_int(1, MAX_CONCURRENCY),
         default=None,
         metavar="N",
-        help="max probes in flight (default 1024, capped by the fd limit)",
+        help="max probes in flight (default 1024, capped by the fd limit; at most "
+        f"{MAX_CONCURRENCY:,})",
     )
     check.add_argument(
         "--timeout",
         "-t",
-        type=_positive_float,
+        type=_seconds,
         default=None,
         metavar="S",
-        help="seconds per handshake attempt (overrides the inventory)",
+        help=f"seconds per handshake attempt, for every target ({_SECONDS_HELP})",
+    )
+    check.add_argument(
+        "--dns-timeout",
+        type=_seconds,
+        default=None,
+        metavar="S",
+        help="seconds a DNS query gets per try (overrides the inventory's resolver.timeout "
+        "and resolv.conf's options timeout:N)",
+    )
+    check.add_argument(
+        "--dns-tries",
+        type=_bounded_int(1, 10),  # as resolver.tries in an inventory
+        default=None,
+        metavar="N",
+        help="rounds over the nameservers (overrides resolver.tries and resolv.conf's "
+        "options attempts:N)",
     )
     check.add_argument(
         "--retries",
         "-r",
-        type=_non_negative_int,
+        type=_bounded_int(0, MAX_RETRIES),
         default=None,
         metavar="N",
-        help="extra attempts for transient failures (overrides the inventory)",
+        help=f"extra attempts for transient failures, for every target (0 to {MAX_RETRIES})",
     )
     check.add_argument(
-        "--tags", default=None, metavar="A,B", help="only targets carrying one of these tags"
+        "--tags",
+        default=None,
+        metavar="A,B",
+        help="only targets carrying one of these tags (a tag no target carries: a warning)",
     )
     _add_adhoc_options(check)
     check.add_argument(
         "--max-duration",
-        type=_positive_float,
+        type=_seconds,
         default=None,
         metavar="S",
-        help="global deadline; unfinished targets end as inconclusive",
+        help=f"global deadline; unfinished targets end as inconclusive ({_SECONDS_HELP})",
     )
     check.add_argument(
         "--allow",
@@ -108,20 +180,22 @@ def build_parser() -> argparse.ArgumentParser:
     )
     check.add_argument(
         "--rate",
-        type=_positive_float,
+        type=_rate,
         default=None,
         metavar="N",
-        help="at most N handshake attempts per second overall",
+        help=f"at most N handshake attempts per second overall (at most {MAX_RATE:,})",
     )
     check.add_argument(
         "--per-host",
-        type=_positive_int,
+        type=_bounded_int(1, MAX_CONCURRENCY),
         default=None,
         metavar="N",
         help="at most N handshakes in flight to one address",
     )
     check.add_argument(
-        "--show-ok", action="store_true", help="console format: list targets that passed too"
+        "--show-ok",
+        action="store_true",
+        help="console: list the targets that passed too (JSON lines have every target)",
     )
     check.add_argument(
         "--shard",
@@ -134,10 +208,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--workers",
         type=_workers,
         default=None,
-        metavar="N",
-        help="scan with N processes, each every N-th target, one stream; "
-        "default auto: one per core for 10,000+ IP-address targets "
-        "without --rate/--per-host, else 1",
+        metavar="N|auto",
+        help="scan with N processes, each every N-th target, one stream "
+        f"(1 to {MAX_WORKERS}); auto (default): one per idle core for 256+ TLS targets, or for "
+        "10,000+ IP-address targets in JSON without reports; never with --rate, --per-host, "
+        "--shard or --trace-failures; else 1",
     )
     check.add_argument(
         "--trace-failures",
@@ -153,6 +228,10 @@ def build_parser() -> argparse.ArgumentParser:
         description="TCP handshakes to HOST:PORT with rising hop limits; "
         "routers answer ICMP time exceeded (no privileges "
         "needed). Exits like check: 0 when the port is open.",
+        epilog="examples:\n"
+        "  scanner trace 127.0.0.1:9\n"
+        "  scanner trace db.example:5432 --family ipv4 --max-hops 12\n"
+        "  scanner trace '[2001:db8::10]:443' -f json\n\n" + EXIT_CODES,
     )
     trace.add_argument(
         "endpoint",
@@ -160,13 +239,7 @@ def build_parser() -> argparse.ArgumentParser:
         type=_endpoint,
         help="name or IP literal and port ([v6]:port for IPv6)",
     )
-    trace.add_argument(
-        "--format",
-        "-f",
-        choices=("auto", "console", "json"),
-        default="auto",
-        help="auto (default): console on a TTY, json otherwise",
-    )
+    _add_format_options(trace)
     trace.add_argument(
         "--family",
         choices=("any", "ipv4", "ipv6"),
@@ -183,6 +256,10 @@ def build_parser() -> argparse.ArgumentParser:
         "nearby), the route and source address per address, the handshake and ICMP detail, "
         "the path, and, for this host's own addresses, what listens where. Ends each target "
         "with its most likely cause and the next thing to check. Exits like check.",
+        epilog="examples:\n"
+        "  scanner explain db.example:5432\n"
+        "  scanner explain inventory.yaml web db\n"
+        "  scanner explain '[2001:db8::10]:443' -f json\n\n" + EXIT_CODES,
     )
     explain.add_argument(
         "what",
@@ -201,7 +278,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     explain.add_argument(
         "--hop-timeout",
-        type=_positive_float,
+        type=_seconds,
         default=1.0,
         metavar="S",
         help="seconds to wait for each wave of hop limits of a trace (default 1)",
@@ -214,15 +291,52 @@ def build_parser() -> argparse.ArgumentParser:
         help="one verdict from the --report files of several shards",
         description="Join the --report documents of several shards (or "
         "scans) into one verdict; exits like check.",
+        epilog="examples:\n"
+        "  scanner merge shard-1.json shard-2.json shard-3.json --junit junit.xml\n"
+        "  scanner merge shard-*.json --report all.json --baseline before.json "
+        "--fail-on new\n\n" + EXIT_CODES,
     )
-    merge.add_argument("reports", nargs="+", metavar="REPORT")
+    merge.add_argument("reports", nargs="+", metavar="REPORT", help="--report files of one split")
     _add_artefact_options(merge)
 
-    validate = sub.add_parser("validate", help="parse and validate only; probe nothing")
-    validate.add_argument("inventories", nargs="+", metavar="INVENTORY")
+    validate = sub.add_parser(
+        "validate",
+        help="parse and validate only; probe nothing",
+        description="Read the inventories as check would, report every problem with "
+        "file:line:column, and count the targets (networks and port ranges are counted, "
+        "not expanded). Nothing is resolved or probed.",
+        epilog="examples:\n  scanner validate inventory.yaml\n  scanner validate configs/*.yaml\n\n"
+        "exit codes:\n  0  every inventory is valid\n"
+        "  2  a problem was found (each one is said on stderr)",
+    )
+    validate.add_argument(
+        "inventories", nargs="+", metavar="INVENTORY", help="inventory YAML file(s)"
+    )
 
-    demo = sub.add_parser("demo", help="self-contained showcase on loopback, no setup")
-    demo.add_argument("--format", "-f", choices=("auto", "console", "json"), default="auto")
+    demo = sub.add_parser(
+        "demo",
+        help="self-contained showcase on loopback, no setup",
+        description="Start listeners and a DNS server on loopback, scan an inventory "
+        "built against them and show each category loopback can produce, with its hint. "
+        "Nothing leaves this machine.",
+        epilog="examples:\n  scanner demo\n  scanner demo -f json | jq .\n\n"
+        "exit codes:\n  0  every target got the category it was built for\n"
+        "  1  one did not (the demo says which)\n  2  a usage error",
+    )
+    _add_format_options(demo)
+
+    completion = sub.add_parser(
+        "completion",
+        help="print a shell completion script (bash, zsh or fish)",
+        description="Print the completion script of a shell: commands, options, their "
+        "choices and file names complete with TAB.",
+        epilog="examples:\n"
+        "  scanner completion bash > ~/.local/share/bash-completion/completions/scanner\n"
+        '  scanner completion zsh > "${fpath[1]}/_scanner"\n'
+        "  scanner completion fish > ~/.config/fish/completions/scanner.fish\n\n"
+        "exit codes:\n  0  the script was printed\n  2  an unknown shell",
+    )
+    completion.add_argument("shell", choices=("bash", "zsh", "fish"), help="the shell")
     return parser
 
 
@@ -241,7 +355,28 @@ def _add_adhoc_options(command: argparse.ArgumentParser) -> None:
     )
 
 
+_WAIT_EXAMPLES = """\
+examples:
+  # before the tests: two services by name, then the tests in scanner's place
+  scanner wait db:5432 cache:6379 --deadline 120 -- ./run-tests
+  # every target of an inventory, three good rounds in a row each
+  scanner wait services.yaml --stable 3 --junit wait.xml
+  # a port that must be closed before a migration goes on
+  scanner wait old-db:5432 --expect closed --deadline 30
+"""
+
+_WAIT_EXIT_CODES = """\
+exit codes:
+  0        every target is ready (with -- CMD: CMD's own exit code instead)
+  1        not every target was ready by the deadline (each one said, with its category)
+  2        usage or inventory error: nothing was probed
+  4        every target is ready, but a report, JUnit or Markdown file could not be written
+  126/127  CMD cannot be run / was not found
+  130/143  interrupted by SIGINT/SIGTERM (the reports are still written)"""
+
+
 def _add_wait_parser(sub: argparse._SubParsersAction[_Parser]) -> None:
+    """``scanner wait``: check's probing options (same engine, same meaning), per round."""
     wait = sub.add_parser(
         "wait",
         help="wait until every target is ready, then run CMD (or exit 0)",
@@ -252,38 +387,41 @@ def _add_wait_parser(sub: argparse._SubParsersAction[_Parser]) -> None:
         "every round; a failing target is probed again after --interval, doubled each "
         "round it fails alike, up to --max-interval, with jitter. At the deadline: exit 1, "
         "saying for each target not ready its last category, hint and for how long.",
-        epilog="Exit codes: 0 ready (or CMD's own) · 1 not ready by the deadline · "
-        "2 usage/inventory error · 4 ready, but an artefact could not be written · "
-        "126/127 CMD cannot be run / not found · 130/143 interrupted.",
+        epilog=_WAIT_EXAMPLES + "\n" + _WAIT_EXIT_CODES,
     )
-    wait.add_argument("inventories", nargs="+", metavar="INVENTORY|HOST:PORT")
+    wait.add_argument(
+        "inventories",
+        nargs="+",
+        metavar="INVENTORY|HOST:PORT",
+        help="inventory YAML file(s), HOST:PORT targets, - for an inventory on stdin",
+    )
     wait.add_argument(
         "--deadline",
-        type=_non_negative_float,
+        type=_deadline,
         default=60.0,
         metavar="S",
-        help="give up after S seconds (default 60; 0: wait for ever)",
+        help="give up after S seconds (default 60; 0: wait for ever; at most 86400)",
     )
     wait.add_argument(
         "--interval",
-        type=_positive_float,
+        type=_seconds,
         default=1.0,
         metavar="S",
         help="seconds between a target's rounds at first (default 1)",
     )
     wait.add_argument(
         "--max-interval",
-        type=_positive_float,
+        type=_seconds,
         default=5.0,
         metavar="S",
         help="the backoff's cap (default 5)",
     )
     wait.add_argument(
         "--stable",
-        type=_positive_int,
+        type=_bounded_int(1, 1000),
         default=1,
         metavar="N",
-        help="good rounds in a row before a target counts as ready (default 1)",
+        help="good rounds in a row before a target counts as ready (default 1, at most 1000)",
     )
     wait.add_argument(
         "--format",
@@ -295,18 +433,34 @@ def _add_wait_parser(sub: argparse._SubParsersAction[_Parser]) -> None:
     wait.add_argument(
         "--timeout",
         "-t",
-        type=_positive_float,
+        type=_seconds,
         default=None,
         metavar="S",
-        help="seconds per handshake attempt (overrides the inventory)",
+        help=f"seconds per handshake attempt, for every target ({_SECONDS_HELP})",
+    )
+    wait.add_argument(
+        "--dns-timeout",
+        type=_seconds,
+        default=None,
+        metavar="S",
+        help="seconds a DNS query gets per try (overrides the inventory's resolver.timeout "
+        "and resolv.conf's options timeout:N)",
+    )
+    wait.add_argument(
+        "--dns-tries",
+        type=_bounded_int(1, 10),  # as resolver.tries in an inventory
+        default=None,
+        metavar="N",
+        help="rounds over the nameservers (overrides resolver.tries and resolv.conf's "
+        "options attempts:N)",
     )
     wait.add_argument(
         "--retries",
         "-r",
-        type=_non_negative_int,
+        type=_bounded_int(0, MAX_RETRIES),
         default=None,
         metavar="N",
-        help="extra attempts for transient failures within a round (overrides the inventory)",
+        help=f"extra attempts for transient failures within a round (0 to {MAX_RETRIES})",
     )
     _add_adhoc_options(wait)
     wait.add_argument(
@@ -315,17 +469,24 @@ def _add_wait_parser(sub: argparse._SubParsersAction[_Parser]) -> None:
     wait.add_argument(
         "--concurrency",
         "-c",
-        type=_positive_int,
+        type=_bounded_int(1, MAX_CONCURRENCY),
         default=None,
         metavar="N",
         help="max probes in flight per round (default 1024, capped by the fd limit)",
     )
     wait.add_argument(
         "--rate",
-        type=_positive_float,
+        type=_rate,
         default=None,
         metavar="N",
-        help="at most N handshake attempts per second in each round",
+        help=f"at most N handshake attempts per second in each round (at most {MAX_RATE:,})",
+    )
+    wait.add_argument(
+        "--per-host",
+        type=_bounded_int(1, MAX_CONCURRENCY),
+        default=None,
+        metavar="N",
+        help="at most N handshakes in flight to one address",
     )
     wait.add_argument(
         "--allow",
@@ -333,7 +494,8 @@ def _add_wait_parser(sub: argparse._SubParsersAction[_Parser]) -> None:
         default=[],
         metavar="CIDR",
         type=_network,
-        help="scope guard (repeatable), added to the inventory's scope.allow",
+        help="scope guard (repeatable): only these networks get packets, "
+        "added to the inventory's scope.allow",
     )
     wait.add_argument("--junit", default=None, metavar="PATH", help="write JUnit XML of the end")
     wait.add_argument(
@@ -348,35 +510,59 @@ def _add_wait_parser(sub: argparse._SubParsersAction[_Parser]) -> None:
     )
 
 
-def _non_negative_float(text: str) -> float:
-    value = float(text)
-    if not value >= 0:
-        raise argparse.ArgumentTypeError("must be 0 or more")
-    return value
+def _deadline(text: str) -> float:
+    """``--deadline``: seconds as ``--timeout`` takes them, or 0 for no deadline."""
+    return 0.0 if _number(text) == 0 else _seconds(text)
+
+
+def _add_format_options(command: argparse.ArgumentParser) -> None:
+    command.add_argument(
+        "--format",
+        "-f",
+        choices=("auto", "console", "json"),
+        default="auto",
+        help="auto (default): console on a TTY, json otherwise (then a short summary "
+        "goes to stderr)",
+    )
+    loud = command.add_mutually_exclusive_group()
+    loud.add_argument(
+        "--quiet",
+        "-q",
+        dest="verbosity",
+        action="store_const",
+        const="quiet",
+        default="normal",
+        help="only the counts and the verdict (with json: no summary on stderr, no progress)",
+    )
+    loud.add_argument(
+        "--verbose",
+        "-v",
+        dest="verbosity",
+        action="store_const",
+        const="verbose",
+        help="every failed target, each with every address",
+    )
+
+
+#: the hop limit ``--max-hops`` and the seconds ``--hop-timeout`` take without one given
+DEFAULT_MAX_HOPS, DEFAULT_HOP_TIMEOUT = 30, 2.0
 
 
 def _add_trace_options(command: argparse.ArgumentParser) -> None:
     command.add_argument(
         "--max-hops",
-        type=_hop_limit,
-        default=30,
+        type=_bounded_int(1, 255),
+        default=None,
         metavar="N",
-        help="highest hop limit tried (default 30)",
+        help=f"highest hop limit tried (default {DEFAULT_MAX_HOPS}, at most 255)",
     )
     command.add_argument(
         "--hop-timeout",
-        type=_positive_float,
-        default=2.0,
+        type=_seconds,
+        default=None,
         metavar="S",
-        help="seconds to wait for each wave of hop limits (default 2)",
+        help=f"seconds to wait for each wave of hop limits (default {DEFAULT_HOP_TIMEOUT:g})",
     )
-
-
-def _hop_limit(text: str) -> int:
-    value = int(text)
-    if not 1 <= value <= 255:
-        raise argparse.ArgumentTypeError("must be 1 to 255")
-    return value
 
 
 def _endpoint(text: str) -> tuple[str, int]:
@@ -403,7 +589,8 @@ def _add_artefact_options(command: argparse.ArgumentParser) -> None:
         "--baseline",
         default=None,
         metavar="REPORT",
-        help="compare with an earlier --report: new failures, fixed, changed category",
+        help="compare with an earlier --report: new failures, fixed, changed category, "
+        "removed (one of another inventory: a warning)",
     )
     command.add_argument(
         "--fail-on",
@@ -432,29 +619,58 @@ def _network(text: str) -> str:
         raise argparse.ArgumentTypeError(str(exc)) from exc
 
 
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError("must be at least 1")
+#: what the CLI accepts at most; the inventory's limits (seconds, retries) are the same
+MAX_CONCURRENCY = 1 << 20
+MAX_RATE = 1_000_000
+MAX_WORKERS = 64
+MAX_RETRIES = 10  # = scanner.inventory._values.MAX_RETRIES (a test holds them equal)
+MAX_SECONDS = 86400  # = scanner.inventory._values.MAX_SECONDS
+
+
+def _bounded_int(low: int, high: int) -> Callable[[str], int]:
+    """An argparse type: an integer from ``low`` to ``high``, said plainly otherwise."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"must be between {low} and {high:,}, not {value}")
+        return value
+
+    return parse
+
+
+def _number(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"must be a finite number, not {text!r}")
+    return value
+
+
+def _seconds(text: str) -> float:
+    """Seconds as the inventory takes them: more than 0, at most a day, finite."""
+    value = _number(text)
+    if not 0 < value <= MAX_SECONDS:
+        raise argparse.ArgumentTypeError(
+            f"must be more than 0 and at most {MAX_SECONDS} seconds, not {text}"
+        )
+    return value
+
+
+def _rate(text: str) -> float:
+    value = _number(text)
+    if not 0 < value <= MAX_RATE:
+        raise argparse.ArgumentTypeError(f"must be more than 0 and at most {MAX_RATE:,}")
     return value
 
 
 def _workers(text: str) -> int | None:
-    return None if text == "auto" else _positive_int(text)
-
-
-def _non_negative_int(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError("must be 0 or more")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    value = float(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError("must be greater than 0")
-    return value
+    return None if text == "auto" else _bounded_int(1, MAX_WORKERS)(text)
 
 
 def run() -> NoReturn:
@@ -491,23 +707,28 @@ def split_command(argv: Sequence[str]) -> tuple[list[str], list[str] | None]:
     return arguments[:at], arguments[at + 1 :]
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    own, command = split_command(sys.argv[1:] if argv is None else argv)
-    args = build_parser().parse_args(own)
-    args.then = command  # wait's CMD
+def main(argv: Sequence[str] | None = None) -> int:  # noqa: PLR0911 - one return per command
+    parser = build_parser()
+    own, then = split_command(sys.argv[1:] if argv is None else argv)
+    args = parser.parse_args(own)
+    if args.command is None:  # bare `scanner`: the help, on stderr, and exit 2 (documented)
+        parser.print_help(sys.stderr)
+        return 2
     if args.command == "validate":
         return cmd_validate(args.inventories)
+    if args.command == "completion":
+        return cmd_completion(parser, args.shell)
     if args.command == "demo":
         from .demo import run_demo
 
-        return run_demo(_resolve_format(args.format))
+        return run_demo(_resolve_format(args.format), verbosity=args.verbosity)
     if args.command == "merge":
         return cmd_merge(args)
     if args.command == "trace":
         return cmd_trace(args)
     if args.command == "explain":
         return cmd_explain(args)
-    return cmd_wait(args, args.then) if args.command == "wait" else cmd_check(args)
+    return cmd_wait(args, then) if args.command == "wait" else cmd_check(args)
 
 
 def _resolve_format(choice: str) -> str:
@@ -520,6 +741,11 @@ def _say(message: str) -> None:
     print(f"scanner: {message}", file=sys.stderr)
 
 
+def _warn(message: str) -> None:
+    """Something asked for that does nothing, or may not be what was meant: the scan goes on."""
+    _say(f"warning: {message}")
+
+
 def _load(paths: Sequence[str]) -> Inventory | None:
     from .inventory import InventoryError, load_inventories
 
@@ -528,8 +754,9 @@ def _load(paths: Sequence[str]) -> Inventory | None:
     except InventoryError as exc:
         for problem in exc.problems:
             _say(str(problem))
-        count = len(exc.problems)
-        _say(f"{count} problem{'s' if count != 1 else ''}; nothing was probed")
+        from .report._text import counted
+
+        _say(f"{counted(len(exc.problems), 'problem')}; nothing was probed")
         return None
 
 
@@ -554,8 +781,9 @@ def _load_arguments(args: argparse.Namespace) -> Inventory | None:
             problems = [describe(problem) for problem in exc.problems]
     for problem in problems:
         _say(problem)
-    count = len(problems)
-    _say(f"{count} problem{'s' if count != 1 else ''}; nothing was probed")
+    from .report._text import counted
+
+    _say(f"{counted(len(problems), 'problem')}; nothing was probed")
     return None
 
 
@@ -569,8 +797,11 @@ def cmd_validate(paths: Sequence[str]) -> int:
 
     targets = inventory.targets
     entries = len(targets.specs) if isinstance(targets, TargetList) else len(targets)
+    from .report._text import counted
+
     # counted from the entries, never by expanding them: a /16 on 16 ports is instant
-    print(f"{', '.join(paths)}: ok, {len(targets):,} targets from {entries} entries")
+    found = f"{counted(len(targets), 'target')} from {counted(entries, 'entry')}"
+    print(f"{', '.join(paths)}: ok, {found}")
     return EXIT_OK
 
 
@@ -581,7 +812,10 @@ def _scan_options(args: argparse.Namespace) -> ScanOptions:
     if args.trace_failures:  # the trace module only when asked for: start-up time counts
         from .probers.trace import TraceConfig
 
-        trace = TraceConfig(max_hops=args.max_hops, hop_timeout=args.hop_timeout)
+        trace = TraceConfig(
+            max_hops=args.max_hops or DEFAULT_MAX_HOPS,
+            hop_timeout=args.hop_timeout or DEFAULT_HOP_TIMEOUT,
+        )
     return ScanOptions(
         handle_signals=True,
         concurrency=args.concurrency,
@@ -656,6 +890,10 @@ class CheckPlan(NamedTuple):
     fail_on: FailOn
     shard: Shard | None
     workers: int
+    #: quiet, normal or verbose (-q, -v): the console, or the summary on stderr beside JSON
+    verbosity: Verbosity = "normal"
+    #: the inventory as loaded, before --tags and --shard: which targets still exist
+    known: Inventory | None = None
 
     @property
     def wants_report(self) -> bool:
@@ -679,13 +917,22 @@ def plan_check(args: argparse.Namespace) -> CheckPlan | None:  # noqa: PLR0911 -
     from .inventory import selection
 
     tags = {t.strip() for t in args.tags.split(",") if t.strip()} if args.tags else None
-    inventory = selection.select(loaded, tags=tags, timeout=args.timeout, retries=args.retries)
+    inventory = selection.select(
+        loaded,
+        tags=tags,
+        timeout=args.timeout,
+        retries=args.retries,
+        dns_timeout=args.dns_timeout,
+        dns_tries=args.dns_tries,
+    )
     if not inventory.targets:
         _say(f"no target carries any of the tags {args.tags!r}; nothing to check")
         return None
     if args.shard is not None:
         inventory = selection.shard(inventory, args.shard)
     fmt = _resolve_format(args.format)
+    for warning in _check_warnings(args, fmt, loaded, tags, baseline):
+        _warn(warning)
     plan = CheckPlan(
         inventory=inventory,
         options=_scan_options(args),
@@ -696,6 +943,8 @@ def plan_check(args: argparse.Namespace) -> CheckPlan | None:  # noqa: PLR0911 -
         fail_on=args.fail_on,
         shard=args.shard,
         workers=args.workers or 1,
+        verbosity=args.verbosity,
+        known=loaded,
     )
     if args.workers is None:
         from .workers import auto_workers
@@ -710,6 +959,62 @@ def plan_check(args: argparse.Namespace) -> CheckPlan | None:  # noqa: PLR0911 -
         _say(refused)
         return None
     return plan
+
+
+def _check_warnings(
+    args: argparse.Namespace,
+    fmt: str,
+    loaded: Inventory,
+    tags: set[str] | None,
+    baseline: Baseline | None,
+) -> list[str]:
+    """Options given that change nothing, or may not be what was meant: warned, not refused."""
+    warnings = []
+    if args.show_ok and fmt == "json":
+        warnings.append("--show-ok changes only the console format: JSON lines list every target")
+    if not args.trace_failures:
+        for option, value in (("--max-hops", args.max_hops), ("--hop-timeout", args.hop_timeout)):
+            if value is not None:
+                warnings.append(f"{option} does nothing without --trace-failures")
+    if tags:
+        warnings.extend(_unknown_tags(loaded, tags))
+    if baseline is not None:
+        warnings.extend(_other_inventory(baseline, loaded.paths))
+    return warnings
+
+
+def _unknown_tags(loaded: Inventory, tags: set[str]) -> list[str]:
+    """``--tags web,nope``: say that no target carries ``nope`` (a typo selects nothing)."""
+    from .inventory.targets import TargetList
+    from .report._text import plural
+
+    targets = loaded.targets
+    templates = (
+        [spec.template for spec in targets.specs] if isinstance(targets, TargetList) else targets
+    )
+    known = {tag for target in templates for tag in target.tags}
+    unknown = sorted(tags - known)
+    if not unknown:
+        return []
+    shown = ", ".join(repr(t) for t in unknown)
+    offered = ", ".join(sorted(known)[:20]) or "none"
+    return [
+        f"--tags: no target carries the {plural(len(unknown), 'tag')} {shown} "
+        f"(the inventory's tags: {offered})"
+    ]
+
+
+def _other_inventory(baseline: Baseline, paths: Sequence[str]) -> list[str]:
+    """A baseline written for other inventory files compares different things: say so."""
+    from .report.baseline import same_inventories
+
+    if same_inventories(baseline.inventories, paths):
+        return []
+    then = ", ".join(baseline.inventories) or "no inventory"
+    return [
+        f"--baseline {baseline.path} was written for {then}, this scan reads "
+        f"{', '.join(paths)}: new, fixed and removed compare different inventories"
+    ]
 
 
 def _tls_settings_work(inventory: Inventory) -> bool:
@@ -737,7 +1042,9 @@ def _tls_settings_work(inventory: Inventory) -> bool:
     for problem in problems:
         _say(problem)
     if problems:
-        _say(f"{len(problems)} problem{'s' if len(problems) != 1 else ''}; nothing was probed")
+        from .report._text import counted
+
+        _say(f"{counted(len(problems), 'problem')}; nothing was probed")
     return not problems
 
 
@@ -751,7 +1058,10 @@ def cmd_check(args: argparse.Namespace) -> int:
     if plan.wants_report:
         from .report.document import ReportBuilder
 
-        builder = ReportBuilder(plan.baseline.change if plan.baseline else None)
+        baseline = plan.baseline
+        builder = ReportBuilder(
+            baseline.change if baseline else None, baseline.category if baseline else None
+        )
     if plan.workers > 1:
         summary, failed_workers = _check_with_workers(plan, builder)
     else:
@@ -759,12 +1069,16 @@ def cmd_check(args: argparse.Namespace) -> int:
         from .observers import FanOut
         from .report import stream_observer
 
+        change_of = _change_of(plan.baseline)
         stream = stream_observer(
-            plan.format, show_ok=plan.show_ok, change_of=_change_of(plan.baseline)
+            plan.format, show_ok=plan.show_ok, change_of=change_of, verbosity=plan.verbosity
         )
-        observer = FanOut(stream, builder) if builder is not None else stream
+        summary_view = _summary_view(plan, change_of)
+        observers = [o for o in (stream, summary_view, builder) if o is not None]
+        observer = FanOut(*observers) if len(observers) > 1 else stream
         summary, failed_workers = run_scan_sync(plan.inventory, observer, plan.options), []
     code = exit_code(summary)
+    removed = _removed(plan, summary, builder)
     if builder is not None:
         from .inventory import printable_path
 
@@ -773,6 +1087,7 @@ def cmd_check(args: argparse.Namespace) -> int:
             inventories=plan.inventory.paths,
             shard=str(plan.shard) if plan.shard else None,
             baseline=printable_path(plan.baseline.path) if plan.baseline else None,
+            removed=removed,
         )
         unwritten = plan.artefacts.write(document)
         for problem in unwritten:
@@ -782,6 +1097,56 @@ def cmd_check(args: argparse.Namespace) -> int:
     if failed_workers and code == EXIT_OK:
         return EXIT_INCONCLUSIVE  # part of the inventory went unchecked: never a pass
     return code
+
+
+def _summary_view(
+    plan: CheckPlan,
+    change_of: Callable[[TargetResult], Change | None] | None,
+    *,
+    results: bool = True,
+) -> Observer | None:
+    """Beside JSON lines on stdout: the short summary (and progress) on stderr, unless -q.
+
+    ``results``: whether it will see every target's result (not so from workers that
+    send none): without them it shows the counts per category, and no progress.
+    """
+    if plan.format != "json" or plan.verbosity == "quiet":
+        return None
+    from .report import summary_observer
+
+    return summary_observer(
+        change_of=change_of,
+        verbosity=plan.verbosity,
+        progress=None if results else False,
+        counts_only=not results,
+    )
+
+
+def _removed(
+    plan: CheckPlan, summary: ScanSummary, builder: ReportBuilder | None
+) -> list[RemovedEntry]:
+    """The baseline's targets that the inventory no longer has; said on stderr (unless -q)."""
+    baseline = plan.baseline
+    if baseline is None:
+        return []
+    known = plan.known if plan.known is not None else plan.inventory
+    every = dict(summary.counts).get("not_started", 0) == 0 and plan.shard is None
+    if builder is not None and every and len(plan.inventory.targets) == len(known.targets):
+        present: Callable[[str], bool] = builder.names().__contains__  # each has a result
+    else:  # --tags, --shard, a stopped scan, no report: the names the inventory has
+        present = {target.name for target in known.targets}.__contains__
+    removed = baseline.removed(present)
+    if removed and plan.verbosity != "quiet":
+        from .report._text import counted
+
+        failing = sum(1 for entry in removed if not entry.ok)
+        shown = ", ".join(repr(entry.target) for entry in removed[:5])
+        more = f" and {len(removed) - 5:,} more" if len(removed) > 5 else ""
+        _say(
+            f"removed since the baseline: {counted(len(removed), 'target')} "
+            f"({failing:,} failing then): {shown}{more}"
+        )
+    return removed
 
 
 def _refused_with_workers(plan: CheckPlan) -> str | None:
@@ -822,15 +1187,24 @@ def _check_with_workers(
     from .workers import preload, run_workers
 
     preload()
-    stream = stream_observer(plan.format, show_ok=plan.show_ok, change_of=_change_of(plan.baseline))
+    change_of = _change_of(plan.baseline)
+    stream = stream_observer(
+        plan.format, show_ok=plan.show_ok, change_of=change_of, verbosity=plan.verbosity
+    )
     results: list[Observer] = [builder] if builder is not None else []
     if plan.format != "json":
         results.insert(0, stream)  # the console shows the results the workers send
+    # beside JSON, the summary on stderr lists failures only if the workers send their
+    # results anyway (for the reports): sending them for it alone costs the parent about
+    # 6 µs a target, the time the workers save; without them it says the counts
+    summary_view = _summary_view(plan, change_of, results=bool(results))
+    if summary_view is not None and results:
+        results.append(summary_view)
     sink = getattr(stream, "sink", None)
     outcome = run_workers(
         worker_job(plan, results=bool(results)),
         plan.workers,
-        frame=stream,
+        frame=FanOut(stream, summary_view) if summary_view is not None else stream,
         observer=FanOut(*results) if results else BaseObserver(),
         relay=sink.write if sink is not None else _drop,
         flush=stream.flush,
@@ -871,10 +1245,19 @@ def cmd_wait(args: argparse.Namespace, command: list[str] | None) -> int:  # noq
     from .inventory import selection
 
     tags = {t.strip() for t in args.tags.split(",") if t.strip()} if args.tags else None
-    inventory = selection.select(loaded, tags=tags, timeout=args.timeout, retries=args.retries)
+    inventory = selection.select(
+        loaded,
+        tags=tags,
+        timeout=args.timeout,
+        retries=args.retries,
+        dns_timeout=args.dns_timeout,
+        dns_tries=args.dns_tries,
+    )
     if not inventory.targets:
         _say(f"no target carries any of the tags {args.tags!r}; nothing to wait for")
         return EXIT_USAGE
+    for warning in _unknown_tags(loaded, tags) if tags else ():
+        _warn(warning)
     if len(inventory.targets) > MAX_WAIT_TARGETS:
         _say(
             f"wait: {len(inventory.targets):,} targets, at most {MAX_WAIT_TARGETS:,}: wait "
@@ -893,6 +1276,7 @@ def cmd_wait(args: argparse.Namespace, command: list[str] | None) -> int:  # noq
             handle_signals=True,
             concurrency=args.concurrency,
             rate=args.rate,
+            per_address=args.per_host,
             allow=tuple(args.allow),
         ),
     )
@@ -973,12 +1357,21 @@ def cmd_trace(args: argparse.Namespace) -> int:
 
     host, port = args.endpoint
     name = display(host, port)
+    hop_timeout = args.hop_timeout or DEFAULT_HOP_TIMEOUT
     target = Target(
-        name=name, host=host, port=port, timeout=args.hop_timeout, retries=0, family=args.family
+        name=name, host=host, port=port, timeout=hop_timeout, retries=0, family=args.family
     )
     inventory = Inventory(paths=(name,), targets=(target,))
-    observer = stream_observer(_resolve_format(args.format), show_ok=True)
-    config = TraceConfig(max_hops=args.max_hops, hop_timeout=args.hop_timeout, include_ok=True)
+    fmt = _resolve_format(args.format)
+    observer = stream_observer(fmt, show_ok=True, verbosity=args.verbosity)
+    if fmt == "json" and args.verbosity != "quiet":
+        from .observers import FanOut
+        from .report import summary_observer
+
+        observer = FanOut(observer, summary_observer(verbosity=args.verbosity))
+    config = TraceConfig(
+        max_hops=args.max_hops or DEFAULT_MAX_HOPS, hop_timeout=hop_timeout, include_ok=True
+    )
     options = ScanOptions(handle_signals=True, trace_failures=True, trace=config)
     return exit_code(run_scan_sync(inventory, observer, options))
 
@@ -1071,22 +1464,51 @@ def cmd_merge(args: argparse.Namespace) -> int:
     if baseline:
         from .inventory import printable_path
 
+        for warning in _other_inventory(baseline, report.inventories):
+            _warn(warning)
+        names = {e.target for e in report.targets}
         report = replace(
             report,
             baseline=printable_path(baseline.path),
-            targets=[
-                replace(e, change=baseline.change(e.target, e.ok, e.category))
-                for e in report.targets
-            ],
+            targets=[baseline.annotate(e) for e in report.targets],
+            removed=baseline.removed(names.__contains__),
         )
     unwritten = artefacts.write(report)
     for problem in unwritten:
         _say(problem)
     summary = summary_of(report.summary)
+    from .report._text import counted
+
     _say(
-        f"merged {len(args.reports)} reports: {len(report.targets)} targets, "
-        f"{summary.ok} ok, {summary.failed} failed, {summary.inconclusive} inconclusive"
+        f"merged {counted(len(args.reports), 'report')}: "
+        f"{counted(len(report.targets), 'target')}, {summary.ok:,} ok, "
+        f"{summary.failed:,} failed, {summary.inconclusive:,} inconclusive"
+        + (f", {len(report.removed):,} removed since the baseline" if report.removed else "")
     )
     new_failures = sum(1 for e in report.targets if e.change == "new_failure")
     code = exit_code(summary, fail_on=args.fail_on, new_failures=new_failures, signals=False)
     return with_artefacts(code, unwritten=bool(unwritten))
+
+
+def cmd_completion(parser: argparse.ArgumentParser, shell: str) -> int:
+    """``scanner completion bash|zsh|fish``: shtab writes the script from this very parser,
+    so it completes exactly the commands, options and choices there are (files where a
+    command takes a file). shtab is imported here only: ``--help`` stays fast."""
+    import shtab
+
+    files = {"inventories", "reports", "junit", "markdown", "report", "baseline"}
+    for action in _all_actions(parser):
+        if action.dest in files:
+            action.complete = shtab.FILE  # type: ignore[attr-defined]
+    print(shtab.complete(parser, shell=shell), end="")
+    return 0
+
+
+def _all_actions(parser: argparse.ArgumentParser) -> list[argparse.Action]:
+    found = []
+    for action in parser._actions:
+        found.append(action)
+        if isinstance(action, argparse._SubParsersAction):
+            for child in action.choices.values():
+                found.extend(_all_actions(child))
+    return found

@@ -19,10 +19,13 @@ import socket
 import sys
 import tempfile
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .models import Category
 from .observers import Collector, FanOut
+
+if TYPE_CHECKING:
+    from .report.console import Verbosity
 
 DEMO_INVENTORY = """\
 version: 1
@@ -140,7 +143,7 @@ async def _close_at_once(_reader: asyncio.StreamReader, writer: asyncio.StreamWr
     writer.close()
 
 
-def run_demo(fmt: str) -> int:
+def run_demo(fmt: str, verbosity: Verbosity = "normal") -> int:
     import anyio
 
     from .engine import ScanOptions, backend_options, run_scan
@@ -149,7 +152,7 @@ def run_demo(fmt: str) -> int:
     from .testing.dns_server import start_server
 
     check = Collector()
-    observer = FanOut(check, stream_observer(fmt, show_ok=True))
+    observer = FanOut(check, stream_observer(fmt, show_ok=True, verbosity=verbosity))
 
     async def scan(ports: dict[str, int]) -> None:
         transport, dns_port = await start_server(DEMO_ZONE)

@@ -367,6 +367,8 @@ class TargetResult(Struct, frozen=True, gc=False):
     paths: tuple[PathTrace, ...] = ()
     #: the target's position in the scanned inventory: reports list targets in this order
     index: int = 0
+    #: no verdict of its own: the scan stopped (or its worker ended) before it was checked
+    unfinished: bool = False
 
     @property
     def last_hop(self) -> str | None:

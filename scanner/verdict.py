@@ -52,6 +52,10 @@ _NOT_A_HANDSHAKE_FAILURE = frozenset(
 )
 
 
+#: a listener answered (or queued) the handshake: what ``expect: closed`` must not meet
+_LISTENING = frozenset({C.OPEN, C.SLOW, C.NOT_ACCEPTING, C.CLOSED_BY_PEER})
+
+
 def meets_expectation(expect: Expect, category: Category) -> bool:
     """Whether one address's outcome satisfies the target's expectation.
 
@@ -101,10 +105,15 @@ def target_verdict(
         return TargetResult(target, False, dns.category, (), hint, dns=dns, index=index)
     ok, category = roll_up(target.expect, [p.category for p in probes])
     if not ok:
-        if target.expect == "closed" and category is C.OPEN:
+        if target.expect == "closed" and (category in _LISTENING or category.is_tls):
+            what = (
+                "has a listener (its accept queue is full)"
+                if category is C.NOT_ACCEPTING
+                else "accepts connections"
+            )
             hint = (
-                f"port {target.port} accepts connections but must be closed: the "
-                "firewall rule that should block it is missing"
+                f"port {target.port} {what} but must be closed: a service listens there "
+                "that should not, or the firewall rule that should block it is missing"
             )
         else:
             hint = next((p.hint for p in probes if p.category is category), None)
@@ -115,7 +124,7 @@ def target_verdict(
 
 def unchecked(target: Target, hint: str, index: int = 0) -> TargetResult:
     """The result of a target that was never (or not completely) checked: inconclusive."""
-    return TargetResult(target, False, C.INCONCLUSIVE, (), hint, index=index)
+    return TargetResult(target, False, C.INCONCLUSIVE, (), hint, index=index, unfinished=True)
 
 
 def verdict_of(ok: bool, category: Category | str) -> Verdict:

@@ -46,7 +46,7 @@ targets:
     )
     assert proc.returncode == 1, proc.stderr  # cache is refused: the check fails
     lines = proc.stdout.splitlines()
-    assert lines[0].startswith("cache: refused (the host answered with a TCP reset")
+    assert lines[0].startswith("cache: refused (a TCP reset came back")
     assert lines[-1] == "1 ok, 1 failed"
 
 

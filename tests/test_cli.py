@@ -572,6 +572,7 @@ def test_a_reader_that_leaves_early_does_not_break_the_scan(
             str(report),
             "--workers",
             workers,
+            "--quiet",  # nothing on stderr but a problem (the summary is tested elsewhere)
         ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -586,3 +587,26 @@ def test_a_reader_that_leaves_early_does_not_break_the_scan(
     assert proc.stderr.read() == b""
     summary = json.loads(report.read_text())["summary"]
     assert summary["counts"]["refused"] == 200 and summary["interrupted"] is False
+
+
+def test_dns_timeout_and_tries_from_the_command_line(tmp_path: Path, dns_server: DnsServer) -> None:
+    """--dns-timeout/--dns-tries replace the inventory's resolver.timeout/tries (and
+    resolv.conf's options): a silent nameserver fails in 0.2 s, once, not 3 s twice."""
+    inv = write_inventory(
+        tmp_path / "inv.yaml",
+        "version: 1\n"
+        f"resolver: {{nameservers: ['{dns_server.nameserver}'], timeout: 3, tries: 2}}\n"
+        "targets:\n  - {host: silent.test, port: 80, retries: 0}\n",
+    )
+    started = time.monotonic()
+    proc = run_scanner(
+        "check", str(inv), "--format", "json", "--dns-timeout", "0.2", "--dns-tries", "1"
+    )
+    elapsed = time.monotonic() - started
+    assert proc.returncode == 1, proc.stderr
+    dns = next(e for e in parse_events(proc.stdout) if e["event"] == "dns.result")
+    assert dns["category"] == "dns_timeout"
+    assert 150 <= dns["latency_ms"] < 1500, dns
+    assert elapsed < 2.9  # the inventory's 3 s per try would be past this
+    bad = run_scanner("check", str(inv), "--dns-tries", "0")
+    assert bad.returncode == 2 and "between 1 and 10" in bad.stderr

@@ -30,6 +30,17 @@ def inventory(*targets: Target) -> Inventory:
     return Inventory(paths=("test",), targets=list(targets))
 
 
+def names_inventory(dns_server: DnsServer, port: int, count: int) -> Inventory:
+    """``count`` targets of names the test DNS server does not know (NXDOMAIN)."""
+    return Inventory(
+        paths=("test",),
+        targets=[
+            Target(f"t{i}", f"n{i}.missing.test", port, timeout=1, retries=0) for i in range(count)
+        ],
+        resolver=ResolverConfig((dns_server.nameserver,), timeout=2, tries=1),
+    )
+
+
 async def test_every_target_is_probed_once_with_more_targets_than_slots(
     listener: Listener, closed_port: int
 ) -> None:
@@ -68,6 +79,28 @@ async def test_an_error_inside_a_probe_callback_ends_the_scan(closed_port: int) 
     bugs = caught.value.subgroup(lambda exc: isinstance(exc, RuntimeError))
     assert bugs is not None
     assert "observer bug" in repr(bugs)
+
+
+class ExplodingOnDns(Collect):
+    def on_dns(self, result: DnsResult) -> None:
+        super().on_dns(result)
+        if len(self.dns) == 3:
+            raise RuntimeError("observer bug in on_dns")
+
+
+async def test_an_error_inside_a_lookup_ends_the_scan(
+    dns_server: DnsServer, closed_port: int
+) -> None:
+    """Lookups are plain tasks, not a task group's: a bug in one still ends the scan with
+    it, and no lookup is left running."""
+    scan = names_inventory(dns_server, closed_port, 40)
+    with pytest.raises(ExceptionGroup) as caught:
+        await run_scan(scan, ExplodingOnDns(), ScanOptions())
+    bugs = caught.value.subgroup(lambda exc: isinstance(exc, RuntimeError))
+    assert bugs is not None and "observer bug in on_dns" in repr(bugs)
+    await asyncio.sleep(0)
+    left = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+    assert not [t for t in left if "_lookup" in repr(t)], left
 
 
 async def test_retries_keep_their_slot_and_count_attempts(full_port: int) -> None:
@@ -148,14 +181,8 @@ async def test_names_are_looked_up_a_bounded_number_at_a_time(
     at most ``max_lookups`` lookups (a task each) exist at once. The unbounded case shows
     that the measure would catch it."""
     monkeypatch.setattr(Admission, "max_lookups", max_lookups)
-    targets = [
-        Target(f"t{i}", f"n{i}.missing.test", closed_port, timeout=1, retries=0) for i in range(60)
-    ]
-    scan = Inventory(
-        paths=("test",),
-        targets=targets,
-        resolver=ResolverConfig((dns_server.nameserver,), timeout=2, tries=1),
-    )
+    scan = names_inventory(dns_server, closed_port, 60)
+    targets = scan.targets
     seen = TaskPeak()
     summary = await run_scan(scan, seen, ScanOptions())
     results = seen.results

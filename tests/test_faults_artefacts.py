@@ -269,6 +269,7 @@ def test_workers_need_no_temporary_files(small_fs: Path, tmp_path: Path, closed_
         "2",
         "--report",
         str(report),
+        "--quiet",  # no summary on stderr: it must stay empty
         extra_env={"TMPDIR": str(small_fs)},
     )
     assert proc.returncode == 1, proc.stderr

@@ -89,9 +89,25 @@ def test_changes_in_events_report_markdown(
     assert {t["target"]: t["change"] for t in report["targets"]} == expected
     text = markdown.read_text()
     new = text.split("### New failures (2)", 1)[1].split("###", 1)[0]
-    assert "| breaks | refused |" in new and "| brand-new | refused |" in new
-    assert "| gets-fixed | open |" in text.split("### Fixed (1)", 1)[1].split("###", 1)[0]
-    assert "| moves | not\\_accepting |" in text.split("### Changed category (1)", 1)[1]
+    where = f"127.0.0.1:{closed_port}"
+    # old -> new where the baseline had the target; only the category for a new one
+    assert f"| breaks | {where} | open → refused |" in new
+    assert f"| brand-new | {where} | refused |" in new
+    fixed = text.split("### Fixed (1)", 1)[1].split("###", 1)[0]
+    assert f"| gets-fixed | 127.0.0.1:{listener.port} | refused → open |" in fixed
+    changed = text.split("### Changed category (1)", 1)[1].split("###", 1)[0]
+    assert f"| moves | 127.0.0.1:{full_port} | refused → not\\_accepting |" in changed
+    assert "### Removed since the baseline (0)" in text
+    then = {t["target"]: t["baseline_category"] for t in report["targets"]}
+    assert then == {
+        "breaks": "open",
+        "gets-fixed": "refused",
+        "moves": "refused",
+        "still-broken": None,  # unchanged: nothing to say
+        "still-ok": None,
+        "brand-new": None,  # not in the baseline
+    }
+    assert report["removed"] == []
 
 
 def test_fail_on_new_passes_known_failures(

@@ -42,14 +42,16 @@ def test_markdown_of_a_failing_scan(tmp_path: Path, listener: Listener, closed_p
     lines = [line for line in text.splitlines() if line and not line.startswith("#")]
     assert lines[0].startswith("❌ **2 of 3 targets failed**")  # the verdict comes first
     rows = _table_rows(text, "### Failed targets (2)")
-    assert len(rows) == 2 and all(len(row) == 5 for row in rows)  # no cell broke the table
+    assert len(rows) == 2 and all(len(row) == 7 for row in rows)  # no cell broke the table
     evil = rows[0]
     assert evil[0] == r"evil \| name \*bold\* &lt;b&gt;x&lt;/b&gt;"
-    assert evil[1] == "refused" and str(closed_port) in evil[2] and evil[3] == "127.0.0.1"
-    assert evil[4] == "—"
+    assert evil[1] == f"127.0.0.1:{closed_port}"  # host:port
+    assert evil[2] == "—"  # an IP literal: no DNS name
+    assert evil[3] == "refused" and str(closed_port) in evil[4] and evil[5] == "127.0.0.1"
+    assert evil[6] == "—"
     counts = dict((row[0], row[1]) for row in _table_rows(text, "### Targets per category"))
     assert counts == {"refused": "2", "open": "1"}
-    slowest = _table_rows(text, "answering targets")
+    slowest = _table_rows(text, "### Slowest answering target\n")  # one: no "1 ... targets"
     assert [row[0] for row in slowest] == ["web"]
 
 
@@ -64,7 +66,7 @@ def test_markdown_all_ok_and_step_summary_is_appended(tmp_path: Path, listener: 
     )
     assert proc.returncode == 0, proc.stderr
     text = step_summary.read_text()
-    assert text.startswith("earlier step\n## scanner\n\n✅ **all 1 targets met their expectation**")
+    assert text.startswith("earlier step\n## scanner\n\n✅ **1 target met its expectation**")
     assert "Failed targets" not in text
     # an explicit --markdown wins over the step summary
     explicit = tmp_path / "explicit.md"

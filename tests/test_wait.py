@@ -3,6 +3,7 @@ server whose answers change between rounds, deadlines, CMD and signals, as users
 
 from __future__ import annotations
 
+import argparse
 import itertools
 import json
 import os
@@ -17,7 +18,9 @@ from typing import Any
 
 import pytest
 
-from .conftest import Listener, free_port, parse_events, run_scanner, write_inventory
+from scanner.cli import build_parser
+
+from .conftest import DnsServer, Listener, free_port, parse_events, run_scanner, write_inventory
 from .test_report_helpers import assert_valid, assert_valid_junit, schema_validator
 from .wait_support import (
     Service,
@@ -482,3 +485,71 @@ def test_console_into_a_file_prints_changes_only(tmp_path: Path) -> None:
     assert sum(1 for line in lines if line.startswith("wait ")) == 1  # refused, said once
     assert lines[-2].startswith(f"ok   127.0.0.1:{late.port}  open")
     assert lines[-1].startswith("all 1 target ready after")
+
+
+#: check's options that decide how a round probes: wait takes each, with the same limits
+PROBING = (
+    "timeout", "dns_timeout", "dns_tries", "retries", "concurrency", "rate", "per_host",
+    "allow", "tags", "expect", "family", "format", "junit", "markdown", "report",
+)  # fmt: skip
+#: check's options wait has no use for: one scan's deadline (wait has --deadline), its
+#: console, sharding and workers (wait is one process of few targets), traces, baselines
+CHECK_ONLY = (
+    "verbosity", "max_duration", "show_ok", "shard", "workers", "trace_failures",
+    "max_hops", "hop_timeout", "baseline", "fail_on",
+)  # fmt: skip
+SAMPLES = ("0", "1", "10", "11", "0.5", "-1", "inf", "nan", "1e9", "two", "127.0.0.0/8", "a,b")
+
+
+def _actions(command: str) -> dict[str, argparse.Action]:
+    parser = build_parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    return {a.dest: a for a in sub.choices[command]._actions if a.dest != "help"}
+
+
+def _parses(action: argparse.Action, text: str) -> object:
+    if action.type is None:
+        return text
+    try:
+        return action.type(text)  # type: ignore[operator]
+    except argparse.ArgumentTypeError as exc:
+        return f"error: {exc}"
+    except ValueError:
+        return "error"
+
+
+def test_wait_takes_checks_probing_options_with_the_same_limits() -> None:
+    """Same engine, same options: a check option is either wait's too, with the same names
+    and the same accepted values, or named here as check's only (a new one fails here)."""
+    check, wait = _actions("check"), _actions("wait")
+    assert set(check) - {"inventories"} == set(PROBING) | set(CHECK_ONLY)
+    for dest in PROBING:
+        assert wait[dest].option_strings == check[dest].option_strings, dest
+        assert wait[dest].choices == check[dest].choices, dest
+        for text in SAMPLES:
+            assert _parses(wait[dest], text) == _parses(check[dest], text), (dest, text)
+    assert not set(CHECK_ONLY) & set(wait)
+
+
+def test_dns_timeout_and_tries_reach_every_round(tmp_path: Path, dns_server: DnsServer) -> None:
+    """--dns-timeout/--dns-tries replace the inventory's resolver for every round: a silent
+    nameserver is a dns_timeout after 0.2 s, several rounds in 2 s (3 s twice: not one)."""
+    inventory = write_inventory(
+        tmp_path / "inv.yaml",
+        "version: 1\n"
+        f"resolver: {{nameservers: ['{dns_server.nameserver}'], timeout: 3, tries: 2}}\n"
+        "targets:\n  - {name: quiet, host: silent.test, port: 80, retries: 0}\n",
+    )
+    started = time.monotonic()
+    proc = run_scanner(
+        "wait", str(inventory), "--deadline", "2", *FAST, "--dns-timeout", "0.2",
+        "--dns-tries", "1",
+    )  # fmt: skip
+    took = time.monotonic() - started
+    assert proc.returncode == 1, proc.stderr
+    events = parse_events(proc.stdout)
+    waiting = _by_target(events, "target.waiting")["quiet"]
+    assert len(waiting) >= 3 and {w["category"] for w in waiting} == {"dns_timeout"}
+    (left,) = _finished(events)["waiting"]
+    assert left["category"] == "dns_timeout"
+    assert took < 2 + 3.0  # 3 s per try would hold the first round past the deadline

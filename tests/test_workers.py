@@ -68,8 +68,9 @@ def test_workers_report_the_same_as_one_process(tmp_path: Path, closed_port: int
 def test_workers_show_the_console_and_refuse_a_shard(tmp_path: Path, closed_port: int) -> None:
     """The console of a scan by two workers is one process's: they send their results."""
     inv = _inventory(tmp_path, closed_port, closed_port)
-    single = run_scanner("check", str(inv), "--format", "console", "--workers", "1")
-    console = run_scanner("check", str(inv), "--format", "console", "--workers", "2")
+    # -v: every failed target (a group lists its first ten otherwise)
+    single = run_scanner("check", str(inv), "--format", "console", "--workers", "1", "-v")
+    console = run_scanner("check", str(inv), "--format", "console", "--workers", "2", "-v")
     assert console.returncode == single.returncode == 1, console.stderr
     failed = sorted(line for line in console.stdout.splitlines() if line.startswith("FAIL"))
     assert failed == sorted(line for line in single.stdout.splitlines() if line.startswith("FAIL"))
@@ -161,6 +162,24 @@ AUTO_CASES = [
     pytest.param(["  - 127.0.0.0/18:1"], ["--report", "r.json"], 1, id="report"),
     pytest.param(["  - 127.0.0.0/18:1"], ["--junit", "j.xml"], 1, id="junit"),
     pytest.param(["  - 127.0.0.0/18:1", "  - db.example:5432"], [], 1, id="names-resolved-once"),
+    # TLS: the handshake's CPU outweighs what made processes not pay for plain connects
+    pytest.param(["  - {host: 127.0.0.0/24, port: 443, tls: true}"], [], "many", id="tls-256"),
+    pytest.param(["  - {host: 127.0.0.0/25, port: 443, tls: true}"], [], 1, id="tls-128-few"),
+    pytest.param(
+        ["  - {host: 127.0.0.0/24, port: 443, tls: true}"],
+        ["--format", "console", "--report", "r.json"],
+        "many",
+        id="tls-console-report",
+    ),
+    pytest.param(
+        [f"  - {{host: web{i}.example, port: 443, tls: true}}" for i in range(256)],
+        [],
+        "many",
+        id="tls-names",
+    ),
+    pytest.param(
+        ["  - {host: 127.0.0.0/24, port: 443, tls: true}"], ["--rate", "100"], 1, id="tls-rate"
+    ),
 ]
 
 
@@ -184,6 +203,7 @@ def test_auto_workers(
     monkeypatch.chdir(tmp_path)  # where r.json and j.xml would go
     args = build_parser().parse_args(["check", str(inv), "--format", "json", *extra])
     monkeypatch.setattr(os, "sched_getaffinity", lambda _pid: set(range(16)))
+    monkeypatch.setattr(os, "getloadavg", lambda: (0.2, 0.2, 0.2))  # an idle machine
     plan = plan_check(args)
     assert plan is not None
     assert plan.workers == (AUTO_WORKERS_MAX if expected == "many" else expected)
@@ -191,6 +211,23 @@ def test_auto_workers(
     if args.workers is None:
         one_core = plan_check(args)
         assert one_core is not None and one_core.workers == 1  # one core: one process
+
+
+@pytest.mark.parametrize(
+    ("cores", "load", "expected"),
+    [(2, 0.1, 2), (2, 0.6, 1), (2, 1.3, 1), (2, 3.0, 1), (16, 4.4, 8), (16, 12.2, 4), (4, 1.5, 2)],
+)
+def test_auto_workers_use_the_idle_cores(
+    monkeypatch: pytest.MonkeyPatch, cores: int, load: float, expected: int
+) -> None:
+    """One worker per core that other work leaves idle: workers on busy cores take turns."""
+    import os
+
+    from scanner.workers import idle_cores
+
+    monkeypatch.setattr(os, "sched_getaffinity", lambda _pid: set(range(cores)))
+    monkeypatch.setattr(os, "getloadavg", lambda: (load, load, load))
+    assert idle_cores() == expected
 
 
 def test_default_scan_of_many_addresses_is_exact(tmp_path: Path, closed_port: int) -> None:

@@ -9,10 +9,9 @@ targets stream in bounded memory.
 
 from __future__ import annotations
 
+import asyncio
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
-
-from anyio.abc import TaskGroup
 
 from ..inventory.targets import literal_family
 from ..models import AddressFamily, Category, DnsResult, Family, ResolverConfig, Target
@@ -29,12 +28,21 @@ def _nothing() -> None:
     pass
 
 
+def _reraise(exc: BaseException) -> None:
+    raise exc
+
+
 class Admission:
     """Hands probe jobs to the pump, pulling targets lazily from the inventory.
 
     At most ``max_lookups`` names are looked up at once: a target that needs one more
     waits (``held``) until a lookup ends. Otherwise an inventory of a million names would
     be pulled whole while the first answers are awaited, a task per name.
+
+    Each lookup is a plain asyncio task, not one of an anyio task group: anyio's
+    ``start_soon`` cost 24 µs a task here against 3 µs (10,000 names: 0.2 s of CPU).
+    :meth:`aclose` cancels those still running; one that fails hands its exception to
+    ``on_error`` (the pump's: the scan ends with it, as a task group would have ended it).
     """
 
     #: lookups under way at most: twice the resolver's queries in flight, so it never idles
@@ -46,7 +54,6 @@ class Admission:
         config: ResolverConfig,
         tally: Tally,
         observer: Observer,
-        lookups: TaskGroup,
     ) -> None:
         self.tally = tally
         self.observer = observer
@@ -54,7 +61,8 @@ class Admission:
         self.config = config
         #: created for the first name: an inventory of addresses never starts a resolver
         self.resolver: Resolver | None = None
-        self.lookups = lookups
+        self.lookups: set[asyncio.Task[None]] = set()
+        self.on_error: Callable[[BaseException], None] = _reraise
         self.ready: deque[Job] = deque()
         self.total = len(targets)
         self.pulled = 0
@@ -99,7 +107,9 @@ class Admission:
         elif needs_lookup:
             self.waiting[key] = [(index, target)]
             self.running += 1
-            self.lookups.start_soon(self._lookup, key, target.retries)
+            task = asyncio.get_running_loop().create_task(self._lookup(key, target.retries))
+            self.lookups.add(task)
+            task.add_done_callback(self._looked_up)
         elif key in self.waiting:
             self.waiting[key].append((index, target))
         else:
@@ -118,6 +128,11 @@ class Admission:
         finally:
             self.running -= 1
         self.on_ready()
+
+    def _looked_up(self, task: asyncio.Task[None]) -> None:
+        self.lookups.discard(task)
+        if not task.cancelled() and (exc := task.exception()) is not None:
+            self.on_error(exc)
 
     def _fan_out(self, index: int, target: Target, answer: DnsResult) -> None:
         if answer.category is not Category.RESOLVED:
@@ -144,5 +159,10 @@ class Admission:
         return self.total - self.pulled
 
     async def aclose(self) -> None:
+        running = list(self.lookups)
+        for task in running:
+            task.cancel()
+        if running:
+            await asyncio.gather(*running, return_exceptions=True)
         if self.resolver is not None:
             await self.resolver.aclose()

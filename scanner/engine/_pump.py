@@ -77,6 +77,7 @@ class ProbePump:
         #: finished addresses whose results are not reported yet (see the module docstring)
         self._unreported: list[tuple[Pending, int, ProbeResult]] = []
         admission.on_ready = self.fill
+        admission.on_error = self._fail
 
     def pause(self, paused: bool) -> None:
         """Start no new probe while ``paused`` (the output waits for a slow reader).

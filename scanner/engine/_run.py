@@ -98,7 +98,7 @@ async def _pipeline(
             if options.trace_failures:  # imported only then: start-up time counts
                 tally.tracer = _tracer(options, concurrency, gate)
             admission = parts.admission = Admission(
-                inventory.targets, inventory.resolver, tally, observer, group
+                inventory.targets, inventory.resolver, tally, observer
             )
             probers = Probers(asyncio.get_running_loop())
             pump = parts.pump = ProbePump(

@@ -106,6 +106,7 @@ class Tally:
                     tuple(p for p in pending.probes if p is not None),
                     pending.dns,
                     index=pending.index,
+                    unfinished=True,
                 )
             )
         self.pending.clear()

@@ -17,7 +17,7 @@ import yaml
 
 from ..models import Expect, Family, ResolverConfig, SourceLocation, Target, TlsSettings
 from ..scope import parse_network
-from ._values import _LABEL, MAX_PORT, ValueReader, _literal_version, split_host_port
+from ._values import _LABEL, MAX_PORT, MAX_RETRIES, ValueReader, _literal_version, split_host_port
 from ._yaml import _kind, _shown
 from .targets import Network, TargetSpec, display
 
@@ -99,7 +99,7 @@ class InventoryFile(ValueReader):
         if "timeout" in keys and (v := self.number(keys["timeout"][1], f"{what}.timeout")):
             into.timeout = v
         if "retries" in keys:
-            r = self.integer(keys["retries"][1], f"{what}.retries", 0, 10)
+            r = self.integer(keys["retries"][1], f"{what}.retries", 0, MAX_RETRIES)
             if r is not None:
                 into.retries = r
         if "expect" in keys and (
@@ -377,7 +377,7 @@ class InventoryFile(ValueReader):
             self.problem(node, f'a target must be "host:port" or a mapping, not {_kind(node)}')
             return []
         text = value.strip()
-        ranged = re.fullmatch(r"(.+):(\d{1,5})\s*-\s*(\d{1,5})", text)
+        ranged = re.fullmatch(r"(.+):(\d{1,5})\s*-\s*(\d{1,5})", text) if "-" in text else None
         if ranged is not None:
             raw_host, low, high = ranged.group(1), int(ranged.group(2)), int(ranged.group(3))
             if not 1 <= low <= high <= MAX_PORT:

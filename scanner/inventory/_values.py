@@ -22,6 +22,9 @@ from .targets import Network
 
 MAX_PORT = 65535
 MAX_NETWORK = 65536  # addresses one CIDR host may expand to (a /16, or an IPv6 /112)
+#: seconds (timeouts) at most, and retries at most: the CLI's --timeout / --retries too
+MAX_SECONDS = 86400
+MAX_RETRIES = 10
 _LABEL = re.compile(r"^(?!-)[A-Za-z0-9_-]{1,63}(?<!-)$")
 #: Longer host names are refused before IDNA encoding: the DNS allows 253 characters, and
 #: IDNA mappings (NFKC, dropped zero-width characters) do not shrink a real name 4-fold.
@@ -37,8 +40,8 @@ class ValueReader(YamlFile):
         if isinstance(value, bool) or not isinstance(value, int | float):
             self.problem(node, f"{what} must be a number of seconds, not {_kind(node)}")
             return None
-        if positive and not (0 < value <= 86400):
-            self.problem(node, f"{what} must be > 0 and at most 86400, not {_shown(value)}")
+        if positive and not (0 < value <= MAX_SECONDS):
+            self.problem(node, f"{what} must be > 0 and at most {MAX_SECONDS}, not {_shown(value)}")
             return None
         return float(value)
 
@@ -100,14 +103,18 @@ class ValueReader(YamlFile):
             self.problem(node, f"{_shown(value)} is not a valid host name or IP address")
             return None
         if _is_ipv4(value):  # the common case, and inet_pton takes only the canonical form
+            first = int(value[: value.index(".")])
+            if 0 < first < 224 and value != "255.255.255.255":  # no ipaddress object: 6 µs
+                return value
             return self.probeable(node, value, ipaddress.IPv4Address(value))
         candidate = value[1:-1] if value.startswith("[") and value.endswith("]") else value
-        try:
-            address = ipaddress.ip_address(candidate)
-        except ValueError:
-            pass
-        else:
-            return self.probeable(node, str(address), address)
+        if ":" in candidate or candidate != value:  # a name has neither colon nor brackets
+            try:
+                address = ipaddress.ip_address(candidate)
+            except ValueError:
+                pass
+            else:
+                return self.probeable(node, str(address), address)
         if candidate != value:
             self.problem(node, f"{_shown(value)} is not an IPv6 address")
             return None
@@ -217,7 +224,7 @@ def split_host_port(  # noqa: PLR0911 - one return per spelling: [v6]:port, v6, 
 ) -> tuple[str, int] | None:
     """``host:port`` / ``[v6]:port`` (or a bare host when ``default_port`` is given)."""
     value = value.strip()
-    match = re.fullmatch(r"\[([^\]]+)\](?::(\d{1,5}))?", value)
+    match = re.fullmatch(r"\[([^\]]+)\](?::(\d{1,5}))?", value) if value[:1] == "[" else None
     if match:
         port = match.group(2)
         if port is None and default_port is None:

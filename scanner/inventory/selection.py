@@ -62,13 +62,25 @@ def select(
     tags: Iterable[str] | None = None,
     timeout: float | None = None,
     retries: int | None = None,
+    dns_timeout: float | None = None,
+    dns_tries: int | None = None,
 ) -> Inventory:
-    """The targets carrying one of ``tags``, with ``--timeout``/``--retries`` applied."""
+    """The targets carrying one of ``tags``, with ``--timeout``/``--retries`` applied, and the
+    resolver with ``--dns-timeout``/``--dns-tries`` (over the inventory's and resolv.conf's)."""
     targets = inventory.targets
     if not isinstance(targets, TargetList):
         raise TypeError("select needs the TargetList of a loaded inventory")
     wanted = set(tags) if tags is not None else None
-    return replace(inventory, targets=targets.select(tags=wanted, timeout=timeout, retries=retries))
+    resolver = inventory.resolver
+    if dns_timeout is not None:
+        resolver = replace(resolver, timeout=dns_timeout)
+    if dns_tries is not None:
+        resolver = replace(resolver, tries=dns_tries)
+    return replace(
+        inventory,
+        targets=targets.select(tags=wanted, timeout=timeout, retries=retries),
+        resolver=resolver,
+    )
 
 
 def shard(inventory: Inventory, part: Shard) -> Inventory:

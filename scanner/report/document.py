@@ -155,6 +155,16 @@ class TargetEntry(TargetOutcome, frozen=True, kw_only=True, gc=False):
     source: str | None = None
     dns: DnsEntry | None = None
     probes: tuple[ProbeEntry, ...] = ()
+    #: with ``--baseline``, for a target that changed: its category then (old -> new)
+    baseline_category: Category | None = None
+
+
+class RemovedEntry(Struct, frozen=True, kw_only=True, gc=False):
+    """A target of the ``--baseline`` report that the inventory no longer has."""
+
+    target: str
+    ok: bool
+    category: Category
 
 
 class HopEntry(Struct, frozen=True, kw_only=True, gc=False):
@@ -271,6 +281,8 @@ class ReportDocument(Struct, frozen=True, kw_only=True):
     baseline: str | None = None
     targets: Sequence[TargetEntry]
     summary: SummaryEntry
+    #: with ``--baseline``: its targets that the inventory no longer has
+    removed: Sequence[RemovedEntry] = ()
 
 
 # --- from results -----------------------------------------------------------------------
@@ -358,7 +370,9 @@ def target_outcome(result: TargetResult, change: Change | None = None) -> Target
     return _outcome(TargetOutcome, result, change)
 
 
-def target_entry(result: TargetResult, change: Change | None = None) -> TargetEntry:
+def target_entry(
+    result: TargetResult, change: Change | None = None, baseline_category: Category | None = None
+) -> TargetEntry:
     """The report's entry for one result: its event fields, where it came from, the detail."""
     source = result.target.source
     return _outcome(
@@ -369,6 +383,7 @@ def target_entry(result: TargetResult, change: Change | None = None) -> TargetEn
         source=str(source) if source else None,
         dns=dns_entry(result.dns) if result.dns is not None else None,
         probes=tuple(probe_entry(p) for p in result.probes),
+        baseline_category=baseline_category,
     )
 
 
@@ -462,18 +477,23 @@ def utc_now() -> str:
 
 
 ChangeOf = Callable[[str, bool, Category], "Change | None"]
+CategoryOf = Callable[[str], "Category | None"]
 
 
 class ReportBuilder(BaseObserver):
     """Builds the report's entry of each target once, as its result comes in.
 
     Only the entries are kept, not the results: one representation per target (about
-    0.75 KB each). ``change_of`` (``--baseline``) says what changed for a target.
+    0.75 KB each). ``change_of`` (``--baseline``) says what changed for a target, and
+    ``category_of`` its category in the baseline (kept for the targets that changed).
     """
 
-    def __init__(self, change_of: ChangeOf | None = None) -> None:
+    def __init__(
+        self, change_of: ChangeOf | None = None, category_of: CategoryOf | None = None
+    ) -> None:
         self._entries: list[tuple[int, TargetEntry]] = []
         self._change_of = change_of
+        self._category_of = category_of
         self.reported: set[int] = set()  # the indices of the targets seen
         self.started = utc_now()
         self.summary: ScanSummary | None = None
@@ -484,7 +504,10 @@ class ReportBuilder(BaseObserver):
             if self._change_of is not None
             else None
         )
-        self._entries.append((result.index, target_entry(result, change)))
+        then = None
+        if change is not None and self._category_of is not None:
+            then = self._category_of(result.target.name)
+        self._entries.append((result.index, target_entry(result, change, then)))
         self.reported.add(result.index)
 
     def on_finish(self, summary: ScanSummary) -> None:
@@ -492,6 +515,10 @@ class ReportBuilder(BaseObserver):
 
     def new_failures(self) -> int:
         return sum(1 for _, entry in self._entries if entry.change == "new_failure")
+
+    def names(self) -> set[str]:
+        """The names of the targets reported so far."""
+        return {entry.target for _, entry in self._entries}
 
     def document(
         self,
@@ -501,6 +528,7 @@ class ReportBuilder(BaseObserver):
         shard: str | None = None,
         baseline: str | None = None,
         finished: str | None = None,
+        removed: Sequence[RemovedEntry] = (),
     ) -> ReportDocument:
         self._entries.sort(key=lambda item: item[0])
         return ReportDocument(
@@ -511,6 +539,7 @@ class ReportBuilder(BaseObserver):
             baseline=baseline,
             targets=[entry for _, entry in self._entries],
             summary=summary_entry(summary),
+            removed=tuple(removed),
         )
 
 

@@ -1,8 +1,10 @@
 """``--markdown PATH``: a summary for a person reading the CI run (e.g. GitHub's step summary).
 
-Verdict first, then what changed since the baseline, the failed targets, the counts per
-category and the slowest answering targets. Every cell is escaped: a target name is
-inventory data, and a ``|``, a newline or markup in it must not break or restyle the table.
+Verdict first, then what changed since the baseline (a changed category as old → new,
+and the targets the inventory lost), the failed targets (with host:port and the DNS name
+that answered), the counts per category and the slowest answering targets. Every cell
+is escaped: a target name is inventory data, and a ``|``, a newline or markup in it must
+not break or restyle the table.
 Large scans are capped per table (GitHub accepts 1 MiB of step summary); the JSON report
 always has everything.
 """
@@ -14,9 +16,11 @@ import re
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
+from ..inventory.targets import display
 from ..models import Category
 from ..verdict import Verdict, verdict_of
-from .document import ProbeEntry, ReportDocument, TargetEntry, summary_of
+from ._text import counted
+from .document import ProbeEntry, RemovedEntry, ReportDocument, TargetEntry, summary_of
 
 #: rows per table at most; the rest is counted in a line under the table
 MAX_ROWS = 200
@@ -59,7 +63,7 @@ def table(header: Sequence[str], rows: Iterable[Sequence[object]], total: int) -
         shown += 1
     if total > shown:
         lines.append("")
-        lines.append(f"… and {total - shown} more (see the JSON report).")
+        lines.append(f"… and {total - shown:,} more (see the JSON report).")
     return lines
 
 
@@ -77,26 +81,60 @@ def verdict_line(report: ReportDocument) -> str:
     failed, inconclusive = summary.failed, summary.inconclusive
     where = ", ".join(report.inventories) or "no inventory"
     shard = f" (shard {report.shard})" if report.shard else ""
+    of_total = f"of {counted(total, 'target')}"
     waiting = report.summary.waiting
     if waiting:  # scanner wait, not ready at its end
-        head = f"❌ **{len(waiting)} of {total} targets not ready**"
+        head = f"❌ **{len(waiting):,} {of_total} not ready**"
     elif waiting is not None and not summary.interrupted:
-        head = f"✅ **all {total} targets ready**"
+        head = (
+            f"✅ **all {counted(total, 'target')} ready**"
+            if total != 1
+            else "✅ **1 target ready**"
+        )
     elif failed:
-        head = f"❌ **{failed} of {total} targets failed**"
+        head = f"❌ **{failed:,} {of_total} failed**"
     elif inconclusive:
-        head = f"⚠️ **no failures, {inconclusive} of {total} targets inconclusive**"
+        head = f"⚠️ **no failures, {inconclusive:,} {of_total} inconclusive**"
+    elif total == 1:
+        head = "✅ **1 target met its expectation**"
     else:
-        head = f"✅ **all {total} targets met their expectation**"
-    parts = [f"{summary.ok} ok", f"{failed} failed", f"{inconclusive} inconclusive"]
+        head = f"✅ **all {counted(total, 'target')} met their expectation**"
+    parts = [f"{summary.ok:,} ok", f"{failed:,} failed", f"{inconclusive:,} inconclusive"]
     if summary.interrupted:
         parts.append(f"interrupted ({summary.interrupted_by or 'stopped'})")
     return f"{head} — {', '.join(parts)} · {cell(where)}{shard}"
 
 
+def endpoint(entry: TargetEntry) -> str:
+    """``host:port`` as written (``[v6]:port`` for an IPv6 literal)."""
+    return display(entry.host, entry.port)
+
+
+def dns_name(entry: TargetEntry) -> str | None:
+    """The name whose DNS answer counted (after the search list), None for an IP literal."""
+    if entry.dns is None:
+        return None
+    return (entry.dns.query_name or entry.dns.host).rstrip(".") or None
+
+
 def _failure_rows(entries: Sequence[TargetEntry]) -> Iterable[list[object]]:
     for e in entries:
-        yield [e.target, e.category, e.hint, e.addresses, icmp_senders(e)]
+        yield [
+            e.target,
+            endpoint(e),
+            dns_name(e),
+            e.category,
+            e.hint,
+            e.addresses,
+            icmp_senders(e),
+        ]
+
+
+def category_change(entry: TargetEntry) -> str:
+    """``refused → timeout``: the category in the baseline, then now (now alone if unknown)."""
+    if entry.baseline_category is None or entry.baseline_category == entry.category:
+        return str(entry.category)
+    return f"{entry.baseline_category} → {entry.category}"
 
 
 def _slowest_answer(entry: TargetEntry) -> tuple[float, str, str] | None:
@@ -199,36 +237,55 @@ class _Tables:
         return [(probe, entry) for _days, _index, _address, probe, entry in ranked]
 
 
-_COLUMNS = ["target", "category", "hint", "addresses", "icmp_from"]
+_COLUMNS = ["target", "host:port", "DNS name", "category", "hint", "addresses", "icmp_from"]
 
 
-def _changes(baseline: str, tables: _Tables) -> list[str]:
+def _changes(baseline: str, tables: _Tables, removed: Sequence[RemovedEntry]) -> list[str]:
     lines = [f"Compared with the baseline `{cell(baseline)}`.", ""]
     for change, title in _CHANGE_TITLES:
         rows = tables.changed[change]
-        lines += [f"### {title} ({rows.total})", ""]
+        lines += [f"### {title} ({rows.total:,})", ""]
         if rows.total:
             lines += table(
-                ["target", "category", "hint"],
-                ([e.target, e.category, e.hint] for e in rows.entries),
+                ["target", "host:port", "category (baseline → now)", "hint"],
+                ([e.target, endpoint(e), category_change(e), e.hint] for e in rows.entries),
                 rows.total,
             )
         else:
             lines.append("None.")
         lines.append("")
+    lines += _removed(removed)
     return lines
+
+
+def _removed(removed: Sequence[RemovedEntry]) -> list[str]:
+    lines = [f"### Removed since the baseline ({len(removed):,})", ""]
+    if not removed:
+        return [*lines, "None.", ""]
+    failing = sum(1 for entry in removed if not entry.ok)
+    lines += [
+        f"{counted(len(removed), 'target')} of the baseline {'is' if len(removed) == 1 else 'are'} "
+        f"no longer in the inventory ({failing:,} failing then): gone, not fixed.",
+        "",
+    ]
+    lines += table(
+        ["target", "category then", "verdict then"],
+        ([e.target, e.category, verdict_of(e.ok, e.category)] for e in removed),
+        len(removed),
+    )
+    return [*lines, ""]
 
 
 def _failures(tables: _Tables) -> list[str]:
     lines = []
     failed, inconclusive = tables.failed, tables.inconclusive
     if failed.total:
-        lines += [f"### Failed targets ({failed.total})", ""]
+        lines += [f"### Failed targets ({failed.total:,})", ""]
         lines += table(_COLUMNS, _failure_rows(failed.entries), failed.total)
         lines.append("")
     if inconclusive.total:
         lines += [
-            f"### Inconclusive targets ({inconclusive.total})",
+            f"### Inconclusive targets ({inconclusive.total:,})",
             "",
             "A problem on the scanning machine, not the target's fault.",
             "",
@@ -269,7 +326,8 @@ def _per_category(counts: dict[str, int]) -> list[str]:
         ((k, v) for k, v in counts.items() if v and k not in ("ok", "failed")),
         key=lambda kv: (-kv[1], kv[0]),
     )
-    return ["### Targets per category", "", *table(["category", "targets"], rows, len(rows)), ""]
+    shown = [(k, f"{v:,}") for k, v in rows]
+    return ["### Targets per category", "", *table(["category", "targets"], shown, len(rows)), ""]
 
 
 def _slowest(tables: _Tables) -> list[str]:
@@ -277,7 +335,9 @@ def _slowest(tables: _Tables) -> list[str]:
     if not ranked:
         return []
     return [
-        f"### Slowest {len(ranked)} answering targets",
+        "### Slowest answering target"
+        if len(ranked) == 1
+        else f"### Slowest {len(ranked)} answering targets",
         "",
         *table(
             ["target", "slowest handshake (ms)", "address", "category", "where the time went (ms)"],
@@ -325,7 +385,7 @@ def render(report: ReportDocument) -> str:
         tables.add(index, entry)
     lines = ["## scanner", "", verdict_line(report), ""]
     if report.baseline:
-        lines += _changes(report.baseline, tables)
+        lines += _changes(report.baseline, tables, report.removed)
     lines += _not_ready(report)
     lines += _failures(tables)
     lines += _per_category(report.summary.counts)

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 from .. import __version__
 from ..verdict import Counts
-from .document import ReportDocument, ReportError, TargetEntry, summary_entry
+from .document import RemovedEntry, ReportDocument, ReportError, TargetEntry, summary_entry
 
 
 def merge_reports(reports: Sequence[tuple[str, ReportDocument]]) -> ReportDocument:
@@ -34,6 +34,13 @@ def merge_reports(reports: Sequence[tuple[str, ReportDocument]]) -> ReportDocume
             targets.append(entry)
             counts.add(entry.ok, entry.category)
         inventories.extend(p for p in report.inventories if p not in inventories)
+    # each shard lists the baseline's targets the inventory lost: once, and only if no
+    # other shard reported them
+    removed: dict[str, RemovedEntry] = {}
+    for _, report in reports:
+        for gone in report.removed:
+            if gone.target not in seen:
+                removed.setdefault(gone.target, gone)
     summaries = [r.summary for _, r in reports]
     interrupted_by = next((s.interrupted_by for s in summaries if s.interrupted_by), None)
     baselines = {r.baseline for _, r in reports if r.baseline}
@@ -48,6 +55,7 @@ def merge_reports(reports: Sequence[tuple[str, ReportDocument]]) -> ReportDocume
         baseline=baselines.pop() if len(baselines) == 1 else None,
         targets=targets,
         summary=summary_entry(merged),
+        removed=tuple(removed.values()),
     )
 
 
