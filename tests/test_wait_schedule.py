@@ -6,7 +6,7 @@ import itertools
 
 import pytest
 
-from scanner.models import Category, Target, TargetResult
+from scanner.models import AddressFamily, Category, ProbeResult, Target, TargetResult
 from scanner.wait import Backoff, WaitBook, summary_line
 
 C = Category
@@ -138,3 +138,28 @@ def test_final_lists_the_unready_with_their_state_and_never_checked_ones() -> No
 def test_stable_must_be_at_least_one() -> None:
     with pytest.raises(ValueError, match="at least 1"):
         WaitBook([DB], start=0.0, stable=0)
+
+
+def _probe(target: Target, address: str, category: Category) -> ProbeResult:
+    family: AddressFamily = "ipv6" if ":" in address else "ipv4"
+    return ProbeResult(target, address, family, category, None, 1, None, None, None)
+
+
+def test_summary_line_says_each_address_of_a_half_up_name() -> None:
+    """``localhost`` with 127.0.0.1 open and ::1 refused is not ready, and the line says why
+    (the address that decides first); addresses alike add nothing."""
+    name = Target("localhost:6379", "localhost", 6379)
+    half = TargetResult(
+        name, False, C.REFUSED, ("127.0.0.1", "::1"), None,
+        probes=(_probe(name, "127.0.0.1", C.OPEN), _probe(name, "::1", C.REFUSED)),
+    )  # fmt: skip
+    alike = TargetResult(
+        DB, False, C.REFUSED, ("127.0.0.1",), None, probes=(_probe(DB, "127.0.0.1", C.REFUSED),)
+    )
+    book = WaitBook([name, DB], start=0.0, draw=lambda: 0.5)
+    for state, outcome in zip(book.states, (half, alike), strict=True):
+        book.record(state, outcome, began=0.0, now=0.1)
+    _results, waiting = book.final(5.0)
+    assert summary_line(waiting) == (
+        "localhost:6379: refused for 5 s (::1 refused, 127.0.0.1 open); db: refused for 5 s"
+    )

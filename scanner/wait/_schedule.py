@@ -194,7 +194,22 @@ class WaitBook:
 
 
 def summary_line(statuses: Sequence[WaitStatus]) -> str:
-    """``db: refused for 58 s; cache: dns_nxdomain for 60 s`` (what is still not ready)."""
+    """``db: refused for 58 s; cache: dns_nxdomain for 60 s`` (what is still not ready).
+
+    A target whose addresses differ says each: ``localhost:6379: refused for 5 s (::1
+    refused, 127.0.0.1 open)`` — the dual-stack name half up, which a one-address check
+    calls ready.
+    """
     return "; ".join(
-        f"{s.result.target.name}: {s.result.category} for {s.for_s:.0f} s" for s in statuses
+        f"{s.result.target.name}: {s.result.category} for {s.for_s:.0f} s{_per_address(s)}"
+        for s in statuses
     )
+
+
+def _per_address(status: WaitStatus) -> str:
+    probes = status.result.probes
+    if len({p.category for p in probes}) < 2:  # one address, or all alike
+        return ""
+    worst = status.result.category
+    ordered = sorted(probes, key=lambda p: p.category != worst)  # the deciding ones first
+    return " (" + ", ".join(f"{p.address} {p.category}" for p in ordered) + ")"
