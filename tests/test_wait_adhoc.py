@@ -56,7 +56,7 @@ def test_arguments_sort_into_files_stdin_targets_and_problems(tmp_path: Path) ->
     assert sorted_out.paths == [str(inventory), ARGUMENTS, STDIN]
     assert sorted_out.endpoints == ["cache:6379", "[::1]:80"]
     assert sorted_out.problems == [
-        "'nothing.yaml' is neither a file (no such file) nor HOST:PORT ([v6]:PORT for IPv6)",
+        "nothing.yaml:1:1: cannot read: No such file or directory",  # a path, by its name
         "'-' (stdin) given twice: stdin can be read once",
     ]
 
@@ -171,15 +171,18 @@ def test_a_problem_in_stdin_names_stdin_line_and_column() -> None:
 
 @pytest.mark.parametrize("command", ["check", "wait"])
 def test_an_argument_that_is_neither_is_a_usage_error(command: str) -> None:
-    proc = run_scanner(command, "inventories/missing.yaml", "db:99999", "--format", "json")
+    proc = run_scanner(
+        command, "inventories/missing.yaml", "db:99999", "nonsense", "--format", "json"
+    )
     assert proc.returncode == 2
     assert proc.stdout == ""
     lines = proc.stderr.splitlines()
     assert lines == [
-        "scanner: 'inventories/missing.yaml' is neither a file (no such file) nor HOST:PORT "
-        "([v6]:PORT for IPv6)",
+        # a path (a '/', a YAML suffix) is said as the loader says a file it cannot read
+        "scanner: inventories/missing.yaml:1:1: cannot read: No such file or directory",
         "scanner: 'db:99999' is neither a file (no such file) nor HOST:PORT ([v6]:PORT for IPv6)",
-        "scanner: 2 problems; nothing was probed",
+        "scanner: 'nonsense' is neither a file (no such file) nor HOST:PORT ([v6]:PORT for IPv6)",
+        "scanner: 3 problems; nothing was probed",
     ]
 
 

@@ -12,6 +12,7 @@ wrote.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import re
@@ -64,6 +65,11 @@ def is_endpoint(text: str) -> bool:
     return parsed is not None and bool(parsed[0]) and 1 <= parsed[1] <= 65535
 
 
+def looks_like_path(text: str) -> bool:
+    """A path, never a target: a ``/`` (no host name has one) or a YAML file's suffix."""
+    return "/" in text or text.lower().endswith((".yaml", ".yml"))
+
+
 def sort_arguments(
     arguments: Sequence[str], exists: Callable[[str], bool] = os.path.exists
 ) -> Arguments:
@@ -77,6 +83,8 @@ def sort_arguments(
                 sorted_out.paths.append(STDIN)
         elif exists(argument):
             sorted_out.paths.append(argument)
+        elif looks_like_path(argument):  # said as the loader says a file it cannot read
+            sorted_out.problems.append(f"{argument}:1:1: cannot read: {os.strerror(errno.ENOENT)}")
         elif is_endpoint(argument):
             if ARGUMENTS not in sorted_out.paths:
                 sorted_out.paths.append(ARGUMENTS)
