@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -18,9 +19,12 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
+
+if TYPE_CHECKING:
+    from .tls_servers import Nginx, Pki
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -298,3 +302,35 @@ def wait_for(predicate: Any, timeout: float = 10.0) -> bool:
             return True
         time.sleep(0.02)
     return False
+
+
+# --- the TLS tests' certificates and nginx (tests/tls_servers.py), once a session -------
+
+
+@pytest.fixture(scope="session")
+def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
+    """Every certificate case of ``tls_certificates``, by label."""
+    from .tls_servers import tls_certificates
+
+    return tls_certificates(tmp_path_factory.mktemp("pki"))
+
+
+@pytest.fixture(scope="session")
+def nginx(pki: Pki, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Nginx]:
+    """One nginx on 127.0.0.1 and ::1: a port per case of NGINX_CASES and NGINX_SPLIT."""
+    from .tls_servers import NGINX_CASES, NGINX_SPLIT, nginx_available, require, start_nginx
+
+    require(nginx_available(), "no nginx")
+    server = start_nginx(pki, tmp_path_factory.mktemp("nginx"), list(NGINX_CASES), NGINX_SPLIT)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def openssl() -> None:
+    """The ``openssl`` command, the reference the TLS verdicts are held to."""
+    from .tls_servers import require
+
+    require(shutil.which("openssl") is not None, "no openssl command")

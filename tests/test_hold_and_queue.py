@@ -9,6 +9,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import errno
 import os
 import shutil
 import socket
@@ -188,3 +190,34 @@ def test_a_real_haproxy_with_no_backend_is_closed_by_peer(tmp_path: Path) -> Non
         proc.wait(timeout=10)
     assert held.targets[0].category is Category.CLOSED_BY_PEER, held.targets[0]
     assert plain.targets[0].category is Category.OPEN
+
+
+@pytest.mark.parametrize(
+    ("err", "closed", "category"),
+    [
+        (errno.ECONNRESET, "RST", Category.CLOSED_BY_PEER),  # reset before the first look
+        (errno.EPIPE, "FIN", Category.CLOSED_BY_PEER),
+        (errno.ECONNREFUSED, None, Category.REFUSED),  # never accepted: not a hold's finding
+        (errno.ETIMEDOUT, None, Category.TIMEOUT),
+    ],
+)
+def test_a_reset_that_beats_the_hold_is_still_closed_by_peer(
+    err: int, closed: str | None, category: Category
+) -> None:
+    """A server that accepts and resets at once can be quicker than the first SO_ERROR
+    read: the handshake then ends with ECONNRESET, never reaching the hold. Under a hold
+    that is ``closed_by_peer``, as a reset during the hold is."""
+    from scanner.classify import classify_connect
+    from scanner.models import ConnectOutcome
+    from scanner.probers.hold import _Hold
+
+    seen: list[ConnectOutcome] = []
+    loop = asyncio.new_event_loop()
+    try:
+        hold = _Hold(loop, 0.3, lambda outcome, _local: seen.append(outcome))
+        hold.unkept(ConnectOutcome(err, err == errno.ETIMEDOUT, 0.1), None)
+    finally:
+        loop.close()
+    (outcome,) = seen
+    assert outcome.peer_closed == closed
+    assert classify_connect(outcome) is category

@@ -8,9 +8,6 @@ asserts the category, the hint and the ``tls`` fields the reader gets.
 from __future__ import annotations
 
 import json
-import os
-import shutil
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,34 +15,9 @@ import pytest
 
 from .conftest import parse_events, run_scanner, write_inventory
 from .test_report_helpers import assert_valid, schema_validator
-from .tls_servers import Nginx, Pki, start_nginx, tls_certificates
+from .tls_servers import Nginx, Pki
 
 CASES = ["valid", "expired", "wrong-host", "self-signed", "expiring"]
-
-
-def _require(condition: bool, reason: str) -> None:
-    if condition:
-        return
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(f"TLS test server unavailable in CI: {reason}", pytrace=False)
-    pytest.skip(reason)
-
-
-@pytest.fixture(scope="module")
-def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
-    return tls_certificates(tmp_path_factory.mktemp("pki"))
-
-
-@pytest.fixture(scope="module")
-def nginx(pki: Pki, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Nginx]:
-    _require(shutil.which("nginx") is not None or Path("/usr/sbin/nginx").exists(), "no nginx")
-    server = start_nginx(
-        pki, tmp_path_factory.mktemp("nginx"), CASES, {"dual-stack": ("valid", "wrong-host")}
-    )
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture(scope="module")

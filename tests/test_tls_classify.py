@@ -19,14 +19,9 @@ from scanner.classify import (
 from scanner.models import Category
 from scanner.probers.tls import TlsError, TlsOutcome, TlsSettings, classify_tls, tls_info
 
-from .tls_servers import NOW, Pki, tls_certificates
+from .tls_servers import NOW, Pki
 
 C = Category
-
-
-@pytest.fixture(scope="module")
-def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
-    return tls_certificates(tmp_path_factory.mktemp("pki"))
 
 
 def der(pki: Pki, *labels: str) -> tuple[bytes, ...]:

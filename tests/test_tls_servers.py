@@ -1,4 +1,5 @@
-"""The TLS prober against real servers on loopback: nginx, openssl s_server, aiosmtpd, PostgreSQL.
+"""The TLS prober against real servers on loopback: nginx, openssl s_server, Dovecot, Postfix,
+PostgreSQL.
 
 Each case connects a non-blocking socket itself (as the Dialer will hand one over), runs
 :func:`scanner.probers.tls.handshake` on it, and asserts the category, the hint and the
@@ -11,7 +12,6 @@ import _socket
 import asyncio
 import datetime as dt
 import os
-import shutil
 import socket
 import ssl
 from collections.abc import Iterator
@@ -38,56 +38,22 @@ from .tls_servers import (
     Issued,
     Nginx,
     Pki,
+    Postfix,
     ScriptedServer,
     SilentServer,
+    SmtpPort,
     connected,
-    dovecot_server,
+    dovecot_available,
+    dovecot_servers,
+    postfix_available,
+    postfix_server,
     postgres_bin,
     postgres_server,
+    require,
     s_server,
-    start_nginx,
-    tls_certificates,
 )
 
 C = Category
-NGINX_CASES = [
-    "valid",
-    "valid-ip",
-    "expired",
-    "not-yet-valid",
-    "wrong-host",
-    "self-signed",
-    "missing-intermediate",
-    "untrusted-ca",
-    "leaf-of-unknown-root",
-    "expiring",
-    "expiring-intermediate",
-]
-
-
-def _require(condition: bool, reason: str) -> None:
-    """Skip outside CI when a server program is missing; in CI that is a failure."""
-    if condition:
-        return
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(f"TLS test server unavailable in CI: {reason}", pytrace=False)
-    pytest.skip(reason)
-
-
-@pytest.fixture(scope="session")
-def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
-    return tls_certificates(tmp_path_factory.mktemp("pki"))
-
-
-@pytest.fixture(scope="session")
-def nginx(pki: Pki, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Nginx]:
-    _require(shutil.which("nginx") is not None or Path("/usr/sbin/nginx").exists(), "no nginx")
-    split = {"dual-stack": ("valid", "wrong-host"), "tls12-only": ("valid", "valid")}
-    server = start_nginx(pki, tmp_path_factory.mktemp("nginx"), NGINX_CASES, split)
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture(scope="session")
@@ -550,11 +516,7 @@ async def test_mtls_tls12_fails_inside_the_handshake(pki: Pki, trust: TlsSetting
     assert hint is not None and "client certificate (none was offered)" in hint
 
 
-# --- STARTTLS: aiosmtpd for SMTP, PostgreSQL for its SSLRequest -------------------------
-
-
-def _dovecot_available() -> bool:
-    return shutil.which("dovecot") is not None or Path("/usr/sbin/dovecot").exists()
+# --- STARTTLS: Dovecot (IMAP, POP3), Postfix (SMTP), PostgreSQL (its SSLRequest) ------
 
 
 @pytest.fixture(scope="module")
@@ -562,13 +524,10 @@ def dovecots(
     pki: Pki, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[Dovecot, Dovecot]]:
     """Dovecot twice: with STARTTLS (the valid certificate), and with ssl = no."""
-    _require(_dovecot_available(), "Dovecot (dovecot-imapd, dovecot-pop3d) is not installed")
+    require(dovecot_available(), "Dovecot (dovecot-imapd, dovecot-pop3d) is not installed")
     workdir = tmp_path_factory.mktemp("dovecot")
-    with (
-        dovecot_server(workdir / "tls", pki.made["valid"]) as with_tls,
-        dovecot_server(workdir / "plain", None) as without,
-    ):
-        yield with_tls, without
+    with dovecot_servers(workdir, {"tls": pki.made["valid"], "plain": None}) as servers:
+        yield servers["tls"], servers["plain"]
 
 
 @pytest.mark.parametrize("protocol", ["imap", "pop3"])
@@ -599,49 +558,123 @@ async def test_imap_and_pop3_starttls(
     assert info is None
 
 
-@pytest.fixture
-def smtp_servers(pki: Pki) -> Iterator[tuple[int, int]]:
-    """aiosmtpd with STARTTLS (the valid certificate) and one without it."""
-    from aiosmtpd.controller import Controller
-    from aiosmtpd.handlers import Sink
-
-    from .conftest import free_port
-
-    server_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    server_ctx.load_cert_chain(pki.made["valid"].chain_file, pki.made["valid"].key_file)
-    with_tls = Controller(
-        Sink(), hostname="127.0.0.1", port=free_port(), tls_context=server_ctx,
-        require_starttls=True,
-    )  # fmt: skip
-    without = Controller(Sink(), hostname="127.0.0.1", port=free_port())
-    with_tls.start()
-    without.start()
-    try:
-        yield with_tls.port, without.port
-    finally:
-        with_tls.stop()
-        without.stop()
+#: the smtpd ports of one private Postfix: case -> (certificate label or None, overrides)
+POSTFIX_PORTS: dict[str, tuple[str | None, tuple[tuple[str, str], ...]]] = {
+    "valid": ("valid", ()),
+    "tls12": ("valid", (("smtpd_tls_protocols", "<=TLSv1.2"),)),
+    "wrong-host": ("wrong-host", ()),
+    "expired": ("expired", ()),
+    "no-starttls": (None, ()),  # smtpd_tls_security_level = none: STARTTLS not offered
+    # the client is refused before EHLO: a 554 greeting instead of 220
+    "rejecting": ("valid", (("smtpd_delay_reject", "no"), ("smtpd_client_restrictions", "reject"))),
+}
 
 
-async def test_smtp_starttls(smtp_servers: tuple[int, int], pki: Pki, trust: TlsSettings) -> None:
-    with_tls, without = smtp_servers
+@pytest.fixture(scope="module")
+def postfix(pki: Pki) -> Iterator[Postfix]:
+    """Debian's Postfix, a private instance: one smtpd port per case of POSTFIX_PORTS."""
+    require(postfix_available(), "Postfix (Debian's postfix package) is not installed")
+    require(os.geteuid() == 0, "a private Postfix instance must be started as root")
+    spec = {
+        case: SmtpPort(pki.made[label] if label else None, overrides)
+        for case, (label, overrides) in POSTFIX_PORTS.items()
+    }
+    with postfix_server(spec) as server:
+        yield server
+
+
+SMTP = TlsSettings(starttls="smtp")
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "::1"])
+async def test_smtp_starttls(postfix: Postfix, pki: Pki, trust: TlsSettings, host: str) -> None:
     settings = TlsSettings(ca_file=trust.ca_file, starttls="smtp", min_days=30)
-    outcome, category, hint, info = await check(with_tls, settings)
-    assert (category, hint) == (C.OPEN, None)
-    assert outcome.completed and outcome.starttls == "smtp" and outcome.version
+    since = postfix.log_size()
+    outcome, category, hint, info = await check(postfix.ports["valid"], settings, host=host)
+    assert (category, hint) == (C.OPEN, None), postfix.log_tail()
+    assert outcome.completed and outcome.stage == "done" and outcome.starttls == "smtp"
+    assert outcome.version == "TLSv1.3" and outcome.cipher and outcome.tls_ms > 0
     assert_leaf(info, pki.made["valid"], chain_length=2)
-    outcome, category, hint, info = await check(without, settings)
+    assert info is not None and info.sans == ("good.test",)
+    # the server's side of it: EHLO and STARTTLS accepted, the same version and cipher
+    client = f"unknown[{host}]"
+    established = f"TLS connection established from {client}: TLSv1.3 with cipher {outcome.cipher} "
+    assert postfix.said(since, established), postfix.log_tail()
+    assert postfix.said(since, f"disconnect from {client} ehlo=1 starttls=1 commands=2")
+
+
+async def test_smtp_starttls_tls12(postfix: Postfix, pki: Pki, trust: TlsSettings) -> None:
+    settings = TlsSettings(ca_file=trust.ca_file, starttls="smtp")
+    outcome, category, hint, info = await check(postfix.ports["tls12"], settings)
+    assert (category, hint) == (C.OPEN, None)
+    assert outcome.version == "TLSv1.2" and info is not None and info.version == "TLSv1.2"
+    assert outcome.cipher and "ECDHE-ECDSA" in outcome.cipher
+    assert_leaf(info, pki.made["valid"], chain_length=2)
+
+
+async def test_smtp_starttls_wrong_host(postfix: Postfix, pki: Pki, trust: TlsSettings) -> None:
+    settings = TlsSettings(ca_file=trust.ca_file, starttls="smtp")
+    since = postfix.log_size()
+    outcome, category, hint, info = await check(postfix.ports["wrong-host"], settings)
+    assert category is C.TLS_HOSTNAME_MISMATCH
+    assert outcome.error is not None and outcome.error.verify_code == 62
+    assert outcome.starttls == "smtp" and outcome.stage == "handshake"
+    assert hint == (
+        "the certificate is for other.test, www.other.test, not good.test: fix server_name, "
+        "or reissue the certificate with that name"
+    )
+    assert_leaf(info, pki.made["wrong-host"], chain_length=2)
+    # our alert reached Postfix (42, bad_certificate), so its log says why the client left
+    assert postfix.said(since, "SSL alert number 42:"), postfix.log_tail()
+    assert postfix.said(since, "disconnect from unknown[127.0.0.1] ehlo=1 starttls=0/1 ")
+
+
+async def test_smtp_starttls_expired(postfix: Postfix, pki: Pki, trust: TlsSettings) -> None:
+    settings = TlsSettings(ca_file=trust.ca_file, starttls="smtp")
+    since = postfix.log_size()
+    outcome, category, hint, info = await check(postfix.ports["expired"], settings)
+    assert category is C.TLS_EXPIRED
+    assert outcome.error is not None and outcome.error.verify_code == 10
+    assert hint is not None
+    assert "the server's certificate (CN=good.test" in hint and "(3 days ago)" in hint
+    assert_leaf(info, pki.made["expired"], chain_length=2)
+    assert info is not None and info.days_left is not None and info.days_left < 0
+    assert postfix.said(since, "SSL alert number 45:"), postfix.log_tail()  # certificate_expired
+
+
+async def test_smtp_without_starttls_offered(postfix: Postfix, trust: TlsSettings) -> None:
+    """smtpd_tls_security_level = none: EHLO lists no STARTTLS, so none is sent."""
+    since = postfix.log_size()
+    outcome, category, hint, info = await check(postfix.ports["no-starttls"], SMTP)
     assert category is C.TLS_HANDSHAKE_FAILED
-    assert outcome.stage == "starttls"
-    assert hint is not None and hint.startswith('the smtp server did not start TLS: "no STARTTLS')
+    assert outcome.stage == "starttls" and not outcome.completed and outcome.error is None
+    assert outcome.starttls_reply is not None
+    assert outcome.starttls_reply.startswith("no STARTTLS in EHLO: PIPELINING, SIZE ")
+    assert "STARTTLS" not in outcome.starttls_reply.removeprefix("no STARTTLS")
+    assert hint == f'the smtp server did not start TLS: "{outcome.starttls_reply}"'
     assert info is None
+    # the prober asked nothing more of it: one EHLO, no STARTTLS command
+    said = "disconnect from unknown[127.0.0.1] ehlo=1 commands=1\n"
+    assert postfix.said(since, said), postfix.log_tail()
 
 
-async def test_smtp_greeting_on_a_direct_tls_target(smtp_servers: tuple[int, int]) -> None:
-    _, without = smtp_servers
-    outcome, category, hint, _ = await check(without, TlsSettings())
+async def test_smtp_greeting_554_refuses_before_ehlo(postfix: Postfix, trust: TlsSettings) -> None:
+    since = postfix.log_size()
+    outcome, category, hint, info = await check(postfix.ports["rejecting"], SMTP)
+    assert category is C.TLS_HANDSHAKE_FAILED and outcome.stage == "starttls"
+    assert hint == (
+        'the smtp server did not start TLS: "554 5.7.1 <unknown[127.0.0.1]>: Client host '
+        'rejected: Access denied"'
+    )
+    assert info is None
+    assert postfix.said(since, "reject: CONNECT from unknown[127.0.0.1]: 554 5.7.1 ")
+
+
+async def test_smtp_greeting_on_a_direct_tls_target(postfix: Postfix) -> None:
+    outcome, category, hint, _ = await check(postfix.ports["valid"], TlsSettings())
     assert category is C.TLS_NOT_TLS
-    assert outcome.plaintext is not None and outcome.plaintext.startswith(b"220 ")
+    assert outcome.plaintext is not None
+    assert outcome.plaintext.startswith(b"220 mail.scanner.test ESMTP Postfix")
     assert hint is not None and "an SMTP or FTP greeting; set starttls: smtp" in hint
 
 
@@ -653,8 +686,8 @@ async def test_starttls_against_implicit_tls_times_out(nginx: Nginx) -> None:
 
 
 async def test_postgres_sslrequest(pki: Pki, trust: TlsSettings, tmp_path: Path) -> None:
-    _require(postgres_bin() is not None, "PostgreSQL from Debian is not installed")
-    _require(os.geteuid() == 0, "starting PostgreSQL as its own user needs root")
+    require(postgres_bin() is not None, "PostgreSQL from Debian is not installed")
+    require(os.geteuid() == 0, "starting PostgreSQL as its own user needs root")
     settings = TlsSettings(ca_file=trust.ca_file, starttls="postgres")
     with postgres_server(pki.made["valid"]) as server:
         outcome, category, hint, info = await check(server.port, settings)

@@ -4,7 +4,8 @@ Every certificate is made by the test with ``cryptography`` (a CA, an intermedia
 that are valid, expired, not yet valid, for another name, self-signed, from an unknown CA,
 expiring soon); the servers are real programs, each with a config the test writes and each
 stopped at the end: nginx (one process, one port per case), ``openssl s_server`` (TLS 1.0,
-mutual TLS), aiosmtpd (SMTP STARTTLS) and PostgreSQL from Debian (its SSLRequest), run as the
+mutual TLS), Dovecot (IMAP and POP3 STARTTLS), Postfix (SMTP STARTTLS: a private instance,
+one smtpd port per case) and PostgreSQL from Debian (its SSLRequest), run as the
 unprivileged ``postgres`` user in a temporary data directory.
 """
 
@@ -17,7 +18,9 @@ import glob
 import ipaddress
 import os
 import pwd
+import re
 import shutil
+import signal
 import socket
 import struct
 import subprocess
@@ -27,8 +30,9 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
+import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -39,6 +43,16 @@ from .conftest import free_port
 UTC = dt.UTC
 NOW = dt.datetime.now(UTC)
 DAY = dt.timedelta(days=1)
+
+
+def require(condition: bool, reason: str) -> None:
+    """Skip outside CI when a server program is missing; in CI (``CI=true``) that is a
+    failure: every server these tests run is installed there."""
+    if condition:
+        return
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(f"TLS test server unavailable in CI: {reason}", pytrace=False)
+    pytest.skip(reason)
 
 
 @dataclass
@@ -245,6 +259,27 @@ def tls_certificates(directory: Path) -> Pki:
 
 # --- nginx ------------------------------------------------------------------------------
 
+#: the certificate cases the suite's nginx serves (the ``nginx`` fixture), a port each
+NGINX_CASES = (
+    "valid",
+    "valid-ip",
+    "expired",
+    "not-yet-valid",
+    "wrong-host",
+    "self-signed",
+    "missing-intermediate",
+    "untrusted-ca",
+    "leaf-of-unknown-root",
+    "expiring",
+    "expiring-intermediate",
+)
+#: its ports where 127.0.0.1 and ::1 serve different certificates: (IPv4's, IPv6's)
+NGINX_SPLIT = {"dual-stack": ("valid", "wrong-host")}
+
+
+def nginx_available() -> bool:
+    return shutil.which("nginx") is not None or Path("/usr/sbin/nginx").exists()
+
 
 def _wait_port(host: str, port: int, timeout: float = 10.0) -> bool:
     deadline = time.monotonic() + timeout
@@ -379,6 +414,70 @@ def s_server(*args: str, host: str = "127.0.0.1") -> Iterator[int]:
         proc.communicate(timeout=5)
 
 
+# --- openssl s_client: the reference the verdicts are held to -------------------------
+
+#: X509_V_ERR_* codes (openssl/x509_vfy.h) and the category each means
+VERIFY_CODE_CATEGORY = {
+    0: "open",  # X509_V_OK
+    2: "tls_untrusted",  # UNABLE_TO_GET_ISSUER_CERT
+    9: "tls_not_yet_valid",  # CERT_NOT_YET_VALID
+    10: "tls_expired",  # CERT_HAS_EXPIRED
+    18: "tls_untrusted",  # DEPTH_ZERO_SELF_SIGNED_CERT
+    19: "tls_untrusted",  # SELF_SIGNED_CERT_IN_CHAIN
+    20: "tls_untrusted",  # UNABLE_TO_GET_ISSUER_CERT_LOCALLY
+    21: "tls_untrusted",  # UNABLE_TO_VERIFY_LEAF_SIGNATURE
+    62: "tls_hostname_mismatch",  # HOSTNAME_MISMATCH
+    64: "tls_hostname_mismatch",  # IP_ADDRESS_MISMATCH
+}
+
+
+@dataclass(frozen=True)
+class SClient:
+    """What ``openssl s_client`` saw on one port."""
+
+    code: int  # its Verify return code
+    text: str
+    leaf: x509.Certificate | None  # None: no certificate (the server never started TLS)
+    version: str | None
+    cipher: str | None
+    output: str
+
+
+def s_client(port: int, ca_file: Path, name: str, starttls: str | None = None) -> SClient:
+    """``openssl s_client`` to 127.0.0.1:``port`` verifying ``name`` (an IP address: no SNI,
+    ``-verify_ip``) against ``ca_file``, after ``-starttls`` when given."""
+    is_ip = name[0].isdigit()
+    verify = ["-verify_ip", name] if is_ip else ["-verify_hostname", name]
+    sni = ["-noservername"] if is_ip else ["-servername", name]
+    preamble = ["-starttls", starttls] if starttls else []
+    argv = ["openssl", "s_client", *preamble, "-connect", f"127.0.0.1:{port}", *sni, *verify,
+            "-CAfile", str(ca_file), "-showcerts"]  # fmt: skip
+    proc = subprocess.run(argv, input="", capture_output=True, text=True, timeout=30, check=False)
+    output = proc.stdout + proc.stderr
+    found = re.search(r"Verify return code: (\d+) \(([^)]*)\)", proc.stdout)
+    assert found, output
+    pem = re.search(r"-----BEGIN CERTIFICATE-----.+?-----END CERTIFICATE-----", proc.stdout, re.S)
+    leaf = x509.load_pem_x509_certificate(pem.group(0).encode()) if pem else None
+    session = re.search(r"^New, (\S+), Cipher is (\S+)$", proc.stdout, re.M)
+    version, cipher = (session.group(1), session.group(2)) if session else ("", "")
+    version, cipher = (None if v == "(NONE)" else v for v in (version, cipher))
+    if leaf is None:
+        # no TLS: s_client fails, and says it saw neither a certificate nor a cipher
+        assert proc.returncode != 0, output
+        assert "no peer certificate available" in proc.stdout, output
+        assert version is None and cipher is None, output
+    return SClient(int(found.group(1)), found.group(2), leaf, version, cipher, output)
+
+
+def assert_tls_names(tls: dict[str, Any], leaf: x509.Certificate, seen: str) -> None:
+    """A probe's ``tls`` object (its JSON) names ``leaf``: fingerprint, subject, expiry."""
+    assert tls["fingerprint_sha256"] == leaf.fingerprint(hashes.SHA256()).hex(), seen
+    assert tls["subject"] == leaf.subject.rfc4514_string(), seen
+    assert dt.datetime.fromisoformat(tls["not_after"]) == leaf.not_valid_after_utc, seen
+    days = (leaf.not_valid_after_utc - dt.datetime.now(UTC)).total_seconds() / 86400
+    assert abs(tls["days_left"] - days) < 1, seen
+
+
 # --- silent and closing listeners -------------------------------------------------------
 
 
@@ -472,10 +571,11 @@ class Dovecot:
     log: Path
 
 
-@contextlib.contextmanager
-def dovecot_server(workdir: Path, leaf: Issued | None) -> Iterator[Dovecot]:
-    """Debian's Dovecot with a config of ours: IMAP and POP3 on 127.0.0.1, STARTTLS with
-    ``leaf`` (None: ``ssl = no``, so STARTTLS is refused). No mail is ever served."""
+def dovecot_available() -> bool:
+    return shutil.which("dovecot") is not None or Path("/usr/sbin/dovecot").exists()
+
+
+def _start_dovecot(workdir: Path, leaf: Issued | None) -> Dovecot:
     binary = shutil.which("dovecot") or "/usr/sbin/dovecot"
     imap, pop3 = free_port(), free_port()
     for sub in ("run", "state", "home"):
@@ -528,19 +628,262 @@ service anvil {{
     proc = subprocess.Popen(
         [binary, "-F", "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
     )
+    if not (_wait_port("127.0.0.1", imap) and _wait_port("127.0.0.1", pop3)):
+        proc.kill()
+        _, err = proc.communicate(timeout=5)
+        raise RuntimeError(f"dovecot did not start: {err.decode()} {log.read_text()}")
+    return Dovecot(imap, pop3, proc, log)
+
+
+@contextlib.contextmanager
+def dovecot_servers(
+    workdir: Path, leaves: dict[str, Issued | None]
+) -> Iterator[dict[str, Dovecot]]:
+    """Debian's Dovecot with a config of ours, one instance per ``leaves`` entry (in
+    ``workdir/<label>``): IMAP and POP3 on 127.0.0.1, STARTTLS with the entry's certificate
+    (None: ``ssl = no``, so STARTTLS is refused). No mail is ever served.
+
+    Each starts in ~20 ms but takes ~1 s to wind down after SIGTERM, so all are told to stop
+    first and then waited for together.
+    """
+    servers: dict[str, Dovecot] = {}
     try:
-        if not (_wait_port("127.0.0.1", imap) and _wait_port("127.0.0.1", pop3)):
-            proc.kill()
-            _, err = proc.communicate(timeout=5)
-            raise RuntimeError(f"dovecot did not start: {err.decode()} {log.read_text()}")
-        yield Dovecot(imap, pop3, proc, log)
+        for label, leaf in leaves.items():
+            servers[label] = _start_dovecot(workdir / label, leaf)
+        yield servers
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=5)
+        for server in servers.values():
+            server.proc.terminate()
+        for server in servers.values():
+            try:
+                server.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                server.proc.kill()
+                server.proc.wait(timeout=5)
+
+
+# --- Postfix (SMTP STARTTLS) ------------------------------------------------------------
+
+POSTFIX_DAEMONS = Path("/usr/lib/postfix/sbin")
+
+#: the services a private instance runs besides its smtpd listeners: no smtp, lmtp, local,
+#: virtual or pipe service exists, so nothing it accepted could ever leave it
+_POSTFIX_SERVICES = """\
+cleanup   unix  n - n -     0 cleanup
+qmgr      unix  n - n 300   1 qmgr
+tlsmgr    unix  - - n 1000? 1 tlsmgr
+rewrite   unix  - - n -     - trivial-rewrite
+bounce    unix  - - n -     0 bounce
+defer     unix  - - n -     0 bounce
+trace     unix  - - n -     0 bounce
+verify    unix  - - n -     1 verify
+flush     unix  n - n 1000? 0 flush
+proxymap  unix  - - n -     - proxymap
+showq     unix  n - n -     - showq
+error     unix  - - n -     - error
+retry     unix  - - n -     - error
+discard   unix  - - n -     - discard
+anvil     unix  - - n -     1 anvil
+scache    unix  - - n -     1 scache
+postlog   unix-dgram n - n - 1 postlogd
+"""
+
+
+def postfix_available() -> bool:
+    return shutil.which("postfix") is not None and (POSTFIX_DAEMONS / "master").exists()
+
+
+def free_dual_port() -> int:
+    """A port free on both 127.0.0.1 and ::1 (a server listens on both)."""
+    for _ in range(50):
+        with socket.socket(socket.AF_INET6) as v6:
+            v6.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            v6.bind(("::1", 0))
+            port = int(v6.getsockname()[1])
+            with socket.socket() as v4:
+                try:
+                    v4.bind(("127.0.0.1", port))
+                except OSError:
+                    continue
+                return port
+    raise RuntimeError("no port free on both 127.0.0.1 and ::1")
+
+
+@dataclass(frozen=True)
+class SmtpPort:
+    """One smtpd listener of a :class:`Postfix`: the certificate its STARTTLS serves (None:
+    ``smtpd_tls_security_level = none``, so STARTTLS is not offered) and main.cf overrides
+    for this port alone (``-o name=value`` in master.cf)."""
+
+    leaf: Issued | None
+    overrides: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass
+class Postfix:
+    """A private Postfix: its own config, queue and data directories, stopped at the end."""
+
+    ports: dict[str, int]
+    top: Path
+    proc: subprocess.Popen[bytes]
+
+    @property
+    def config(self) -> Path:
+        return self.top / "conf"
+
+    @property
+    def log(self) -> Path:
+        return self.top / "maillog"
+
+    def log_tail(self, size: int = 2000) -> str:
+        with contextlib.suppress(OSError):
+            return self.log.read_text(errors="replace")[-size:]
+        return "(no maillog)"
+
+    def log_size(self) -> int:
+        with contextlib.suppress(OSError):
+            return self.log.stat().st_size
+        return 0
+
+    def said(self, since: int, text: str, timeout: float = 5.0) -> bool:
+        """Whether the maillog gained ``text`` past byte ``since`` (postlogd writes the
+        lines of a session a moment after it ended: waits up to ``timeout``)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            with contextlib.suppress(OSError), self.log.open("rb") as log:
+                log.seek(since)
+                if text.encode() in log.read():
+                    return True
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.02)
+
+    def stop(self) -> None:
+        """SIGTERM to the master (what ``postfix stop`` sends; the master passes it to its
+        children), then SIGKILL to whatever of its process group is left."""
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=5)
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.proc.pid, signal.SIGKILL)  # the master made it its own session
+
+
+def _postfix_main_cf(top: Path, ipv6: bool) -> str:
+    """main.cf of a private instance that never relays, delivers or asks a resolver."""
+    nothing = "error:this test server delivers nothing"
+    return f"""\
+compatibility_level = 3.6
+queue_directory = {top}/queue
+data_directory = {top}/data
+mail_owner = postfix
+setgid_group = postdrop
+maillog_file = {top}/maillog
+maillog_file_prefixes = {top}
+myhostname = mail.scanner.test
+mydomain = scanner.test
+myorigin = $myhostname
+mydestination =
+relay_domains =
+relayhost =
+mynetworks = 127.0.0.0/8{" [::1]/128" if ipv6 else ""}
+inet_interfaces = loopback-only
+inet_protocols = {"ipv4, ipv6" if ipv6 else "ipv4"}
+smtpd_relay_restrictions = reject_unauth_destination
+default_transport = {nothing}
+relay_transport = {nothing}
+local_transport = {nothing}
+alias_maps =
+alias_database =
+local_recipient_maps =
+smtp_dns_support_level = disabled
+smtpd_peername_lookup = no
+biff = no
+smtpd_tls_security_level = may
+smtpd_tls_loglevel = 1
+"""
+
+
+def _postfix_master_cf(ports: dict[str, int], spec: dict[str, SmtpPort], ipv6: bool) -> str:
+    lines: list[str] = []
+    for case, port in ports.items():
+        given = spec[case]
+        options: list[tuple[str, str]] = []
+        if given.leaf is None:
+            options.append(("smtpd_tls_security_level", "none"))
+        else:
+            chain = f"{given.leaf.key_file},{given.leaf.chain_file}"
+            options.append(("smtpd_tls_chain_files", chain))
+        options.extend(given.overrides)
+        flags = " ".join(f"-o {name}={value}" for name, value in options)
+        hosts = ["127.0.0.1", "[::1]"] if ipv6 else ["127.0.0.1"]
+        lines.extend(f"{host}:{port} inet n - n - - smtpd {flags}" for host in hosts)
+    return "\n".join(lines) + "\n" + _POSTFIX_SERVICES
+
+
+@contextlib.contextmanager
+def postfix_server(spec: dict[str, SmtpPort], ipv6: bool = True) -> Iterator[Postfix]:
+    """Debian's Postfix as a private instance: one smtpd port per ``spec`` entry on
+    127.0.0.1 (and ::1), never with /etc/postfix's config, never running past the test.
+
+    Run as root, as Postfix must be: the master drops to ``mail_owner`` (postfix) for its
+    daemons, so every directory on the way to the queue must be one that user may enter
+    (hence a directory of its own under the temporary directory, not pytest's private
+    one); ``postfix check`` makes the queue layout with Postfix's own owners and modes
+    (its ``post-install create-missing``); the data directory belongs to postfix. The
+    master then runs in the foreground as our child: nothing to find by a pid file.
+    """
+    if not postfix_available():
+        raise RuntimeError("Postfix (Debian's postfix package) is not installed")
+    top = Path(tempfile.mkdtemp(prefix="scanner-postfix-"))
+    top.chmod(0o755)
+    server: Postfix | None = None
+    try:
+        for sub in ("conf", "queue", "data"):
+            (top / sub).mkdir()
+        pw = pwd.getpwnam("postfix")
+        os.chown(top / "data", pw.pw_uid, pw.pw_gid)
+        ports = {case: free_dual_port() if ipv6 else free_port() for case in spec}
+        written = time.time() - 60
+        for name, text in (
+            ("main.cf", _postfix_main_cf(top, ipv6)),
+            ("master.cf", _postfix_master_cf(ports, spec, ipv6)),
+        ):
+            (top / "conf" / name).write_text(text)
+            # Postfix re-reads a main.cf changed within the last 2 s until it is older
+            # (a guard against half-written files): 2.1 s of every start-up, unless dated back
+            os.utime(top / "conf" / name, (written, written))
+        conf = str(top / "conf")
+        check = subprocess.run(
+            ["postfix", "-c", conf, "check"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        log = top / "maillog"
+        said = log.read_text() if log.exists() else ""
+        if check.returncode != 0 or "warning:" in said or "fatal:" in said:
+            raise RuntimeError(f"postfix check failed: {check.stderr} {said}")
+        proc = subprocess.Popen(
+            [str(POSTFIX_DAEMONS / "master"), "-c", conf],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        server = Postfix(ports, top, proc)
+        hosts = ["127.0.0.1", "::1"] if ipv6 else ["127.0.0.1"]
+        for port in ports.values():
+            if not all(_wait_port(host, port) for host in hosts):
+                raise RuntimeError(f"postfix did not start: {server.log_tail()}")
+        yield server
+    finally:
+        if server is not None:
+            server.stop()
+        shutil.rmtree(top, ignore_errors=True)
 
 
 # --- PostgreSQL -------------------------------------------------------------------------
@@ -569,13 +912,44 @@ class Postgres:
         )
 
     def set_ssl(self, on: bool) -> None:
+        value = "on" if on else "off"
+        self.sql(f"ALTER SYSTEM SET ssl = {value}")
+        self._reload("ssl", value)
+
+    def _reload(self, name: str, value: str) -> None:
+        """pg_reload_conf(), then wait until a new session sees ``name`` = ``value``: the
+        postmaster applies a reload (certificates and ssl included) before it starts that
+        session."""
+        self.sql("SELECT pg_reload_conf()")
+        deadline = time.monotonic() + 10
+        while self.sql(f"SHOW {name}") != value:
+            assert time.monotonic() < deadline, f"PostgreSQL did not reload {name} = {value}"
+            time.sleep(0.05)
+
+    def sql(self, statement: str) -> str:
+        """One statement through psql on the server's Unix socket; its output, unaligned."""
         psql = str(self.bindir / "psql")
         host = str(self.datadir.parent / "sock")
-        value = "on" if on else "off"
-        for sql in (f"ALTER SYSTEM SET ssl = {value}", "SELECT pg_reload_conf()"):
-            proc = self.run(psql, "-h", host, "-p", str(self.port), "-d", "postgres", "-c", sql)
-            assert proc.returncode == 0, proc.stderr
-        time.sleep(0.3)  # the postmaster applies the reload asynchronously
+        proc = self.run(
+            psql, "-h", host, "-p", str(self.port), "-d", "postgres", "-At", "-c", statement
+        )
+        assert proc.returncode == 0, proc.stderr
+        return proc.stdout.strip()
+
+    def use_certificate(self, leaf: Issued, label: str) -> None:
+        """Serve ``leaf`` from now on: its files under a name of their own, ALTER SYSTEM, a
+        reload; returns once a new session sees the new file."""
+        pw = pwd.getpwnam(self.user)
+        names = {}
+        for kind, source in (("crt", leaf.chain_file), ("key", leaf.key_file)):
+            target = self.datadir.parent / f"{label}.{kind}"
+            shutil.copy(source, target)
+            os.chown(target, pw.pw_uid, pw.pw_gid)
+            target.chmod(0o600)
+            names[kind] = str(target)
+        self.sql(f"ALTER SYSTEM SET ssl_cert_file = '{names['crt']}'")
+        self.sql(f"ALTER SYSTEM SET ssl_key_file = '{names['key']}'")
+        self._reload("ssl_cert_file", names["crt"])
 
     def stop(self) -> None:
         self.run(str(self.bindir / "pg_ctl"), "-D", str(self.datadir), "-m", "immediate", "stop")

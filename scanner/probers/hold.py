@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import _socket
 import asyncio
+import errno
 import socket
 
 from msgspec.structs import replace
@@ -33,7 +34,7 @@ class HoldProber:
     ) -> Abandon:
         hold = _Hold(self._loop, (target.hold_ms or 0.0) / 1000.0, on_done)
         hold.abandon_connect = self._dialer.connect(
-            address, target.port, family, target.timeout, on_done, keep=hold.connected
+            address, target.port, family, target.timeout, hold.unkept, keep=hold.connected
         )
         return hold.abandon
 
@@ -56,6 +57,19 @@ class _Hold:
         self.sock, self.outcome = sock, outcome
         self.loop.add_reader(sock.fileno(), self._readable)
         self.timer = self.loop.call_later(self.hold_s, self._end, None)
+
+    def unkept(self, outcome: ConnectOutcome, local: str | None) -> None:
+        """The handshake's outcome when it was not kept for the hold.
+
+        A peer that accepts and resets at once can beat the first look at the socket:
+        SO_ERROR then already says ECONNRESET (EPIPE after a FIN), which a plain handshake
+        calls ``open``. Under a hold it is the very thing the hold looks for (a full suite
+        run on a loaded machine once got ``open`` here for a server that resets at once).
+        """
+        closed = {errno.ECONNRESET: "RST", errno.EPIPE: "FIN"}.get(outcome.errno or 0)
+        if closed is not None and outcome.icmp is None:
+            outcome = replace(outcome, peer_closed=closed)
+        self.on_done(outcome, local)
 
     def _readable(self) -> None:
         assert self.sock is not None
