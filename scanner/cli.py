@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from .report.console import Verbosity
     from .report.document import Change, RemovedEntry, ReportBuilder
     from .verdict import FailOn
+    from .wait import WaitObserver
     from .workers import WorkerJob
 
 
@@ -102,10 +103,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="probe every target of the inventories",
         description="Resolve every name once, then time a TCP handshake to every address of "
         "every target, at once; say why each one that fails fails (its category and a hint). "
-        "Several inventories are checked as one.",
+        "Several inventories are checked as one. An argument that is not a file and reads "
+        "HOST:PORT ([v6]:PORT for IPv6) is a target; - reads an inventory from stdin.",
         epilog=_CHECK_EXAMPLES + "\n" + EXIT_CODES,
     )
-    check.add_argument("inventories", nargs="+", metavar="INVENTORY", help="inventory YAML file(s)")
+    check.add_argument(
+        "inventories",
+        nargs="+",
+        metavar="INVENTORY|HOST:PORT",
+        help="inventory YAML file(s), HOST:PORT targets, - for an inventory on stdin",
+    )
     _add_format_options(check)
     check.add_argument(
         "--concurrency",
@@ -154,6 +161,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="A,B",
         help="only targets carrying one of these tags (a tag no target carries: a warning)",
     )
+    _add_adhoc_options(check)
     check.add_argument(
         "--max-duration",
         type=_seconds,
@@ -276,6 +284,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="seconds to wait for each wave of hop limits of a trace (default 1)",
     )
 
+    _add_wait_parser(sub)
+
     merge = sub.add_parser(
         "merge",
         help="one verdict from the --report files of several shards",
@@ -328,6 +338,181 @@ def build_parser() -> argparse.ArgumentParser:
     )
     completion.add_argument("shell", choices=("bash", "zsh", "fish"), help="the shell")
     return parser
+
+
+def _add_adhoc_options(command: argparse.ArgumentParser) -> None:
+    command.add_argument(
+        "--expect",
+        choices=("open", "closed"),
+        default=None,
+        help="HOST:PORT targets: what they must be (default open)",
+    )
+    command.add_argument(
+        "--family",
+        choices=("any", "ipv4", "ipv6"),
+        default=None,
+        help="HOST:PORT targets: which addresses of a name to probe (default any: all)",
+    )
+
+
+_WAIT_EXAMPLES = """\
+examples:
+  # before the tests: two services by name, then the tests in scanner's place
+  scanner wait db:5432 cache:6379 --deadline 120 -- ./run-tests
+  # every target of an inventory, three good rounds in a row each
+  scanner wait services.yaml --stable 3 --junit wait.xml
+  # a port that must be closed before a migration goes on
+  scanner wait old-db:5432 --expect closed --deadline 30
+"""
+
+_WAIT_EXIT_CODES = """\
+exit codes:
+  0        every target is ready (with -- CMD: CMD's own exit code instead)
+  1        not every target was ready by the deadline (each one said, with its category)
+  2        usage or inventory error: nothing was probed
+  4        every target is ready, but a report, JUnit or Markdown file could not be written
+  126/127  CMD cannot be run / was not found
+  130/143  interrupted by SIGINT/SIGTERM (the reports are still written)"""
+
+
+def _add_wait_parser(sub: argparse._SubParsersAction[_Parser]) -> None:
+    """``scanner wait``: check's probing options (same engine, same meaning), per round."""
+    wait = sub.add_parser(
+        "wait",
+        help="wait until every target is ready, then run CMD (or exit 0)",
+        usage="scanner wait INVENTORY|HOST:PORT... [options] [-- CMD [ARG ...]]",
+        description="Check the targets in rounds until every one meets its expectation "
+        "(expect: closed too), then run CMD in scanner's place (its exit code is the "
+        "result) or exit 0. A target ready is not probed again; names are resolved again "
+        "every round; a failing target is probed again after --interval, doubled each "
+        "round it fails alike, up to --max-interval, with jitter. At the deadline: exit 1, "
+        "saying for each target not ready its last category, hint and for how long.",
+        epilog=_WAIT_EXAMPLES + "\n" + _WAIT_EXIT_CODES,
+    )
+    wait.add_argument(
+        "inventories",
+        nargs="+",
+        metavar="INVENTORY|HOST:PORT",
+        help="inventory YAML file(s), HOST:PORT targets, - for an inventory on stdin",
+    )
+    wait.add_argument(
+        "--deadline",
+        type=_deadline,
+        default=60.0,
+        metavar="S",
+        help="give up after S seconds (default 60; 0: wait for ever; at most 86400)",
+    )
+    wait.add_argument(
+        "--interval",
+        type=_seconds,
+        default=1.0,
+        metavar="S",
+        help="seconds between a target's rounds at first (default 1)",
+    )
+    wait.add_argument(
+        "--max-interval",
+        type=_seconds,
+        default=5.0,
+        metavar="S",
+        help="the backoff's cap (default 5)",
+    )
+    wait.add_argument(
+        "--stable",
+        type=_bounded_int(1, 1000),
+        default=1,
+        metavar="N",
+        help="good rounds in a row before a target counts as ready (default 1, at most 1000)",
+    )
+    wait.add_argument(
+        "--format",
+        "-f",
+        choices=("auto", "console", "json"),
+        default="auto",
+        help="auto (default): console (live lines) on a TTY, json otherwise",
+    )
+    wait.add_argument(
+        "--timeout",
+        "-t",
+        type=_seconds,
+        default=None,
+        metavar="S",
+        help=f"seconds per handshake attempt, for every target ({_SECONDS_HELP})",
+    )
+    wait.add_argument(
+        "--dns-timeout",
+        type=_seconds,
+        default=None,
+        metavar="S",
+        help="seconds a DNS query gets per try (overrides the inventory's resolver.timeout "
+        "and resolv.conf's options timeout:N)",
+    )
+    wait.add_argument(
+        "--dns-tries",
+        type=_bounded_int(1, 10),  # as resolver.tries in an inventory
+        default=None,
+        metavar="N",
+        help="rounds over the nameservers (overrides resolver.tries and resolv.conf's "
+        "options attempts:N)",
+    )
+    wait.add_argument(
+        "--retries",
+        "-r",
+        type=_bounded_int(0, MAX_RETRIES),
+        default=None,
+        metavar="N",
+        help=f"extra attempts for transient failures within a round (0 to {MAX_RETRIES})",
+    )
+    _add_adhoc_options(wait)
+    wait.add_argument(
+        "--tags", default=None, metavar="A,B", help="only targets carrying one of these tags"
+    )
+    wait.add_argument(
+        "--concurrency",
+        "-c",
+        type=_bounded_int(1, MAX_CONCURRENCY),
+        default=None,
+        metavar="N",
+        help="max probes in flight per round (default 1024, capped by the fd limit)",
+    )
+    wait.add_argument(
+        "--rate",
+        type=_rate,
+        default=None,
+        metavar="N",
+        help=f"at most N handshake attempts per second in each round (at most {MAX_RATE:,})",
+    )
+    wait.add_argument(
+        "--per-host",
+        type=_bounded_int(1, MAX_CONCURRENCY),
+        default=None,
+        metavar="N",
+        help="at most N handshakes in flight to one address",
+    )
+    wait.add_argument(
+        "--allow",
+        action="append",
+        default=[],
+        metavar="CIDR",
+        type=_network,
+        help="scope guard (repeatable): only these networks get packets, "
+        "added to the inventory's scope.allow",
+    )
+    wait.add_argument("--junit", default=None, metavar="PATH", help="write JUnit XML of the end")
+    wait.add_argument(
+        "--markdown",
+        default=None,
+        metavar="PATH",
+        help="write a Markdown summary of the end (default with GITHUB_STEP_SUMMARY set: "
+        "append to that file)",
+    )
+    wait.add_argument(
+        "--report", default=None, metavar="PATH", help="write the end as one JSON document"
+    )
+
+
+def _deadline(text: str) -> float:
+    """``--deadline``: seconds as ``--timeout`` takes them, or 0 for no deadline."""
+    return 0.0 if _number(text) == 0 else _seconds(text)
 
 
 def _add_format_options(command: argparse.ArgumentParser) -> None:
@@ -508,9 +693,24 @@ def run() -> NoReturn:
     os._exit(code)
 
 
+def split_command(argv: Sequence[str]) -> tuple[list[str], list[str] | None]:
+    """``wait ... -- CMD ARGS`` → (scanner's own arguments, CMD); CMD None without ``--``.
+
+    Split before argparse, which would take CMD's options (``-- pytest -x``) as its own.
+    Only for ``wait``: the first argument that is no option names the command.
+    """
+    arguments = list(argv)
+    command = next((a for a in arguments if not a.startswith("-")), None)
+    if command != "wait" or "--" not in arguments:
+        return arguments, None
+    at = arguments.index("--")
+    return arguments[:at], arguments[at + 1 :]
+
+
 def main(argv: Sequence[str] | None = None) -> int:  # noqa: PLR0911 - one return per command
     parser = build_parser()
-    args = parser.parse_args(argv)
+    own, then = split_command(sys.argv[1:] if argv is None else argv)
+    args = parser.parse_args(own)
     if args.command is None:  # bare `scanner`: the help, on stderr, and exit 2 (documented)
         parser.print_help(sys.stderr)
         return 2
@@ -528,7 +728,7 @@ def main(argv: Sequence[str] | None = None) -> int:  # noqa: PLR0911 - one retur
         return cmd_trace(args)
     if args.command == "explain":
         return cmd_explain(args)
-    return cmd_check(args)
+    return cmd_wait(args, then) if args.command == "wait" else cmd_check(args)
 
 
 def _resolve_format(choice: str) -> str:
@@ -558,6 +758,33 @@ def _load(paths: Sequence[str]) -> Inventory | None:
 
         _say(f"{counted(len(exc.problems), 'problem')}; nothing was probed")
         return None
+
+
+def _load_arguments(args: argparse.Namespace) -> Inventory | None:
+    """The inventory of ``check``/``wait`` arguments: files, ``-`` (stdin), ``HOST:PORT``."""
+    from .inventory import InventoryError
+    from .inventory.adhoc import AdhocDefaults, describe, load_arguments, sort_arguments
+
+    arguments = sort_arguments(args.inventories)
+    problems = list(arguments.problems)
+    if not arguments.endpoints:
+        problems.extend(
+            f"{option} sets what HOST:PORT targets must be; an inventory file says it per "
+            "target (expect:, family:)"
+            for option, value in (("--expect", args.expect), ("--family", args.family))
+            if value is not None
+        )
+    if not problems:
+        try:
+            return load_arguments(arguments, AdhocDefaults(args.expect, args.family))
+        except InventoryError as exc:
+            problems = [describe(problem) for problem in exc.problems]
+    for problem in problems:
+        _say(problem)
+    from .report._text import counted
+
+    _say(f"{counted(len(problems), 'problem')}; nothing was probed")
+    return None
 
 
 def cmd_validate(paths: Sequence[str]) -> int:
@@ -619,7 +846,7 @@ def _usage_problems(args: argparse.Namespace, artefacts: Artefacts) -> list[str]
     if args.fail_on == "new" and not args.baseline:
         problems.append("--fail-on new needs --baseline REPORT (new compared with what?)")
     inputs = args.inventories if args.command == "check" else args.reports
-    problems.extend(artefacts.problems(inputs))
+    problems.extend(artefacts.problems([path for path in inputs if os.path.isfile(path)]))
     return problems
 
 
@@ -684,7 +911,7 @@ def plan_check(args: argparse.Namespace) -> CheckPlan | None:  # noqa: PLR0911 -
     baseline = _load_baseline(args.baseline)
     if baseline is False:
         return None
-    loaded = _load(args.inventories)
+    loaded = _load_arguments(args)
     if loaded is None or not _tls_settings_work(loaded):
         return None
     from .inventory import selection
@@ -989,6 +1216,130 @@ def _check_with_workers(
 
 def _drop(_data: bytes) -> None:
     pass
+
+
+#: ``scanner wait`` keeps a state per target: an inventory this large is no set of
+#: dependencies to wait for (a /16 on a port, 65,536 targets, is the most it takes)
+MAX_WAIT_TARGETS = 65536
+
+
+def cmd_wait(args: argparse.Namespace, command: list[str] | None) -> int:  # noqa: PLR0911 - one return per usage error, each said first
+    """``scanner wait``: rounds of checks until every target is ready; then CMD, or exit 0."""
+    import resource
+
+    from .verdict import EXIT_OK, EXIT_USAGE, wait_exit_code, with_artefacts
+
+    fd_limit = resource.getrlimit(resource.RLIMIT_NOFILE)  # CMD gets it back as it was
+    if command == []:
+        _say("wait: nothing after --: give the command to run once the targets are ready")
+        return EXIT_USAGE
+    artefacts = _artefacts(args)
+    problems = artefacts.problems([path for path in args.inventories if os.path.isfile(path)])
+    for problem in problems:
+        _say(problem)
+    if problems:
+        return EXIT_USAGE
+    loaded = _load_arguments(args)
+    if loaded is None or not _tls_settings_work(loaded):
+        return EXIT_USAGE
+    from .inventory import selection
+
+    tags = {t.strip() for t in args.tags.split(",") if t.strip()} if args.tags else None
+    inventory = selection.select(
+        loaded,
+        tags=tags,
+        timeout=args.timeout,
+        retries=args.retries,
+        dns_timeout=args.dns_timeout,
+        dns_tries=args.dns_tries,
+    )
+    if not inventory.targets:
+        _say(f"no target carries any of the tags {args.tags!r}; nothing to wait for")
+        return EXIT_USAGE
+    for warning in _unknown_tags(loaded, tags) if tags else ():
+        _warn(warning)
+    if len(inventory.targets) > MAX_WAIT_TARGETS:
+        _say(
+            f"wait: {len(inventory.targets):,} targets, at most {MAX_WAIT_TARGETS:,}: wait "
+            "for the dependencies of a job (use check for a sweep)"
+        )
+        return EXIT_USAGE
+    from .engine import ScanOptions
+    from .wait import WaitOptions, summary_line, wait_ready_sync
+
+    options = WaitOptions(
+        deadline=args.deadline or None,
+        interval=args.interval,
+        max_interval=args.max_interval,
+        stable=args.stable,
+        scan=ScanOptions(
+            handle_signals=True,
+            concurrency=args.concurrency,
+            rate=args.rate,
+            per_address=args.per_host,
+            allow=tuple(args.allow),
+        ),
+    )
+    fmt = _resolve_format(args.format)
+    outcome = wait_ready_sync(inventory, _wait_observer(fmt), options)
+    code = wait_exit_code(outcome.summary, ready=outcome.ready)
+    if fmt == "json" and outcome.waiting:
+        took = outcome.summary.duration_s
+        _say(f"not ready after {took:.0f} s: {summary_line(outcome.waiting)}")
+    if artefacts.wanted:
+        from .report.document import wait_report
+
+        unwritten = artefacts.write(wait_report(outcome, inventories=inventory.paths))
+        for problem in unwritten:
+            _say(problem)
+        code = with_artefacts(code, unwritten=bool(unwritten))
+    from . import signals
+
+    if code != EXIT_OK or not command or signals.received() is not None:
+        return code
+    return _exec(command, fd_limit)
+
+
+def _wait_observer(fmt: str) -> WaitObserver:
+    if fmt == "json":
+        from .report.events import WaitEventWriter
+
+        return WaitEventWriter()
+    from .report._sink import LineSink, SinkText, raw_stdout
+    from .report.live import WaitConsole
+
+    sink = LineSink(raw_stdout(), batch_bytes=1)
+    return WaitConsole(SinkText(sink, like=sys.stdout), sink=sink)
+
+
+def _exec(command: list[str], fd_limit: tuple[int, int]) -> int:
+    """Run ``command`` in this process's place (its exit code and signals are its own).
+
+    What Python changed for itself is put back first: SIGPIPE and SIGXFSZ, which it
+    ignores (a ``yes | head`` inside CMD would never end), and the descriptor limit the
+    scan raised. Returns only when the command cannot be run: 127 not found, 126 else.
+    """
+    import resource
+    import signal
+
+    from .verdict import EXIT_CANNOT_RUN, EXIT_NOT_FOUND
+
+    for name in ("SIGPIPE", "SIGXFSZ"):
+        if hasattr(signal, name):
+            signal.signal(getattr(signal, name), signal.SIG_DFL)
+    with contextlib.suppress(ValueError, OSError):
+        resource.setrlimit(resource.RLIMIT_NOFILE, fd_limit)
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError):
+            stream.flush()
+    try:
+        os.execvp(command[0], command)  # noqa: S606 - CMD as given, in our place: no shell
+    except FileNotFoundError:
+        _say(f"cannot run {command[0]!r}: not found")
+        return EXIT_NOT_FOUND
+    except OSError as exc:
+        _say(f"cannot run {command[0]!r}: {exc.strerror or exc}")
+        return EXIT_CANNOT_RUN
 
 
 def cmd_trace(args: argparse.Namespace) -> int:

@@ -28,6 +28,9 @@ EXIT_ARTEFACT = 4
 #: SPEC §1: interrupted by SIGINT / SIGTERM (the reports are still written)
 EXIT_SIGNAL: Mapping[str, int] = {"SIGINT": 130, "SIGTERM": 143}
 
+#: ``scanner wait -- CMD``: CMD exists but cannot be run / was not found (as shells say)
+EXIT_CANNOT_RUN, EXIT_NOT_FOUND = 126, 127
+
 FailOn = Literal["any", "new"]
 
 
@@ -233,3 +236,13 @@ def event_level(ok: bool, category: Category | str) -> str:
 def scan_level(summary: ScanSummary) -> str:
     """The ``level`` of ``scan.finished``: info only when the scan passed."""
     return "info" if scan_passed(summary) else "error"
+
+
+def wait_exit_code(summary: ScanSummary, *, ready: bool) -> int:
+    """``scanner wait``'s exit code: 0 every target ready, 1 not by the deadline, 130/143
+    interrupted. Not 3 for a target whose last round was inconclusive: the question a wait
+    answers is "ready or not", and a target that never proved ready is not."""
+    signal = summary.interrupted_by
+    if signal is not None and signal in EXIT_SIGNAL:
+        return EXIT_SIGNAL[signal]
+    return EXIT_OK if ready else EXIT_FAILED

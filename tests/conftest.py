@@ -100,6 +100,17 @@ EVENT_KEYS: dict[str, set[str]] = {
     },
     "scan.finished": {"counts", "duration_s", "ok", "interrupted"},
 }
+# scanner wait: a target after one round (the target.result fields, then the wait's)
+EVENT_KEYS["target.waiting"] = EVENT_KEYS["target.result"] | {
+    "round",
+    "good_rounds",
+    "stable",
+    "since",
+    "for_s",
+    "waited_s",
+    "next_in_s",
+}
+EVENT_KEYS["target.ready"] = EVENT_KEYS["target.waiting"]
 
 
 @dataclass

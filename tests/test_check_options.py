@@ -26,6 +26,9 @@ CASES: dict[str, tuple[list[str], list[str]]] = {
     "dns_timeout": (["--dns-timeout", "0.3"], []),
     "dns_tries": (["--dns-tries", "1"], []),
     "tags": (["--tags", "a"], []),
+    # ad-hoc HOST:PORT targets: they become inventory targets, so they reach the workers
+    "expect": (["127.0.0.9:1", "--expect", "closed"], ["127.0.0.9:1"]),
+    "family": (["localhost:1", "--family", "ipv4"], ["localhost:1"]),
     "max_duration": (["--max-duration", "9"], []),
     "allow": (["--allow", "127.0.0.0/8"], []),
     "rate": (["--rate", "40"], []),
@@ -109,8 +112,13 @@ def test_each_option_reaches_the_workers_or_is_refused(
     monkeypatch.delenv("GITHUB_STEP_SUMMARY", raising=False)
     given, compared = ([a.format(tmp=tmp_path) for a in argv] for argv in CASES[dest])
     head = ["check", str(inventory), "--format", "json", "--workers", "2"]
-    base_plan, base = _jobs(head + compared)
-    plan, jobs = _jobs(head + given)
+
+    def argv(extra: list[str]) -> list[str]:  # a HOST:PORT joins the positionals
+        at = 2 if extra[:1] and not extra[0].startswith("-") else len(head)
+        return head[:at] + extra + head[at:]
+
+    base_plan, base = _jobs(argv(compared))
+    plan, jobs = _jobs(argv(given))
     assert base_plan is not None
     if dest in REFUSED:
         assert plan is None

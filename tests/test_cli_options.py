@@ -18,7 +18,7 @@ from scanner.inventory import _values
 
 from .conftest import ROOT, Listener, run_scanner, scanner_env, write_inventory
 
-COMMANDS = ["check", "trace", "explain", "merge", "validate", "demo", "completion"]
+COMMANDS = ["check", "wait", "trace", "explain", "merge", "validate", "demo", "completion"]
 
 
 def _subparsers(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:

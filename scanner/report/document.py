@@ -20,10 +20,13 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar
 
 import msgspec
 from msgspec import Meta, Struct
+
+if TYPE_CHECKING:
+    from ..wait import WaitOutcome, WaitStatus
 
 from .. import __version__
 from ..models import (
@@ -55,6 +58,7 @@ Change = Literal["new_failure", "fixed", "category_changed"]
 Port = Annotated[int, Meta(ge=1, le=65535)]
 Milliseconds = Annotated[float, Meta(ge=0)]
 Count = Annotated[int, Meta(ge=0)]
+Seconds = Annotated[float, Meta(ge=0)]
 IcmpNumber = Annotated[int, Meta(ge=0, le=255)]
 Errno = Annotated[str, Meta(pattern=r"^E[A-Z0-9]+$")]
 Moment = Annotated[str, Meta(pattern=r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|\+00:00)$")]
@@ -219,6 +223,40 @@ class ExplainEntry(Struct, frozen=True, kw_only=True, gc=False):
     next_step: str
 
 
+class WaitEntry(TargetOutcome, frozen=True, kw_only=True, gc=False):
+    """``target.waiting`` / ``target.ready`` (``scanner wait``): one target after one round.
+
+    The ``target.result`` fields of that round, then where the wait stands for it.
+    """
+
+    #: this target's rounds so far, this one included
+    round: Annotated[int, Meta(ge=1)]
+    #: good rounds in a row (0 after a bad one); ready once it reaches ``stable``
+    good_rounds: Count
+    stable: Annotated[int, Meta(ge=1)]
+    #: when its current state (ok and category) began, and how long it has lasted
+    since: Moment
+    for_s: Seconds
+    #: since the wait began
+    waited_s: Seconds
+    #: when its next round comes; null once ready
+    next_in_s: Seconds | None
+
+
+class WaitingEntry(Struct, frozen=True, kw_only=True, gc=False):
+    """One target not ready when ``scanner wait`` ended: its last state and for how long."""
+
+    target: str
+    ok: bool
+    category: Category
+    hint: str | None
+    since: Moment
+    for_s: Seconds
+    rounds: Count
+    good_rounds: Count
+    stable: Annotated[int, Meta(ge=1)]
+
+
 class SummaryEntry(Struct, frozen=True, kw_only=True):
     """``scan.finished``, and a report's ``summary``."""
 
@@ -227,6 +265,8 @@ class SummaryEntry(Struct, frozen=True, kw_only=True):
     ok: bool
     interrupted: bool
     interrupted_by: str | None = None
+    #: ``scanner wait`` only (null otherwise): the targets not ready at its end
+    waiting: tuple[WaitingEntry, ...] | None = None
 
 
 class ReportDocument(Struct, frozen=True, kw_only=True):
@@ -373,6 +413,62 @@ def summary_entry(summary: ScanSummary) -> SummaryEntry:
 def summary_of(entry: SummaryEntry) -> ScanSummary:
     """A report's summary back as the engine's :class:`ScanSummary`."""
     return ScanSummary.from_counts(entry.counts, entry.duration_s, entry.interrupted_by)
+
+
+def moment(epoch: float) -> str:
+    """Seconds since the epoch as ISO-8601 UTC with milliseconds and a ``Z``."""
+    stamp = datetime.fromtimestamp(round(epoch, 3), UTC).isoformat(timespec="milliseconds")
+    return stamp.replace("+00:00", "Z")
+
+
+def wait_entry(status: WaitStatus, began_at: float) -> WaitEntry:
+    """``target.waiting`` / ``target.ready`` of one round (``began_at``: the wait's start)."""
+    return _outcome(
+        WaitEntry,
+        status.result,
+        None,
+        round=status.round,
+        good_rounds=status.good_rounds,
+        stable=status.stable,
+        since=moment(began_at + status.since_s),
+        for_s=round(status.for_s, 3),
+        waited_s=round(status.waited_s, 3),
+        next_in_s=None if status.next_in_s is None else round(status.next_in_s, 3),
+    )
+
+
+def waiting_entry(status: WaitStatus, began_at: float) -> WaitingEntry:
+    result = status.result
+    return WaitingEntry(
+        target=result.target.name,
+        ok=result.ok,
+        category=result.category,
+        hint=result.hint,
+        since=moment(began_at + status.since_s),
+        for_s=round(status.for_s, 3),
+        rounds=status.round,
+        good_rounds=status.good_rounds,
+        stable=status.stable,
+    )
+
+
+def wait_summary_entry(outcome: WaitOutcome) -> SummaryEntry:
+    """``scan.finished`` of a wait: the summary, and every target not ready."""
+    waiting = tuple(waiting_entry(s, outcome.began_at) for s in outcome.waiting)
+    entry = summary_entry(outcome.summary)
+    return msgspec.structs.replace(entry, ok=outcome.ready, waiting=waiting)
+
+
+def wait_report(outcome: WaitOutcome, *, inventories: Sequence[str]) -> ReportDocument:
+    """The ``--report`` document of a wait: every target's last result, and the summary
+    with the targets not ready."""
+    document = build_report(
+        outcome.results,
+        outcome.summary,
+        inventories=inventories,
+        started=moment(outcome.began_at),
+    )
+    return msgspec.structs.replace(document, summary=wait_summary_entry(outcome))
 
 
 def utc_now() -> str:

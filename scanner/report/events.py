@@ -15,7 +15,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
 import msgspec
 
@@ -42,6 +42,9 @@ from .document import (
     summary_entry,
     target_outcome,
 )
+
+if TYPE_CHECKING:
+    from ..wait import WaitOutcome, WaitStatus
 
 
 class UtcTimestamp:
@@ -149,3 +152,47 @@ class JsonEventWriter:
             self.emit("scan.finished", scan_level(summary), summary_entry(summary))
         # everything reaches the reader before the process ends, unless a signal says stop
         self.sink.drain(interrupted=lambda: signals.received() is not None)
+
+
+class WaitEventWriter:
+    """``scanner wait --format json``: the wait's events as JSON lines.
+
+    ``scan.started`` once; per target and round ``target.waiting`` (not ready yet: its
+    category, hint, how long it has been in that state, when it is probed next) or, once,
+    ``target.ready``; at the end every target's last result as ``target.result`` (the
+    shape ``check`` writes, so the same gates read it) and ``scan.finished``, whose
+    ``waiting`` lists the targets not ready.
+    """
+
+    def __init__(self, stream: IO[bytes] | None = None) -> None:
+        self.writer = JsonEventWriter(stream)
+        self.began_at = 0.0
+
+    def on_wait_start(self, start: ScanStart, _options: object, began_at: float) -> None:
+        self.began_at = began_at
+        self.writer.on_start(start)
+
+    def on_status(self, status: WaitStatus) -> None:
+        from .document import wait_entry
+
+        result = status.result
+        if status.ready:
+            self.writer.emit("target.ready", "info", wait_entry(status, self.began_at))
+        else:
+            level = "info" if result.ok else "warning"  # not a verdict yet
+            self.writer.emit("target.waiting", level, wait_entry(status, self.began_at))
+
+    def on_wait_finish(self, outcome: WaitOutcome) -> None:
+        from .document import wait_summary_entry
+
+        for result in outcome.results:
+            self.writer.on_target(result)
+        level = "info" if outcome.ready else "error"
+        self.writer.emit("scan.finished", level, wait_summary_entry(outcome))
+        self.writer.sink.drain(interrupted=lambda: signals.received() is not None)
+
+    def tick(self) -> None:
+        self.writer.flush()
+
+    def backlogged(self) -> bool:
+        return self.writer.backlogged()

@@ -28,7 +28,7 @@ from typing import TextIO
 
 from ..inventory.targets import display
 from ..verdict import Verdict, verdict_of
-from .document import ReportDocument, TargetEntry
+from .document import ReportDocument, TargetEntry, WaitingEntry
 
 #: characters XML 1.0 forbids even as references (C0 controls but tab/LF/CR, surrogates, ...)
 _NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
@@ -96,7 +96,17 @@ def detail(entry: TargetEntry, baseline: str | None = None) -> str:
     return "\n".join(lines)
 
 
-def _testcase(entry: TargetEntry, baseline: str | None) -> ET.Element:
+def not_ready(waiting: WaitingEntry) -> str:
+    """``scanner wait``: ``not ready: refused for 58.0 s (12 rounds)``."""
+    text = f"not ready: {waiting.category} for {waiting.for_s:.1f} s ({waiting.rounds} rounds)"
+    if waiting.ok:
+        text += f", {waiting.good_rounds} of {waiting.stable} good rounds in a row"
+    return text
+
+
+def _testcase(
+    entry: TargetEntry, baseline: str | None, waiting: WaitingEntry | None = None
+) -> ET.Element:
     case = ET.Element(
         "testcase",
         {
@@ -106,10 +116,16 @@ def _testcase(entry: TargetEntry, baseline: str | None) -> ET.Element:
         },
     )
     verdict = verdict_of(entry.ok, entry.category)
+    body = detail(entry, baseline)
+    if waiting is not None:
+        body += "\n" + not_ready(waiting)
     if verdict is not Verdict.OK:
         tag = "failure" if verdict is Verdict.FAILED else "error"
         attributes = {"type": entry.category.value, "message": xml_safe(failure_message(entry))}
-        ET.SubElement(case, tag, attributes).text = xml_safe(detail(entry, baseline))
+        ET.SubElement(case, tag, attributes).text = xml_safe(body)
+    elif waiting is not None:  # good, but not yet --stable rounds in a row: not ready
+        attributes = {"type": "not_ready", "message": xml_safe(not_ready(waiting))}
+        ET.SubElement(case, "failure", attributes).text = xml_safe(body)
     elif entry.change:  # fixed since the baseline: passing, but worth a line
         ET.SubElement(case, "system-out").text = xml_safe(detail(entry, baseline))
     return case
@@ -124,10 +140,10 @@ class _Stats:
         self.tests = self.failures = self.errors = 0
         self.seconds = 0.0
 
-    def add(self, entry: TargetEntry) -> None:
+    def add(self, entry: TargetEntry, unready: bool = False) -> None:
         verdict = verdict_of(entry.ok, entry.category)
         self.tests += 1
-        self.failures += verdict is Verdict.FAILED
+        self.failures += verdict is Verdict.FAILED or (unready and verdict is Verdict.OK)
         self.errors += verdict is Verdict.INCONCLUSIVE
         self.seconds += seconds(entry)
 
@@ -159,9 +175,11 @@ def xml_pieces(report: ReportDocument) -> Iterator[str]:
     """
     per_file = {path: _Stats() for path in report.inventories}
     total = _Stats()
+    waiting = {w.target: w for w in report.summary.waiting or ()}  # scanner wait
     for entry in report.targets:
-        per_file.setdefault(entry.inventory or NO_FILE, _Stats()).add(entry)
-        total.add(entry)
+        unready = entry.target in waiting
+        per_file.setdefault(entry.inventory or NO_FILE, _Stats()).add(entry, unready)
+        total.add(entry, unready)
     baseline = report.baseline
     root = ET.Element("testsuites", {"name": "scanner"})
     total.apply(root)
@@ -182,7 +200,7 @@ def xml_pieces(report: ReportDocument) -> Iterator[str]:
         yield _indented(properties, 2)
         for entry in report.targets:
             if (entry.inventory or NO_FILE) == path:
-                yield _indented(_testcase(entry, baseline), 2)
+                yield _indented(_testcase(entry, baseline, waiting.get(entry.target)), 2)
         yield "  </testsuite>\n"
     yield "</testsuites>\n"
 

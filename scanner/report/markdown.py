@@ -82,7 +82,16 @@ def verdict_line(report: ReportDocument) -> str:
     where = ", ".join(report.inventories) or "no inventory"
     shard = f" (shard {report.shard})" if report.shard else ""
     of_total = f"of {counted(total, 'target')}"
-    if failed:
+    waiting = report.summary.waiting
+    if waiting:  # scanner wait, not ready at its end
+        head = f"❌ **{len(waiting):,} {of_total} not ready**"
+    elif waiting is not None and not summary.interrupted:
+        head = (
+            f"✅ **all {counted(total, 'target')} ready**"
+            if total != 1
+            else "✅ **1 target ready**"
+        )
+    elif failed:
         head = f"❌ **{failed:,} {of_total} failed**"
     elif inconclusive:
         head = f"⚠️ **no failures, {inconclusive:,} {of_total} inconclusive**"
@@ -286,6 +295,31 @@ def _failures(tables: _Tables) -> list[str]:
     return lines
 
 
+def _not_ready(report: ReportDocument) -> list[str]:
+    """``scanner wait``: each target not ready at its end, its last state and for how long."""
+    waiting = report.summary.waiting or ()
+    if not waiting:
+        return []
+    rows = (
+        [
+            w.target,
+            f"{w.category} for {w.for_s:.1f} s",
+            f"{w.good_rounds} of {w.stable}",
+            w.rounds,
+            w.hint,
+        ]
+        for w in waiting
+    )
+    return [
+        f"### Not ready ({len(waiting)})",
+        "",
+        *table(
+            ["target", "last state", "good rounds in a row", "rounds", "hint"], rows, len(waiting)
+        ),
+        "",
+    ]
+
+
 def _per_category(counts: dict[str, int]) -> list[str]:
     # counts mixes categories with the ok/failed verdicts ("inconclusive" is both)
     rows = sorted(
@@ -352,6 +386,7 @@ def render(report: ReportDocument) -> str:
     lines = ["## scanner", "", verdict_line(report), ""]
     if report.baseline:
         lines += _changes(report.baseline, tables, report.removed)
+    lines += _not_ready(report)
     lines += _failures(tables)
     lines += _per_category(report.summary.counts)
     lines += _slowest(tables)

@@ -29,7 +29,11 @@ Names not in the zone get NXDOMAIN. Run as a process::
 
     python -m scanner.testing.dns_server --zone zone.json --host 127.0.0.1 --port 0
 
-It prints ``listening HOST PORT`` on stdout once the socket is bound.
+It prints ``listening HOST PORT`` on stdout once the socket is bound. With ``--reload`` the
+zone file is read again whenever it changes (looked at, at most every 50 ms, when a query
+comes): a test changes the answers while the server runs by replacing the file (write a
+file beside it, then rename it over the zone, so a query never sees half a zone). A file
+that does not parse leaves the zone as it was.
 """
 
 from __future__ import annotations
@@ -38,8 +42,10 @@ import argparse
 import asyncio
 import contextlib
 import json
+import os
 import socket
 import sys
+import time
 from collections.abc import Mapping
 from typing import IO, Any, cast
 
@@ -116,11 +122,61 @@ def answer(query: DNSRecord, zone: Zone, ttl: int = 5) -> DNSRecord | None:
     return reply
 
 
+def _normalised(zone: Zone) -> dict[str, Mapping[str, Any]]:
+    return {k.lower().rstrip("."): v for k, v in zone.items()}
+
+
+class ZoneFile:
+    """A zone read from a JSON file, and read again when the file changes."""
+
+    #: seconds between looks at the file
+    LOOK_EVERY = 0.05
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.zone: Zone = {}
+        self._seen: tuple[int, int, int] | None = None
+        self._looked = 0.0
+        self.reload()
+
+    def _stamp(self) -> tuple[int, int, int] | None:
+        try:
+            info = os.stat(self.path)
+        except OSError:
+            return None
+        return (info.st_ino, info.st_mtime_ns, info.st_size)
+
+    def reload(self) -> None:
+        stamp = self._stamp()
+        if stamp is None or stamp == self._seen:
+            return
+        try:
+            with open(self.path, encoding="utf-8") as handle:
+                zone = _normalised(json.load(handle))
+        except (OSError, ValueError):
+            return  # half written or broken: keep answering from the zone as it was
+        self.zone, self._seen = zone, stamp
+
+    def current(self) -> Zone:
+        now = time.monotonic()
+        if now - self._looked >= self.LOOK_EVERY:
+            self._looked = now
+            self.reload()
+        return self.zone
+
+
 class _Protocol(asyncio.DatagramProtocol):
-    def __init__(self, zone: Zone, log: IO[str] | None = None) -> None:
-        self.zone = zone
+    def __init__(
+        self, zone: Zone, log: IO[str] | None = None, source: ZoneFile | None = None
+    ) -> None:
+        self._zone = zone
+        self.source = source
         self.log = log
         self.transport: asyncio.DatagramTransport | None = None
+
+    @property
+    def zone(self) -> Zone:
+        return self.source.current() if self.source is not None else self._zone
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.DatagramTransport, transport)
@@ -133,9 +189,10 @@ class _Protocol(asyncio.DatagramProtocol):
         if self.log is not None:  # one line per query: tests count lookups with it
             self.log.write(f"{str(query.q.qname).rstrip('.').lower()} {QTYPE[query.q.qtype]}\n")
             self.log.flush()
-        entry = self.zone.get(str(query.q.qname).rstrip(".").lower(), {})
+        zone = self.zone
+        entry = zone.get(str(query.q.qname).rstrip(".").lower(), {})
         delay = entry.get("delay_ms")
-        reply = answer_bytes(query, self.zone)
+        reply = answer_bytes(query, zone)
         if reply is None or self.transport is None:
             return
         if delay:
@@ -145,13 +202,18 @@ class _Protocol(asyncio.DatagramProtocol):
 
 
 async def start_server(
-    zone: Zone, host: str = "127.0.0.1", port: int = 0, log: IO[str] | None = None
+    zone: Zone,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    log: IO[str] | None = None,
+    source: ZoneFile | None = None,
 ) -> tuple[asyncio.DatagramTransport, int]:
-    """Serve ``zone`` in the running event loop; returns the transport and the bound port."""
+    """Serve ``zone`` (or ``source``'s zone as it changes) in the running event loop;
+    returns the transport and the bound port."""
     loop = asyncio.get_running_loop()
-    normalised = {k.lower().rstrip("."): v for k, v in zone.items()}
+    normalised = _normalised(zone)
     transport, _ = await loop.create_datagram_endpoint(
-        lambda: _Protocol(normalised, log), local_addr=(host, port)
+        lambda: _Protocol(normalised, log, source), local_addr=(host, port)
     )
     # A burst of queries must not overflow the default buffer (~200 KiB): a loss here would
     # look like the resolver's timeout. The kernel caps this at net.core.rmem_max.
@@ -160,8 +222,10 @@ async def start_server(
     return transport, int(transport.get_extra_info("sockname")[1])
 
 
-async def serve(zone: Zone, host: str, port: int, log: IO[str] | None = None) -> None:
-    transport, _port = await start_server(zone, host, port, log)
+async def serve(
+    zone: Zone, host: str, port: int, log: IO[str] | None = None, source: ZoneFile | None = None
+) -> None:
+    transport, _port = await start_server(zone, host, port, log, source)
     sockname = transport.get_extra_info("sockname")
     print(f"listening {sockname[0]} {sockname[1]}", flush=True)
     try:
@@ -176,13 +240,19 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--query-log", default=None, help="append 'name TYPE' per query here")
+    parser.add_argument(
+        "--reload", action="store_true", help="read the zone file again whenever it changes"
+    )
     args = parser.parse_args(argv)
+    source = None
     if args.zone == "-":
         text = sys.stdin.read()
     else:
         with open(args.zone, encoding="utf-8") as handle:
             text = handle.read()
-    zone = {k.lower().rstrip("."): v for k, v in json.loads(text).items()}
+        if args.reload:
+            source = ZoneFile(args.zone)
+    zone = _normalised(json.loads(text))
     with contextlib.ExitStack() as stack:
         log = (
             stack.enter_context(open(args.query_log, "a", encoding="utf-8"))
@@ -190,7 +260,7 @@ def main(argv: list[str] | None = None) -> None:
             else None
         )
         with contextlib.suppress(KeyboardInterrupt):
-            asyncio.run(serve(zone, args.host, args.port, log))
+            asyncio.run(serve(zone, args.host, args.port, log, source))
 
 
 if __name__ == "__main__":
