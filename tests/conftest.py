@@ -334,3 +334,38 @@ def openssl() -> None:
     from .tls_servers import require
 
     require(shutil.which("openssl") is not None, "no openssl command")
+
+
+def run_on_tty(
+    args: list[str], env: dict[str, str], *, stdout: Path | None = None, timeout: float = 60
+) -> tuple[int, str]:
+    """Run the CLI with stderr (and stdout, unless a file is given) on a pseudo-terminal, as
+    a person would see it: (exit code, everything the terminal showed)."""
+    import pty
+
+    leader, follower = pty.openpty()
+    out = open(stdout, "wb") if stdout is not None else None  # noqa: SIM115 - closed below
+    try:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "scanner", *args],
+            stdout=out if out is not None else follower,
+            stderr=follower,
+            stdin=subprocess.DEVNULL,
+            env=env,
+            cwd=ROOT,
+        )
+    finally:
+        if out is not None:
+            out.close()
+    os.close(follower)
+    chunks = []
+    while True:
+        try:
+            data = os.read(leader, 65536)
+        except OSError:  # EIO: the child closed the terminal
+            break
+        if not data:
+            break
+        chunks.append(data)
+    os.close(leader)
+    return proc.wait(timeout=timeout), b"".join(chunks).decode(errors="replace")

@@ -17,6 +17,7 @@ from .conftest import (
     DnsServer,
     Listener,
     parse_events,
+    run_on_tty,
     run_scanner,
     scanner_env,
     wait_for,
@@ -387,34 +388,6 @@ def test_demo_shows_every_loopback_category() -> None:
     assert "built for" in proc.stderr
 
 
-def _run_on_tty(args: list[str], env: dict[str, str]) -> tuple[int, str]:
-    """Run the CLI with stdout and stderr on a pseudo-terminal, as a person would see it."""
-    import os
-    import pty
-
-    leader, follower = pty.openpty()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "scanner", *args],
-        stdout=follower,
-        stderr=follower,
-        stdin=subprocess.DEVNULL,
-        env=env,
-        cwd=ROOT,
-    )
-    os.close(follower)
-    chunks = []
-    while True:
-        try:
-            data = os.read(leader, 65536)
-        except OSError:  # EIO: the child closed the terminal
-            break
-        if not data:
-            break
-        chunks.append(data)
-    os.close(leader)
-    return proc.wait(timeout=30), b"".join(chunks).decode(errors="replace")
-
-
 @pytest.mark.parametrize("no_color", [False, True])
 def test_tty_gets_console_with_colour_unless_no_color(
     tmp_path: Path, listener: Listener, closed_port: int, no_color: bool
@@ -426,7 +399,7 @@ def test_tty_gets_console_with_colour_unless_no_color(
     env = scanner_env()
     if no_color:
         env["NO_COLOR"] = "1"
-    code, screen = _run_on_tty(["check", str(inv)], env)
+    code, screen = run_on_tty(["check", str(inv)], env, timeout=30)
     assert code == 1
     assert "refused" in screen and '"event"' not in screen  # auto format: console on a TTY
     assert ("\x1b[31m" in screen) is (not no_color)

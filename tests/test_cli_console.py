@@ -4,8 +4,6 @@ subprocess, a pseudo-terminal where the TTY matters, real listeners on loopback.
 from __future__ import annotations
 
 import contextlib
-import os
-import pty
 import re
 import signal
 import socket
@@ -17,39 +15,15 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import ROOT, Listener, parse_events, run_scanner, scanner_env, write_inventory
-
-
-def _on_tty(
-    args: list[str], env: dict[str, str], *, stdout: Path | None = None, timeout: float = 60
-) -> tuple[int, str]:
-    """Run the CLI with stderr (and stdout, unless a file is given) on a pseudo-terminal."""
-    leader, follower = pty.openpty()
-    out = open(stdout, "wb") if stdout is not None else None  # noqa: SIM115 - closed below
-    try:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "scanner", *args],
-            stdout=out if out is not None else follower,
-            stderr=follower,
-            stdin=subprocess.DEVNULL,
-            env=env,
-            cwd=ROOT,
-        )
-    finally:
-        if out is not None:
-            out.close()
-    os.close(follower)
-    chunks = []
-    while True:
-        try:
-            data = os.read(leader, 65536)
-        except OSError:  # EIO: the child closed the terminal
-            break
-        if not data:
-            break
-        chunks.append(data)
-    os.close(leader)
-    return proc.wait(timeout=timeout), b"".join(chunks).decode(errors="replace")
+from .conftest import (
+    ROOT,
+    Listener,
+    parse_events,
+    run_on_tty,
+    run_scanner,
+    scanner_env,
+    write_inventory,
+)
 
 
 @pytest.fixture
@@ -211,7 +185,7 @@ def test_progress_on_a_terminal_stderr_while_stdout_is_a_file(
     inv = _slow_inventory(tmp_path, _refused_port(everywhere))
     out = tmp_path / "out.txt"
     args = ["check", str(inv), "--format", fmt, "--rate", "500"]  # 300 targets: 0.6 s
-    code, screen = _on_tty(args, scanner_env(), stdout=out)
+    code, screen = run_on_tty(args, scanner_env(), stdout=out)
     assert code == 1
     progress = re.findall(r"\r\x1b\[K(\d[\d,]*)/300 targets, (\d[\d,]*) failed \(", screen)
     assert progress, screen
@@ -222,7 +196,7 @@ def test_progress_on_a_terminal_stderr_while_stdout_is_a_file(
         parse_events(written)
         assert "300 targets: 0 ok, 300 failed" in screen  # and the summary on the terminal
     # -q: no progress; a stderr that is not a terminal: no progress either
-    code, screen = _on_tty([*args, "-q"], scanner_env(), stdout=out)
+    code, screen = run_on_tty([*args, "-q"], scanner_env(), stdout=out)
     assert code == 1 and "/300 targets" not in screen
     piped = run_scanner(*args)
     assert "/300 targets" not in piped.stderr
@@ -239,9 +213,9 @@ def test_term_dumb_gets_no_colour_on_a_terminal(tmp_path: Path, listener: Listen
     )
     env = scanner_env()
     env.pop("NO_COLOR", None)
-    code, screen = _on_tty(["check", str(inv)], env | {"TERM": "xterm"})
+    code, screen = run_on_tty(["check", str(inv)], env | {"TERM": "xterm"})
     assert code == 1 and "\x1b[31m" in screen  # a terminal that shows colour gets it
-    code, screen = _on_tty(["check", str(inv)], env | {"TERM": "dumb"})
+    code, screen = run_on_tty(["check", str(inv)], env | {"TERM": "dumb"})
     assert code == 1 and "refused" in screen and "\x1b" not in screen
 
 

@@ -150,8 +150,12 @@ async def test_rate_limit_is_seen_at_the_listener() -> None:
         server.close()
     accepted = server.accepted
     assert len(accepted) == 25
-    # 25 handshakes at 50/s: 24 gaps of 20 ms (accept adds jitter, allow 10 %)
-    assert accepted[-1] - accepted[0] >= 24 * 0.02 * 0.9
+    # 25 handshakes at 50/s: 24 gaps of 20 ms (accept adds jitter, allow 10 %). The
+    # listener is a thread of this process, so while the scan holds the GIL its first
+    # accepts can come late and bunched (a loaded machine showed 0.38 s for all 24 gaps):
+    # the last 20 gaps are the measure. Without the rate all 25 take a few ms.
+    gaps = accepted[-1] - accepted[4]
+    assert gaps >= 20 * 0.02 * 0.9, [round(t - accepted[0], 3) for t in accepted]
 
 
 def _syn_sent_to(port: int) -> int:

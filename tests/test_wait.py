@@ -6,7 +6,6 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
-import os
 import signal
 import socket
 import sys
@@ -20,7 +19,16 @@ import pytest
 
 from scanner.cli import build_parser
 
-from .conftest import DnsServer, Listener, free_port, parse_events, run_scanner, write_inventory
+from .conftest import (
+    DnsServer,
+    Listener,
+    free_port,
+    parse_events,
+    run_on_tty,
+    run_scanner,
+    scanner_env,
+    write_inventory,
+)
 from .test_report_helpers import assert_valid, assert_valid_junit, schema_validator
 from .wait_support import (
     Service,
@@ -426,40 +434,13 @@ def test_many_targets_back_off_and_spread_out(tmp_path: Path) -> None:
     assert max(per_tick.values()) < 150  # never half of them at once
 
 
-def _run_on_tty(args: list[str]) -> tuple[int, str]:
-    import pty
-    import subprocess
-
-    from .conftest import ROOT, scanner_env
-
-    leader, follower = pty.openpty()
-    proc = subprocess.Popen(
-        [PY, "-m", "scanner", *args],
-        stdout=follower,
-        stderr=follower,
-        stdin=subprocess.DEVNULL,
-        env={**scanner_env(), "COLUMNS": "100", "LINES": "30"},
-        cwd=ROOT,
-    )
-    os.close(follower)
-    chunks = []
-    while True:
-        try:
-            data = os.read(leader, 65536)
-        except OSError:  # EIO: the child closed the terminal
-            break
-        if not data:
-            break
-        chunks.append(data)
-    os.close(leader)
-    return proc.wait(timeout=30), b"".join(chunks).decode(errors="replace")
-
-
 def test_a_tty_shows_one_live_line_per_waiting_target(tmp_path: Path) -> None:
     late, never = Service(free_port()), free_port()
     with schedule((1.5, late.up)):
-        code, screen = _run_on_tty(
-            ["wait", f"127.0.0.1:{late.port}", f"127.0.0.1:{never}", "--deadline", "3", *FAST]
+        code, screen = run_on_tty(
+            ["wait", f"127.0.0.1:{late.port}", f"127.0.0.1:{never}", "--deadline", "3", *FAST],
+            {**scanner_env(), "COLUMNS": "100", "LINES": "30"},
+            timeout=30,
         )
     late.down()
     assert code == 1
