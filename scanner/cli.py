@@ -900,17 +900,11 @@ class CheckPlan(NamedTuple):
         return self.artefacts.wanted or self.fail_on == "new"
 
 
-def plan_check(args: argparse.Namespace) -> CheckPlan | None:  # noqa: PLR0911 - one return per usage error, each said first
-    """The typed plan of ``scanner check``, or None after saying what is wrong (exit 2)."""
-    artefacts = _artefacts(args)
-    problems = _usage_problems(args, artefacts)
-    for problem in problems:
-        _say(problem)
-    if problems:
-        return None
-    baseline = _load_baseline(args.baseline)
-    if baseline is False:
-        return None
+def _selected(
+    args: argparse.Namespace, verb: str
+) -> tuple[Inventory, Inventory, set[str] | None] | None:
+    """The inventory as loaded, the targets ``--tags`` selects (with the run's own
+    timeout, retries and DNS settings), and the tags; or None once said what is wrong."""
     loaded = _load_arguments(args)
     if loaded is None or not _tls_settings_work(loaded):
         return None
@@ -926,9 +920,29 @@ def plan_check(args: argparse.Namespace) -> CheckPlan | None:  # noqa: PLR0911 -
         dns_tries=args.dns_tries,
     )
     if not inventory.targets:
-        _say(f"no target carries any of the tags {args.tags!r}; nothing to check")
+        _say(f"no target carries any of the tags {args.tags!r}; nothing to {verb}")
         return None
+    return loaded, inventory, tags
+
+
+def plan_check(args: argparse.Namespace) -> CheckPlan | None:
+    """The typed plan of ``scanner check``, or None after saying what is wrong (exit 2)."""
+    artefacts = _artefacts(args)
+    problems = _usage_problems(args, artefacts)
+    for problem in problems:
+        _say(problem)
+    if problems:
+        return None
+    baseline = _load_baseline(args.baseline)
+    if baseline is False:
+        return None
+    selected = _selected(args, "check")
+    if selected is None:
+        return None
+    loaded, inventory, tags = selected
     if args.shard is not None:
+        from .inventory import selection
+
         inventory = selection.shard(inventory, args.shard)
     fmt = _resolve_format(args.format)
     for warning in _check_warnings(args, fmt, loaded, tags, baseline):
@@ -1223,7 +1237,7 @@ def _drop(_data: bytes) -> None:
 MAX_WAIT_TARGETS = 65536
 
 
-def cmd_wait(args: argparse.Namespace, command: list[str] | None) -> int:  # noqa: PLR0911 - one return per usage error, each said first
+def cmd_wait(args: argparse.Namespace, command: list[str] | None) -> int:
     """``scanner wait``: rounds of checks until every target is ready; then CMD, or exit 0."""
     import resource
 
@@ -1239,23 +1253,10 @@ def cmd_wait(args: argparse.Namespace, command: list[str] | None) -> int:  # noq
         _say(problem)
     if problems:
         return EXIT_USAGE
-    loaded = _load_arguments(args)
-    if loaded is None or not _tls_settings_work(loaded):
+    selected = _selected(args, "wait for")
+    if selected is None:
         return EXIT_USAGE
-    from .inventory import selection
-
-    tags = {t.strip() for t in args.tags.split(",") if t.strip()} if args.tags else None
-    inventory = selection.select(
-        loaded,
-        tags=tags,
-        timeout=args.timeout,
-        retries=args.retries,
-        dns_timeout=args.dns_timeout,
-        dns_tries=args.dns_tries,
-    )
-    if not inventory.targets:
-        _say(f"no target carries any of the tags {args.tags!r}; nothing to wait for")
-        return EXIT_USAGE
+    loaded, inventory, tags = selected
     for warning in _unknown_tags(loaded, tags) if tags else ():
         _warn(warning)
     if len(inventory.targets) > MAX_WAIT_TARGETS:
