@@ -123,38 +123,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="max probes in flight (default 1024, capped by the fd limit; at most "
         f"{MAX_CONCURRENCY:,})",
     )
-    check.add_argument(
-        "--timeout",
-        "-t",
-        type=_seconds,
-        default=None,
-        metavar="S",
-        help=f"seconds per handshake attempt, for every target ({_SECONDS_HELP})",
-    )
-    check.add_argument(
-        "--dns-timeout",
-        type=_seconds,
-        default=None,
-        metavar="S",
-        help="seconds a DNS query gets per try (overrides the inventory's resolver.timeout "
-        "and resolv.conf's options timeout:N)",
-    )
-    check.add_argument(
-        "--dns-tries",
-        type=_bounded_int(1, 10),  # as resolver.tries in an inventory
-        default=None,
-        metavar="N",
-        help="rounds over the nameservers (overrides resolver.tries and resolv.conf's "
-        "options attempts:N)",
-    )
-    check.add_argument(
-        "--retries",
-        "-r",
-        type=_bounded_int(0, MAX_RETRIES),
-        default=None,
-        metavar="N",
-        help=f"extra attempts for transient failures, for every target (0 to {MAX_RETRIES})",
-    )
+    _add_probing_options(check, rounds=False)
     check.add_argument(
         "--tags",
         default=None,
@@ -170,27 +139,11 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"global deadline; unfinished targets end as inconclusive ({_SECONDS_HELP})",
     )
     check.add_argument(
-        "--allow",
-        action="append",
-        default=[],
-        metavar="CIDR",
-        type=_network,
-        help="scope guard (repeatable): only these networks get packets, "
-        "added to the inventory's scope.allow",
-    )
-    check.add_argument(
         "--rate",
         type=_rate,
         default=None,
         metavar="N",
         help=f"at most N handshake attempts per second overall (at most {MAX_RATE:,})",
-    )
-    check.add_argument(
-        "--per-host",
-        type=_bounded_int(1, MAX_CONCURRENCY),
-        default=None,
-        metavar="N",
-        help="at most N handshakes in flight to one address",
     )
     check.add_argument(
         "--show-ok",
@@ -430,38 +383,7 @@ def _add_wait_parser(sub: argparse._SubParsersAction[_Parser]) -> None:
         default="auto",
         help="auto (default): console (live lines) on a TTY, json otherwise",
     )
-    wait.add_argument(
-        "--timeout",
-        "-t",
-        type=_seconds,
-        default=None,
-        metavar="S",
-        help=f"seconds per handshake attempt, for every target ({_SECONDS_HELP})",
-    )
-    wait.add_argument(
-        "--dns-timeout",
-        type=_seconds,
-        default=None,
-        metavar="S",
-        help="seconds a DNS query gets per try (overrides the inventory's resolver.timeout "
-        "and resolv.conf's options timeout:N)",
-    )
-    wait.add_argument(
-        "--dns-tries",
-        type=_bounded_int(1, 10),  # as resolver.tries in an inventory
-        default=None,
-        metavar="N",
-        help="rounds over the nameservers (overrides resolver.tries and resolv.conf's "
-        "options attempts:N)",
-    )
-    wait.add_argument(
-        "--retries",
-        "-r",
-        type=_bounded_int(0, MAX_RETRIES),
-        default=None,
-        metavar="N",
-        help=f"extra attempts for transient failures within a round (0 to {MAX_RETRIES})",
-    )
+    _add_probing_options(wait, rounds=True)
     _add_adhoc_options(wait)
     wait.add_argument(
         "--tags", default=None, metavar="A,B", help="only targets carrying one of these tags"
@@ -481,22 +403,6 @@ def _add_wait_parser(sub: argparse._SubParsersAction[_Parser]) -> None:
         metavar="N",
         help=f"at most N handshake attempts per second in each round (at most {MAX_RATE:,})",
     )
-    wait.add_argument(
-        "--per-host",
-        type=_bounded_int(1, MAX_CONCURRENCY),
-        default=None,
-        metavar="N",
-        help="at most N handshakes in flight to one address",
-    )
-    wait.add_argument(
-        "--allow",
-        action="append",
-        default=[],
-        metavar="CIDR",
-        type=_network,
-        help="scope guard (repeatable): only these networks get packets, "
-        "added to the inventory's scope.allow",
-    )
     wait.add_argument("--junit", default=None, metavar="PATH", help="write JUnit XML of the end")
     wait.add_argument(
         "--markdown",
@@ -507,6 +413,59 @@ def _add_wait_parser(sub: argparse._SubParsersAction[_Parser]) -> None:
     )
     wait.add_argument(
         "--report", default=None, metavar="PATH", help="write the end as one JSON document"
+    )
+
+
+def _add_probing_options(command: argparse.ArgumentParser, *, rounds: bool) -> None:
+    """How targets are probed, for check and wait alike (wait's apply within each round)."""
+    command.add_argument(
+        "--timeout",
+        "-t",
+        type=_seconds,
+        default=None,
+        metavar="S",
+        help=f"seconds per handshake attempt, for every target ({_SECONDS_HELP})",
+    )
+    command.add_argument(
+        "--dns-timeout",
+        type=_seconds,
+        default=None,
+        metavar="S",
+        help="seconds a DNS query gets per try (overrides the inventory's resolver.timeout "
+        "and resolv.conf's options timeout:N)",
+    )
+    command.add_argument(
+        "--dns-tries",
+        type=_bounded_int(1, 10),  # as resolver.tries in an inventory
+        default=None,
+        metavar="N",
+        help="rounds over the nameservers (overrides resolver.tries and resolv.conf's "
+        "options attempts:N)",
+    )
+    within = "within a round" if rounds else "for every target"
+    command.add_argument(
+        "--retries",
+        "-r",
+        type=_bounded_int(0, MAX_RETRIES),
+        default=None,
+        metavar="N",
+        help=f"extra attempts for transient failures, {within} (0 to {MAX_RETRIES})",
+    )
+    command.add_argument(
+        "--allow",
+        action="append",
+        default=[],
+        metavar="CIDR",
+        type=_network,
+        help="scope guard (repeatable): only these networks get packets, "
+        "added to the inventory's scope.allow",
+    )
+    command.add_argument(
+        "--per-host",
+        type=_bounded_int(1, MAX_CONCURRENCY),
+        default=None,
+        metavar="N",
+        help="at most N handshakes in flight to one address",
     )
 
 
