@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .artefacts import replace_file
+from ._files import replace_file
 from .document import ReportDocument, iter_report_bytes
 
 

@@ -219,6 +219,6 @@ def render(report: ReportDocument) -> ET.ElementTree:
 
 def write_junit(report: ReportDocument, path: str | Path) -> None:
     """Replace ``path`` atomically (a kill mid-write leaves the earlier file whole)."""
-    from .artefacts import replace_file
+    from ._files import replace_file
 
     replace_file(path, (piece.encode("utf-8") for piece in xml_pieces(report)))

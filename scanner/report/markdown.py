@@ -400,7 +400,7 @@ def render(report: ReportDocument) -> str:
 
 def write_markdown(report: ReportDocument, path: str | Path, append: bool = False) -> None:
     """Replace ``path`` atomically, or (GitHub's step summary) append in one write."""
-    from .artefacts import append_file, replace_file
+    from ._files import append_file, replace_file
 
     data = render(report).encode("utf-8")
     if append:
