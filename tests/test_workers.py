@@ -214,20 +214,42 @@ def test_auto_workers(
 
 
 @pytest.mark.parametrize(
-    ("cores", "load", "expected"),
-    [(2, 0.1, 2), (2, 0.6, 1), (2, 1.3, 1), (2, 3.0, 1), (16, 4.4, 8), (16, 12.2, 4), (4, 1.5, 2)],
+    ("cores", "load", "running", "expected"),
+    [
+        (2, 0.1, None, 2),
+        (2, 0.6, None, 1),
+        (2, 1.3, None, 1),
+        (2, 3.0, None, 1),
+        (16, 4.4, None, 8),
+        (16, 12.2, None, 4),
+        (4, 1.5, None, 2),
+        (2, 1.3, 1, 1),  # the load is real: another task runs now
+        (2, 1.3, 0, 2),  # the load is the past: the work that made it has ended
+        (2, 0.2, 5, 2),  # a burst right now, no load: the average says idle
+        (16, 12.2, 3, 8),
+    ],
 )
 def test_auto_workers_use_the_idle_cores(
-    monkeypatch: pytest.MonkeyPatch, cores: int, load: float, expected: int
+    monkeypatch: pytest.MonkeyPatch, cores: int, load: float, running: int | None, expected: int
 ) -> None:
-    """One worker per core that other work leaves idle: workers on busy cores take turns."""
+    """One worker per core that other work leaves idle: workers on busy cores take turns.
+    The busy cores are the load average's, unless fewer tasks run right now."""
     import os
 
-    from scanner.workers import idle_cores
+    from scanner import workers
 
     monkeypatch.setattr(os, "sched_getaffinity", lambda _pid: set(range(cores)))
     monkeypatch.setattr(os, "getloadavg", lambda: (load, load, load))
-    assert idle_cores() == expected
+    monkeypatch.setattr(workers, "_running_now", lambda: running)
+    assert workers.idle_cores() == expected
+
+
+def test_the_tasks_running_now_are_read_from_the_kernel() -> None:
+    """This process is one of the runnable tasks while it reads: it is not counted."""
+    from scanner.workers import _running_now
+
+    running = _running_now()
+    assert running is not None and 0 <= running < 10_000
 
 
 def test_default_scan_of_many_addresses_is_exact(tmp_path: Path, closed_port: int) -> None:
