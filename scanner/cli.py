@@ -164,8 +164,8 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N|auto",
         help="scan with N processes, each every N-th target, one stream "
         f"(1 to {MAX_WORKERS}); auto (default): one per idle core for 256+ TLS targets, or for "
-        "10,000+ IP-address targets in JSON without reports; never with --rate, --per-host, "
-        "--shard or --trace-failures; else 1",
+        "10,000+ targets of addresses or distinct names in JSON without reports; never with "
+        "--rate, --per-host, --shard or --trace-failures; else 1",
     )
     check.add_argument(
         "--trace-failures",

@@ -161,7 +161,27 @@ AUTO_CASES = [
     pytest.param(["  - 127.0.0.0/18:1"], ["--trace-failures"], 1, id="trace"),
     pytest.param(["  - 127.0.0.0/18:1"], ["--report", "r.json"], 1, id="report"),
     pytest.param(["  - 127.0.0.0/18:1"], ["--junit", "j.xml"], 1, id="junit"),
-    pytest.param(["  - 127.0.0.0/18:1", "  - db.example:5432"], [], 1, id="names-resolved-once"),
+    pytest.param(
+        ["  - 127.0.0.0/18:1", "  - db.example:5432", "  - db.example:6432"],
+        [],
+        1,
+        id="a-name-of-two-targets-is-resolved-once",
+    ),
+    pytest.param(
+        ["  - {host: db.example, ports: [5432, 6432]}", "  - 127.0.0.0/18:1"],
+        [],
+        1,
+        id="a-name-with-two-ports-is-resolved-once",
+    ),
+    pytest.param(
+        ["  - 127.0.0.0/18:1", "  - db.example:5432", "  - cache.example:6379"],
+        [],
+        "many",
+        id="distinct-names",
+    ),
+    pytest.param(
+        [f"  - n{i}.example:80" for i in range(10_000)], [], "many", id="10k-distinct-names"
+    ),
     # TLS: the handshake's CPU outweighs what made processes not pay for plain connects
     pytest.param(["  - {host: 127.0.0.0/24, port: 443, tls: true}"], [], "many", id="tls-256"),
     pytest.param(["  - {host: 127.0.0.0/25, port: 443, tls: true}"], [], 1, id="tls-128-few"),
@@ -266,6 +286,34 @@ def test_default_scan_of_many_addresses_is_exact(tmp_path: Path, closed_port: in
     assert {r["category"] for r in results} == {"refused"}
     assert [e["event"] for e in events].count("scan.started") == 1
     assert events[-1]["counts"]["refused"] == 16_384
+
+
+def test_distinct_names_across_workers_are_each_resolved_once(
+    tmp_path: Path, closed_port: int
+) -> None:
+    """10,000 distinct names (from a hosts file: no DNS server involved) in two processes,
+    as ``--workers auto`` now splits them: each name looked up once, in one process, and
+    every target exactly once with its name's address."""
+    count = 10_000
+    hosts = tmp_path / "hosts"
+    hosts.write_text(
+        "".join(f"127.7.{i // 250}.{i % 250 + 1} n{i:05d}.workers.test\n" for i in range(count))
+    )
+    inv = write_inventory(
+        tmp_path / "inv.yaml",
+        "version: 1\ndefaults: {family: ipv4}\ntargets:\n"
+        + "".join(f"  - n{i:05d}.workers.test:{closed_port}\n" for i in range(count)),
+    )
+    proc = run_scanner("check", str(inv), "--format", "json", "--workers", "2", hosts=hosts)
+    assert proc.returncode == 1, proc.stderr
+    events = parse_events(proc.stdout)
+    lookups = [e for e in events if e["event"] == "dns.result"]
+    assert len(lookups) == count and len({e["host"] for e in lookups}) == count
+    assert {e["category"] for e in lookups} == {"resolved"}
+    results = {e["target"]: e for e in events if e["event"] == "target.result"}
+    assert len(results) == count and {r["category"] for r in results.values()} == {"refused"}
+    assert results[f"n01234.workers.test:{closed_port}"]["addresses"] == ["127.7.4.235"]
+    assert events[-1]["counts"]["refused"] == count
 
 
 def test_per_host_cap_holds_across_workers(tmp_path: Path, full_port: int) -> None:
