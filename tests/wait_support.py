@@ -62,6 +62,9 @@ class ZoneServer:
             text=True,
             cwd=ROOT,
             env=scanner_env(),
+            # a process group of its own: a namespace's teardown kills it by its group
+            # (without one, that kill missed it and the server outlived the test)
+            start_new_session=True,
         )
         assert self.proc.stdout is not None
         line = self.proc.stdout.readline().split()
