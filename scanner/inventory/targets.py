@@ -94,23 +94,10 @@ class TargetSpec:
 
     def __iter__(self) -> Iterator[Target]:
         """Port-major order, so consecutive probes go to different hosts of a network."""
-        t = self.template
+        target = self._target
         for port in self.ports:
             for host in self.hosts():
-                yield Target(
-                    self.name_of(host, port),
-                    host,
-                    port,
-                    t.expect,
-                    t.timeout,
-                    t.retries,
-                    t.family,
-                    t.tags,
-                    t.source,
-                    t.max_latency_ms,
-                    t.hold_ms,
-                    t.tls,
-                )
+                yield target(host, port)
 
     def host_at(self, offset: int) -> str:
         """The ``offset``-th host of the network (the host itself for a single host)."""
@@ -124,7 +111,10 @@ class TargetSpec:
     def target_at(self, index: int) -> Target:
         hosts = len(self) // len(self.ports)
         port = self.ports[index // hosts]
-        host = self.host_at(index % hosts)
+        return self._target(self.host_at(index % hosts), port)
+
+    def _target(self, host: str, port: int) -> Target:
+        """The template's target at ``host``:``port`` (the one place a spec builds one)."""
         t = self.template
         return Target(
             self.name_of(host, port),
