@@ -16,7 +16,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -253,6 +253,14 @@ def scanner_env(hosts: Path | None = None) -> dict[str, str]:
     if hosts is not None:
         env["CARES_HOSTS"] = str(hosts)
     return env
+
+
+def popen_scanner(args: Sequence[str], **kwargs: Any) -> subprocess.Popen[bytes]:
+    """Start ``python -m scanner ARGS`` as users do, in the background (bytes on its pipes)."""
+    proc: subprocess.Popen[bytes] = subprocess.Popen(
+        [sys.executable, "-m", "scanner", *args], env=scanner_env(), cwd=ROOT, **kwargs
+    )
+    return proc
 
 
 def run_scanner(

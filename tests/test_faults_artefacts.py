@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import ROOT, Listener, run_scanner, scanner_env, write_inventory
+from .conftest import Listener, popen_scanner, run_scanner, scanner_env, write_inventory
 from .test_report_helpers import assert_valid, schema_validator
 
 
@@ -91,22 +91,10 @@ def test_a_kill_mid_write_leaves_the_earlier_artefact_whole(
     target = out_dir / name
     target.write_text("the earlier artefact\n")
     inv = _big_inventory(tmp_path, closed_port)
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "scanner",
-            "check",
-            str(inv),
-            "--format",
-            "json",
-            option,
-            str(target),
-        ],
+    proc = popen_scanner(
+        ["check", str(inv), "--format", "json", option, str(target)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
-        env=scanner_env(),
-        cwd=ROOT,
     )
     try:
         assert _wait_for_temporary(out_dir), "the artefact was never being written"
@@ -130,22 +118,10 @@ def test_a_signal_mid_write_still_writes_the_artefact_whole(
     out_dir.mkdir()
     target = out_dir / name
     inv = _big_inventory(tmp_path, closed_port)
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "scanner",
-            "check",
-            str(inv),
-            "--format",
-            "json",
-            option,
-            str(target),
-        ],
+    proc = popen_scanner(
+        ["check", str(inv), "--format", "json", option, str(target)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
-        env=scanner_env(),
-        cwd=ROOT,
     )
     try:
         assert _wait_for_temporary(out_dir), "the artefact was never being written"

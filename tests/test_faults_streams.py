@@ -15,13 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import ROOT, Listener, parse_events, scanner_env, write_inventory
-
-
-def _popen(args: list[str], **kwargs: object) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(  # type: ignore[call-overload, no-any-return]
-        [sys.executable, "-m", "scanner", *args], env=scanner_env(), cwd=ROOT, **kwargs
-    )
+from .conftest import ROOT, Listener, parse_events, popen_scanner, scanner_env, write_inventory
 
 
 def _refused_inventory(tmp_path: Path, port: int, block: str = "127.9.0.0/18") -> Path:
@@ -43,7 +37,7 @@ def test_a_reader_that_stops_reading_cannot_keep_a_signal_out(
     inv = _refused_inventory(tmp_path, closed_port, "127.9.0.0/17")
     report = tmp_path / "report.json"
     read_end, write_end = os.pipe()
-    proc = _popen(
+    proc = popen_scanner(
         ["check", str(inv), "--format", "json", "--workers", workers, "--report", str(report)],
         stdout=write_end,
         stderr=subprocess.PIPE,
@@ -79,7 +73,7 @@ def test_slow_reader_never_makes_a_fast_service_slow(tmp_path: Path) -> None:
             "version: 1\ndefaults: {timeout: 3, retries: 0, max_latency_ms: 150}\n"
             f"targets:\n  - {{name: web, host: 127.10.0.0/22, ports: [{server.port}]}}\n",
         )
-        proc = _popen(
+        proc = popen_scanner(
             ["check", str(inv), "--format", "json", "--workers", "1", "--concurrency", "100"],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -201,7 +195,7 @@ def test_a_signal_right_after_start_is_quiet(tmp_path: Path, signum: int) -> Non
     handlers are in place. A signal from that moment, while the imports still run, is
     recorded (no KeyboardInterrupt traceback) and the scan ends at once as interrupted."""
     inv = write_inventory(tmp_path / "inv.yaml", "version: 1\ntargets:\n  - 127.0.0.1:1\n")
-    proc = _popen(
+    proc = popen_scanner(
         ["check", str(inv), "--format", "json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE
     )
     deadline = time.monotonic() + 10
@@ -267,7 +261,7 @@ def test_a_sigterm_while_forking_reaches_every_worker(tmp_path: Path, full_port:
         tmp_path / "inv.yaml",
         f"version: 1\ndefaults: {{timeout: 30}}\ntargets:\n  - 127.13.0.0/28:{full_port}\n",
     )
-    proc = _popen(
+    proc = popen_scanner(
         ["check", str(inv), "--format", "json", "--workers", "2"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
