@@ -489,12 +489,16 @@ def assert_tls_names(tls: dict[str, Any], leaf: x509.Certificate, seen: str) -> 
 
 
 class SilentServer:
-    """Accepts TCP connections and never sends a byte (holds them until closed)."""
+    """Accepts TCP connections and never sends a byte (holds them until closed).
 
-    def __init__(self) -> None:
+    The accept loop of the misbehaving servers: a subclass says what :meth:`_answer` does
+    with each connection before it is held.
+    """
+
+    def __init__(self, backlog: int = 64) -> None:
         self.sock = socket.socket()
         self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(64)
+        self.sock.listen(backlog)
         self.port: int = self.sock.getsockname()[1]
         self.held: list[socket.socket] = []
         self._stop = False
@@ -508,7 +512,12 @@ class SilentServer:
                 conn, _ = self.sock.accept()
             except OSError:
                 continue
-            self.held.append(conn)
+            if self._answer(conn):
+                self.held.append(conn)
+
+    def _answer(self, conn: socket.socket) -> bool:
+        """What to do with ``conn``; True to hold it open until :meth:`close`."""
+        return True
 
     def close(self) -> None:
         self._stop = True
@@ -518,7 +527,7 @@ class SilentServer:
         self.sock.close()
 
 
-class ScriptedServer:
+class ScriptedServer(SilentServer):
     """A TCP server that answers every connection with one misbehaviour, on real sockets.
 
     ``reset``: reads the ClientHello, then resets the connection (linger 0). ``garbage``:
@@ -533,38 +542,18 @@ class ScriptedServer:
 
     def __init__(self, behaviour: str) -> None:
         self.behaviour = behaviour
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(16)
-        self.port: int = self.sock.getsockname()[1]
-        self.held: list[socket.socket] = []
-        self._stop = False
-        self._thread = threading.Thread(target=self._serve, daemon=True)
-        self._thread.start()
+        super().__init__(backlog=16)
 
-    def _serve(self) -> None:
-        self.sock.settimeout(0.1)
-        while not self._stop:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                continue
-            conn.settimeout(2.0)
-            with contextlib.suppress(OSError):
-                conn.recv(4096)  # the ClientHello
-                if self.behaviour == "reset":
-                    conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-                    conn.close()
-                    continue
-                conn.sendall(self.ANSWERS[self.behaviour])
-            self.held.append(conn)
-
-    def close(self) -> None:
-        self._stop = True
-        self._thread.join(timeout=2)
-        for conn in self.held:
-            conn.close()
-        self.sock.close()
+    def _answer(self, conn: socket.socket) -> bool:
+        conn.settimeout(2.0)
+        with contextlib.suppress(OSError):
+            conn.recv(4096)  # the ClientHello
+            if self.behaviour == "reset":
+                conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                conn.close()
+                return False
+            conn.sendall(self.ANSWERS[self.behaviour])
+        return True
 
 
 # --- Dovecot (IMAP and POP3 STARTTLS) ---------------------------------------------------
