@@ -6,6 +6,8 @@ disagree on a plural or a thousands separator.
 
 from __future__ import annotations
 
+from typing import Protocol
+
 #: nouns whose plural is not the noun plus "s"
 _PLURALS = {"address": "addresses", "entry": "entries", "category": "categories"}
 
@@ -20,3 +22,19 @@ def plural(count: int, noun: str) -> str:
 def counted(count: int, noun: str) -> str:
     """``1 target``, ``0 targets``, ``5,121 targets`` (thousands separated by commas)."""
     return f"{count:,} {plural(count, noun)}"
+
+
+class _Timed(Protocol):
+    @property
+    def dns_ms(self) -> float | None: ...
+    @property
+    def latency_ms(self) -> float | None: ...
+    @property
+    def tls_ms(self) -> float | None: ...
+
+
+def phases(probe: _Timed) -> list[tuple[str, float]]:
+    """Where one address's time went, in order: ``[("dns", 1.2), ("connect", 0.3), ...]``
+    (the phases it had; the console and the Markdown each print them their way)."""
+    timed = (("dns", probe.dns_ms), ("connect", probe.latency_ms), ("tls", probe.tls_ms))
+    return [(label, value) for label, value in timed if value is not None]

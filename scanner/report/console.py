@@ -36,7 +36,7 @@ from ..models import (
 )
 from ..observers import BaseObserver
 from ..verdict import Verdict, meets_expectation, result_verdict, scan_passed
-from ._text import counted
+from ._text import counted, phases
 from .document import ExplainEntry
 
 _RESET = "\x1b[0m"
@@ -111,16 +111,8 @@ def tls_line(probe: ProbeResult) -> str:
             parts.append(tls.subject)
         if tls.not_after and tls.days_left is not None:
             parts.append(f"expires {tls.not_after[:10]} ({tls.days_left} days)")
-    phases = [
-        f"{label} {value:.1f} ms"
-        for label, value in (
-            ("dns", probe.dns_ms),
-            ("connect", probe.latency_ms),
-            ("tls", probe.tls_ms),
-        )
-        if value is not None
-    ]
-    return " · ".join([*parts, " + ".join(phases)])
+    timing = " + ".join(f"{label} {value:.1f} ms" for label, value in phases(probe))
+    return " · ".join([*parts, timing])
 
 
 Verbosity = Literal["quiet", "normal", "verbose"]

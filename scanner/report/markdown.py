@@ -19,7 +19,7 @@ from pathlib import Path
 from ..inventory.targets import display
 from ..models import Category
 from ..verdict import Verdict, verdict_of
-from ._text import counted
+from ._text import counted, phases
 from .document import ProbeEntry, RemovedEntry, ReportDocument, TargetEntry, summary_of
 
 #: rows per table at most; the rest is counted in a line under the table
@@ -156,15 +156,7 @@ def _slowest_answer(entry: TargetEntry) -> tuple[float, str, str] | None:
 
 def _phases(probe: ProbeEntry) -> str:
     """``dns 1.2 + connect 0.3 + tls 5.0``: the phases of one address, in milliseconds."""
-    return " + ".join(
-        f"{label} {value:.1f}"
-        for label, value in (
-            ("dns", probe.dns_ms),
-            ("connect", probe.latency_ms),
-            ("tls", probe.tls_ms),
-        )
-        if value is not None
-    )
+    return " + ".join(f"{label} {value:.1f}" for label, value in phases(probe))
 
 
 class _Table:
@@ -342,8 +334,8 @@ def _slowest(tables: _Tables) -> list[str]:
         *table(
             ["target", "slowest handshake (ms)", "address", "category", "where the time went (ms)"],
             (
-                [e.target, f"{ms:.1f}", address, e.category, phases]
-                for ms, _index, address, phases, e in ranked
+                [e.target, f"{ms:.1f}", address, e.category, timing]
+                for ms, _index, address, timing, e in ranked
             ),
             len(ranked),
         ),
