@@ -18,7 +18,7 @@ import yaml
 from ..models import Expect, Family, ResolverConfig, SourceLocation, Target, TlsSettings
 from ..scope import parse_network
 from ._values import _LABEL, MAX_PORT, MAX_RETRIES, ValueReader, _literal_version, split_host_port
-from ._yaml import _kind, _shown
+from ._yaml import Where, _kind, _shown
 from .targets import Network, TargetSpec, display
 
 SCHEMA_VERSION = 1
@@ -254,6 +254,13 @@ class InventoryFile(ValueReader):
         return f"[{address}]:{port}" if address.version == 6 else f"{address}:{port}"
 
     def targets(self, node: yaml.Node, defaults: _Defaults) -> list[TargetSpec]:
+        if self.plain_items is not None and node is self.plain_items[0]:
+            shorthand = self.shorthand_text
+            return [
+                spec
+                for value, source in self.plain_items[1]
+                for spec in shorthand(value, source, defaults, source)
+            ]
         if not isinstance(node, yaml.SequenceNode):
             self.problem(node, f"targets must be a list, not {_kind(node)}")
             return []
@@ -368,14 +375,19 @@ class InventoryFile(ValueReader):
         elif host is not None and not named:
             self.names.extend((display(host, p), source) for p in ports)
 
-    def shorthand(  # noqa: PLR0911 - one return per way a shorthand can be wrong
+    def shorthand(
         self, node: yaml.ScalarNode, defaults: _Defaults, source: SourceLocation
     ) -> list[TargetSpec]:
-        """``host:port``, ``[v6]:port``, ``host:8000-8010``, ``198.51.100.0/28:443``."""
         value = self.scalar(node)
         if not isinstance(value, str):
             self.problem(node, f'a target must be "host:port" or a mapping, not {_kind(node)}')
             return []
+        return self.shorthand_text(value, node, defaults, source)
+
+    def shorthand_text(
+        self, value: str, node: Where, defaults: _Defaults, source: SourceLocation
+    ) -> list[TargetSpec]:
+        """``host:port``, ``[v6]:port``, ``host:8000-8010``, ``198.51.100.0/28:443``."""
         text = value.strip()
         ranged = re.fullmatch(r"(.+):(\d{1,5})\s*-\s*(\d{1,5})", text) if "-" in text else None
         if ranged is not None:
@@ -404,7 +416,10 @@ class InventoryFile(ValueReader):
         if host is None:
             return []
         if isinstance(host, str):
-            self.names.extend((display(host, p), source) for p in ports)
+            if len(ports) == 1:  # most lines: no generator for one name
+                self.names.append((display(host, ports[0]), source))
+            else:
+                self.names.extend((display(host, p), source) for p in ports)
         if not self.family_fits(node, host, defaults.family):
             return []
         return [
@@ -445,8 +460,10 @@ class InventoryFile(ValueReader):
             self.networks.append((spec, source))
         return spec
 
-    def family_fits(self, node: yaml.Node, host: str | Network, family: Family) -> bool:
+    def family_fits(self, node: Where, host: str | Network, family: Family) -> bool:
         """An IP literal must match the family setting; it can never resolve otherwise."""
+        if family == "any":  # the default: every literal fits, none need be parsed
+            return True
         literal = _literal_version(host) if isinstance(host, str) else host.version
         if literal and family not in ("any", f"ipv{literal}"):
             self.problem(node, f"{host} is an IPv{literal} address but family is {family}")

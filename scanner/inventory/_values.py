@@ -17,7 +17,7 @@ from typing import cast
 import yaml
 
 from ..scope import parse_network
-from ._yaml import YamlFile, _kind, _shown
+from ._yaml import Where, YamlFile, _kind, _shown
 from .targets import Network
 
 MAX_PORT = 65535
@@ -77,7 +77,7 @@ class ValueReader(YamlFile):
             return None
         return value
 
-    def network(self, node: yaml.Node, value: str) -> Network | None:
+    def network(self, node: Where, value: str) -> Network | None:
         """A CIDR host: one target per address, up to :data:`MAX_NETWORK` addresses."""
         try:
             network = parse_network(value)
@@ -97,7 +97,7 @@ class ValueReader(YamlFile):
             return None
         return network
 
-    def host(self, node: yaml.Node, value: str) -> str | None:  # noqa: PLR0911 - one return per problem
+    def host(self, node: Where, value: str) -> str | None:  # noqa: PLR0911 - one return per problem
         """An IP literal or a valid host name (IDNA names become their A-label form)."""
         if "/" in value:
             self.problem(node, f"{_shown(value)} is not a valid host name or IP address")
@@ -146,7 +146,7 @@ class ValueReader(YamlFile):
         return ascii_name.lower() + ("." if absolute else "")
 
     def probeable(
-        self, node: yaml.Node, text: str, address: ipaddress.IPv4Address | ipaddress.IPv6Address
+        self, node: Where, text: str, address: ipaddress.IPv4Address | ipaddress.IPv6Address
     ) -> str | None:
         """An address a probe can be sent to: not 0.0.0.0 or :: (which connect to this
         machine, so a target there would pass whatever it should check), not multicast or

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 from ..models import SourceLocation
+from ._plain import split_plain_list
 
 if TYPE_CHECKING:  # the C parser's marks are their own class
     from yaml._yaml import Mark as _CMark
@@ -41,8 +42,16 @@ _STR_TAG = _STANDARD_TAG + "str"
 #: any node is built: ~100,000 written-out targets. Dense input within MAX_FILE_BYTES
 #: (``[0,0,0,...]``) would otherwise build tens of millions of nodes.
 MAX_NODES = 1_000_000
+#: Values the part above a plain ``targets:`` list may hold, kept out of the list's
+#: share of :data:`MAX_NODES` (a list that could reach the limit takes the full path,
+#: which says where the limit was crossed).
+_HEAD_NODES = 10_000
 #: How much of an offending value a message quotes.
 _SHOWN = 60
+
+
+#: Where a value was written: its node, or its location when it was read without one.
+Where = yaml.Node | SourceLocation
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,14 +84,19 @@ class YamlFile:
     _constructor: yaml.constructor.SafeConstructor = field(
         default_factory=yaml.constructor.SafeConstructor
     )
+    #: the ``targets`` node whose items were read without YAML (see :mod:`._plain`),
+    #: and those items with where each was written
+    plain_items: tuple[yaml.Node, list[tuple[str, SourceLocation]]] | None = None
 
-    def where(self, node: yaml.Node | yaml.Mark | _CMark | None) -> SourceLocation:
+    def where(self, node: Where | yaml.Mark | _CMark | None) -> SourceLocation:
+        if isinstance(node, SourceLocation):
+            return node
         mark = node.start_mark if isinstance(node, yaml.Node) else node
         if mark is None:
             return SourceLocation(self.path, 1, 1)
         return SourceLocation(self.path, mark.line + 1, mark.column + 1)
 
-    def problem(self, node: yaml.Node | yaml.Mark | _CMark | None, message: str) -> None:
+    def problem(self, node: Where | yaml.Mark | _CMark | None, message: str) -> None:
         if isinstance(node, yaml.Node) and id(node) in self._unreadable:
             return
         self.problems.append(Problem(self.where(node), message))
@@ -92,7 +106,7 @@ class YamlFile:
         column = offset - (text.rfind("\n", 0, offset) + 1) + 1
         self.problems.append(Problem(SourceLocation(self.path, line, column), message))
 
-    def parse(self, data: bytes) -> yaml.Node | None:  # noqa: PLR0911 - one return per layer that refuses
+    def parse(self, data: bytes) -> yaml.Node | None:
         try:
             text = data.decode("utf-8")
         except UnicodeDecodeError as exc:
@@ -113,6 +127,25 @@ class YamlFile:
                 else f"control character U+{ord(char):04X} is not allowed in YAML",
             )
             return None
+        plain = split_plain_list(text, MAX_NODES - _HEAD_NODES)
+        if plain is not None:
+            found = len(self.problems)
+            head = self._compose(plain.head)
+            slot = plain.slot(head) if head is not None else None
+            if slot is not None and len(self.problems) == found:
+                path = self.path
+                self.plain_items = (
+                    slot,
+                    [
+                        (value, SourceLocation(path, line, column))
+                        for value, line, column in plain.items
+                    ],
+                )
+                return head
+            del self.problems[found:]  # the whole file says it better
+        return self._compose(text)
+
+    def _compose(self, text: str) -> yaml.Node | None:
         try:
             if not self.events_are_safe(text):
                 return None
