@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import gc
 import math
 import os
 import sys
@@ -1027,6 +1028,10 @@ def cmd_check(args: argparse.Namespace) -> int:
     plan = plan_check(args)
     if plan is None:
         return EXIT_USAGE
+    # The plan (the inventory's targets above all) lives until the process ends: frozen,
+    # the collector never walks it again, nor, after a fork, does any worker's (which
+    # would also copy the pages it touched).
+    gc.freeze()
     builder = None
     if plan.wants_report:
         from .report.document import ReportBuilder
