@@ -32,7 +32,7 @@ import sys
 import time
 import traceback
 from collections.abc import Callable, Sequence
-from typing import IO, NoReturn
+from typing import IO, NoReturn, cast
 
 import msgspec
 from msgspec import Struct
@@ -40,8 +40,7 @@ from msgspec.structs import replace
 
 from . import signals
 from .engine._options import ScanOptions
-from .inventory.selection import every_nth
-from .inventory.targets import EveryNth, TargetList, literal_family
+from .inventory.targets import EveryNth, Picked, TargetList, literal_family
 from .models import (
     DEFAULT_CONCURRENCY,
     Inventory,
@@ -105,12 +104,12 @@ def auto_workers(inventory: Inventory, *, json_stream: bool, limits: bool, repor
     2.96 s for ``scanner check`` with two workers against 4.11 s for the same prober in one
     asyncio loop (medians of 5).
 
-    Only for big JSON scans of IP addresses, networks and distinct names, with no limit
+    Only for big JSON scans (of addresses, networks or names: :func:`shares` keeps each
+    name in one process, so every distinct name is still resolved once) with no limit
     that must hold across the whole scan (``--rate`` and ``--per-host`` shared out among
-    processes are stricter than asked; tracing), no name that is the host of more than
-    one target (two processes would look it up twice: every distinct name is resolved
-    once) and no artefacts: sending every result to the parent for its reports costs the parent
-    about 6 µs a target, which took the time the workers saved.
+    processes are stricter than asked; tracing) and no artefacts: sending every result to
+    the parent for its reports costs the parent about 6 µs a target, which took the time
+    the workers saved.
     """
     targets = inventory.targets
     if limits:
@@ -119,29 +118,55 @@ def auto_workers(inventory: Inventory, *, json_stream: bool, limits: bool, repor
         return idle_cores()
     if not json_stream or reports or len(targets) < AUTO_WORKERS_MIN_TARGETS:
         return 1
-    if not isinstance(targets, TargetList) or not _names_once_each(targets):
-        return 1
     return idle_cores()
 
 
-def _names_once_each(targets: TargetList) -> bool:
-    """True when no name would be looked up by two processes: each name (with its family)
-    is the host of one target only, so a worker's every-N-th share never splits its
-    targets. Addresses and networks need no lookup.
-
-    Then processes pay for names as for addresses: 10,000 distinct names against Unbound
-    in a namespace took 2.0-2.2 s with two workers and 2.8-3.3 s with one.
-    """
+def _names_once_each(targets: Sequence[Target]) -> bool:
+    """True when each name (with its family) is the host of one target only: an every-N-th
+    share then never splits a name's targets. Addresses and networks need no lookup."""
     seen: set[tuple[str, str]] = set()
-    for spec in targets.specs:
-        template = spec.template
-        if spec.network is not None or literal_family(template.host):
+    if isinstance(targets, TargetList):  # by entry: a network is never walked
+        for spec in targets.specs:
+            template = spec.template
+            if spec.network is not None or literal_family(template.host):
+                continue
+            key = (template.host, template.family)
+            if len(spec) != 1 or key in seen:
+                return False
+            seen.add(key)
+        return True
+    for target in targets:
+        if literal_family(target.host):
             continue
-        key = (template.host, template.family)
-        if len(spec) != 1 or key in seen:
+        key = (target.host, target.family)
+        if key in seen:
             return False
         seen.add(key)
     return True
+
+
+def shares(targets: Sequence[Target], workers: int) -> list[EveryNth | Picked]:
+    """Each worker's targets: every N-th, unless a name is the host of several targets.
+
+    Then each name's targets all go to one worker, the least loaded when the name first
+    appears, and every address to the least loaded worker: every distinct name is still
+    resolved once, in one process, and the shares differ in size by no more than the
+    targets of one name. Processes pay for names as for addresses: 10,000 distinct names
+    against Unbound in a namespace took 2.0-2.2 s with two workers and 2.8-3.3 s with one.
+    """
+    if _names_once_each(targets):
+        return [EveryNth(targets, k, workers) for k in range(workers)]
+    picks: list[list[int]] = [[] for _ in range(workers)]
+    owners: dict[tuple[str, str], list[int]] = {}
+    for index, target in enumerate(targets):
+        if literal_family(target.host):
+            share = min(picks, key=len)
+        else:
+            key = (target.host, target.family)
+            owned = owners.get(key)
+            share = owned if owned is not None else owners.setdefault(key, min(picks, key=len))
+        share.append(index)
+    return [Picked(targets, indices) for indices in picks]
 
 
 def idle_cores() -> int:
@@ -188,7 +213,7 @@ def _tls_checks(targets: Sequence[Target]) -> int:
 
 
 def split(job: WorkerJob, workers: int) -> list[WorkerJob]:
-    """The job of each of ``workers`` processes: every N-th target, the limits shared out.
+    """The job of each of ``workers`` processes: its :func:`shares`, the limits shared out.
 
     The handshakes in flight, ``--rate`` and ``--per-host`` are divided, so the whole scan
     keeps them (one address's targets are in every slice).
@@ -200,9 +225,10 @@ def split(job: WorkerJob, workers: int) -> list[WorkerJob]:
         rate=options.rate / workers if options.rate else None,
         per_address=options.per_address // workers if options.per_address else None,
     )
+    inventory = job.inventory
     return [
-        replace(job, inventory=every_nth(job.inventory, k, workers), options=shared)
-        for k in range(workers)
+        replace(job, inventory=replace(inventory, targets=share), options=shared)
+        for share in shares(inventory.targets, workers)
     ]
 
 
@@ -233,6 +259,8 @@ class _Worker:
         os.close(events_w)
         os.close(control_w)
         self.number = number
+        #: its targets, and where each is in the whole inventory
+        self.share = cast("EveryNth | Picked", job.inventory.targets)
         self.pid = pid
         self.events = events_r
         self.control = control_r
@@ -462,7 +490,7 @@ class _Parent:
                 proc.start = message.start
             elif isinstance(message, Results):
                 for result in message.results:
-                    index = result.index * self.workers + proc.number - 1
+                    index = proc.share.index_in_source(result.index)
                     proc.reported.add(index)
                     self.observer.on_target(replace(result, index=index))
             else:
@@ -501,7 +529,7 @@ class _Parent:
         dead = [p for p in self.procs if p.summary is None]
         if self.job.results:  # the parent knows which targets it got: the others go in unchecked
             for proc in dead:
-                _unchecked(self.job.inventory, proc, self.workers, counts, self.observer)
+                _unchecked(proc, self.workers, counts, self.observer)
         missing = len(self.job.inventory.targets) - counts.accounted
         if missing > 0:  # a share nobody reported, not even as unchecked: not checked
             counts.merge({"inconclusive": missing})
@@ -532,18 +560,16 @@ def _messages(
     return messages
 
 
-def _unchecked(
-    inventory: Inventory, proc: _Worker, workers: int, counts: Counts, observer: Observer
-) -> None:
+def _unchecked(proc: _Worker, workers: int, counts: Counts, observer: Observer) -> None:
     """A dead worker's targets that it did not report: inconclusive, never just missing.
 
     Their events may have gone out before the worker died, but what the parent did not
     receive was not checked as far as the verdict and the artefacts can say.
     """
     hint = f"not checked: worker {proc.number} of {workers} ended before it reported this target"
-    share = EveryNth(inventory.targets, proc.number - 1, workers)
+    share = proc.share
     for offset, target in enumerate(share):
-        index = proc.number - 1 + offset * workers
+        index = share.index_in_source(offset)
         if index in proc.reported:
             continue
         result = unchecked(target, hint, index)

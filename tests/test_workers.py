@@ -126,6 +126,97 @@ def test_worker_slices_are_balanced_and_cover_everything(tmp_path: Path) -> None
     assert slices[1][2] == list(slices[1])[2] and slices[2][-1] == list(slices[2])[-1]
 
 
+def test_a_names_targets_share_one_worker(tmp_path: Path) -> None:
+    """When names are the hosts of several targets, each name's targets go to one share
+    (so it is looked up once), the shares stay balanced and cover every target once, and
+    each share knows where its targets are in the whole inventory."""
+    from scanner.inventory import load_inventories
+    from scanner.inventory.targets import EveryNth, Picked
+    from scanner.workers import shares
+
+    inv = write_inventory(
+        tmp_path / "inv.yaml",
+        "version: 1\ntargets:\n"
+        "  - {host: web.example, ports: [80, 443, 8080]}\n"
+        "  - 198.51.100.0/29:22\n"
+        "  - db.example:5432\n"
+        "  - db.example:6432\n"
+        "  - {name: db6, host: db.example, family: ipv6, port: 5432}\n"
+        "  - cache.example:6379\n"
+        "  - 198.51.100.64/30:9000\n",
+    )
+    targets = load_inventories([str(inv)]).targets
+    whole = list(targets)
+    parts = shares(targets, 3)
+    assert all(isinstance(part, Picked) for part in parts)
+    owners: dict[tuple[str, str], set[int]] = {}
+    seen: list[int] = []
+    for number, part in enumerate(parts):
+        for offset, target in enumerate(part):
+            index = part.index_in_source(offset)
+            assert whole[index] == target == part[offset]
+            seen.append(index)
+            if not target.host[0].isdigit():
+                owners.setdefault((target.host, target.family), set()).add(number)
+    assert sorted(seen) == list(range(len(whole)))
+    assert len(owners) == 4 and all(len(o) == 1 for o in owners.values())
+    assert max(map(len, parts)) - min(map(len, parts)) <= 3  # web.example's three
+    distinct = load_inventories(
+        [str(write_inventory(tmp_path / "d.yaml", "version: 1\ntargets:\n  - a.example:1\n"))]
+    ).targets
+    assert all(isinstance(part, EveryNth) for part in shares(distinct, 2))
+
+
+def test_names_of_several_targets_across_workers_are_each_resolved_once(
+    tmp_path: Path, closed_port: int
+) -> None:
+    """A name inventory where every name is the host of three targets, in two processes
+    (as ``--workers auto`` splits it from 10,000 targets): each name looked up once, every
+    target once with its name's address, and the report (which the workers' results reach
+    by where each target is in the inventory) in inventory order."""
+    from scanner.inventory import load_inventories
+
+    names = 400
+    hosts = tmp_path / "hosts"
+    hosts.write_text(
+        "".join(f"127.8.{i // 250}.{i % 250 + 1} m{i:04d}.workers.test\n" for i in range(names))
+    )
+    inv = write_inventory(
+        tmp_path / "inv.yaml",
+        "version: 1\ndefaults: {family: ipv4, retries: 0}\ntargets:\n"
+        + "".join(
+            f"  - {{host: m{i:04d}.workers.test, ports: [{closed_port}, {closed_port + 1}]}}\n"
+            f"  - 127.9.{i // 250}.{i % 250 + 1}:{closed_port}\n"
+            for i in range(names)
+        )
+        + "".join(f"  - m{i:04d}.workers.test:{closed_port + 2}\n" for i in range(names)),
+    )
+    report = tmp_path / "r.json"
+    proc = run_scanner(
+        "check",
+        str(inv),
+        "--format",
+        "json",
+        "--workers",
+        "2",
+        "--report",
+        str(report),
+        hosts=hosts,
+    )
+    assert proc.returncode == 1, proc.stderr
+    events = parse_events(proc.stdout)
+    lookups = [e["host"] for e in events if e["event"] == "dns.result"]
+    assert len(lookups) == names == len(set(lookups))
+    results = [e for e in events if e["event"] == "target.result"]
+    assert len(results) == 4 * names == len({r["target"] for r in results})
+    document = json.loads(report.read_text())
+    in_report = [t["target"] for t in document["targets"]]
+    expected = [t.name for t in load_inventories([str(inv)]).targets]
+    assert in_report == expected
+    by_name = {t["target"]: t for t in document["targets"]}
+    assert by_name[f"m0123.workers.test:{closed_port + 1}"]["addresses"] == ["127.8.0.124"]
+
+
 @pytest.mark.parametrize("step", [1, 2, 3, 7])
 def test_worker_slices_equal_every_nth_of_the_whole_list(tmp_path: Path, step: int) -> None:
     """The strided walk builds only a slice's own targets; it must match list[start::step]
@@ -164,14 +255,14 @@ AUTO_CASES = [
     pytest.param(
         ["  - 127.0.0.0/18:1", "  - db.example:5432", "  - db.example:6432"],
         [],
-        1,
-        id="a-name-of-two-targets-is-resolved-once",
+        "many",
+        id="a-name-of-two-targets-stays-in-one-worker",
     ),
     pytest.param(
         ["  - {host: db.example, ports: [5432, 6432]}", "  - 127.0.0.0/18:1"],
         [],
-        1,
-        id="a-name-with-two-ports-is-resolved-once",
+        "many",
+        id="a-name-with-two-ports-stays-in-one-worker",
     ),
     pytest.param(
         ["  - 127.0.0.0/18:1", "  - db.example:5432", "  - cache.example:6379"],

@@ -19,7 +19,7 @@ from msgspec import Struct
 from msgspec.structs import replace
 
 from ..models import Inventory
-from .targets import EveryNth, FilteredTargets, TargetList
+from .targets import FilteredTargets, TargetList
 
 _SPEC = re.compile(r"\s*(\d+)\s*/\s*(\d+)\s*")
 
@@ -88,8 +88,3 @@ def shard(inventory: Inventory, part: Shard) -> Inventory:
     return replace(
         inventory, targets=FilteredTargets(inventory.targets, lambda t: part.holds(t.name))
     )
-
-
-def every_nth(inventory: Inventory, start: int, step: int) -> Inventory:
-    """Targets ``start``, ``start + step`` … (a worker's exactly balanced share)."""
-    return replace(inventory, targets=EveryNth(inventory.targets, start, step))

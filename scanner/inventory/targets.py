@@ -281,3 +281,39 @@ class EveryNth(_LazyTargets):
 
     def _at(self, index: int) -> Target:
         return self._source[self._start + index * self._step]
+
+    def index_in_source(self, index: int) -> int:
+        """Where this slice's ``index``-th target is in the whole sequence."""
+        return self._start + index * self._step
+
+
+class Picked(_LazyTargets):
+    """The targets of a sequence at ``indices`` (ascending), lazily: a worker's share of
+    an inventory whose names must each stay in one process (see :mod:`scanner.workers`)."""
+
+    __slots__ = ("_indices", "_source")
+
+    def __init__(self, source: Sequence[Target], indices: Sequence[int]) -> None:
+        self._source, self._indices = source, indices
+
+    def __iter__(self) -> Iterator[Target]:
+        wanted = iter(self._indices)
+        want = next(wanted, None)
+        if want is None:
+            return
+        for index, target in enumerate(self._source):
+            if index == want:
+                yield target
+                want = next(wanted, None)
+                if want is None:
+                    return
+
+    def __len__(self) -> int:
+        return len(self._indices)
+
+    def _at(self, index: int) -> Target:
+        return self._source[self._indices[index]]
+
+    def index_in_source(self, index: int) -> int:
+        """Where this share's ``index``-th target is in the whole sequence."""
+        return self._indices[index]
