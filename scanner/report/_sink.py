@@ -33,7 +33,7 @@ GRACE = 0.5
 _WAIT = 0.05
 
 
-def write_all(stream: IO[bytes], data: bytes) -> None:
+def write_all(stream: IO[bytes], data: bytes | bytearray) -> None:
     """Write every byte of ``data`` to ``stream``, however many calls it takes.
 
     A raw FileIO's ``write`` is one system call and may write only part: a signal that
@@ -68,26 +68,36 @@ class LineSink:
     def __init__(self, stream: IO[bytes], batch_bytes: int = 1 << 16, name: str = "stdout") -> None:
         self._stream = stream
         self._name = name
-        self._buffer: list[bytes] = []
-        self._size = 0
+        #: whole lines not handed to the writer yet (see :attr:`buffer`)
+        self._buffer = bytearray()
         self._batch_bytes = batch_bytes
-        self._queue: deque[bytes] = deque()
+        self._queue: deque[bytearray] = deque()
         self._queued = 0  # bytes handed to the writer, not written yet
         self._ready = threading.Condition()
         self._writer: threading.Thread | None = None
         self.gone = False  # the reader left, or the stream failed: the rest is dropped
 
     def write(self, line: bytes) -> None:
-        self._buffer.append(line)
-        self._size += len(line)
-        if self._size >= self._batch_bytes:
+        self._buffer += line
+        if len(self._buffer) >= self._batch_bytes:
+            self.flush()
+
+    @property
+    def buffer(self) -> bytearray:
+        """The batch being filled, for a writer that encodes its lines in place (the JSON
+        events: no bytes object per line, no join); :meth:`wrote` after each line."""
+        return self._buffer
+
+    def wrote(self) -> None:
+        """A whole line was appended to :attr:`buffer`."""
+        if len(self._buffer) >= self._batch_bytes:
             self.flush()
 
     def flush(self) -> None:
         """Hand what is buffered to the writer; never waits for the reader."""
         if not self._buffer:
             return
-        batch, self._buffer, self._size = b"".join(self._buffer), [], 0
+        batch, self._buffer = self._buffer, bytearray()
         if self.gone:
             return
         with self._ready:
