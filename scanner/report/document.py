@@ -317,6 +317,7 @@ def dns_entry(result: DnsResult) -> DnsEntry:
 def probe_entry(result: ProbeResult) -> ProbeEntry:
     icmp = result.icmp
     target = result.target
+    latency_ms = _ms(result.latency_ms)  # rounded once: it is connect_ms too
     return ProbeEntry(
         target=target.name,
         host=target.host,
@@ -324,7 +325,7 @@ def probe_entry(result: ProbeResult) -> ProbeEntry:
         address=result.address,
         family=result.family,
         category=result.category,
-        latency_ms=None if result.latency_ms is None else round(result.latency_ms, 3),
+        latency_ms=latency_ms,
         attempts=result.attempts,
         errno=result.errno,
         icmp_type=icmp.type if icmp else None,
@@ -332,7 +333,7 @@ def probe_entry(result: ProbeResult) -> ProbeEntry:
         icmp_from=icmp.sender if icmp else None,
         hint=result.hint,
         dns_ms=_ms(result.dns_ms),
-        connect_ms=_ms(result.latency_ms) if result.attempts else None,
+        connect_ms=latency_ms if result.attempts else None,
         tls_ms=_ms(result.tls_ms),
         tls=result.tls,
     )
