@@ -13,7 +13,6 @@ wrote.
 from __future__ import annotations
 
 import errno
-import json
 import os
 import re
 import sys
@@ -42,6 +41,8 @@ class AdhocDefaults:
     family: str | None = None
 
     def yaml(self) -> str:
+        import json  # here: only HOST:PORT arguments need it (2 ms of every start-up)
+
         settings = {k: v for k, v in (("expect", self.expect), ("family", self.family)) if v}
         return json.dumps(settings)  # JSON is YAML: quoting done right, whatever the value
 
@@ -99,6 +100,8 @@ def sort_arguments(
 
 def adhoc_text(endpoints: Sequence[str], defaults: AdhocDefaults = AdhocDefaults()) -> bytes:
     """The inventory the ``HOST:PORT`` arguments stand for: one target line each."""
+    import json
+
     lines = ["version: 1", f"defaults: {defaults.yaml()}", "targets:"]
     lines.extend(f"  - {json.dumps(endpoint)}" for endpoint in endpoints)
     return ("\n".join(lines) + "\n").encode("utf-8")
@@ -117,7 +120,7 @@ def load_arguments(
 ) -> Inventory:
     """One inventory from files, stdin and ``HOST:PORT`` arguments; :class:`InventoryError`
     with every problem, those of the generated text said about their argument."""
-    generated = adhoc_text(arguments.endpoints, defaults)
+    generated = adhoc_text(arguments.endpoints, defaults) if arguments.endpoints else b""
 
     def read(path: str) -> bytes:
         if path == ARGUMENTS:

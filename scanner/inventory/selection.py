@@ -11,7 +11,6 @@ and independent of the order of the inventory, so every target lands in exactly 
 
 from __future__ import annotations
 
-import hashlib
 import re
 from collections.abc import Iterable
 
@@ -52,6 +51,8 @@ def parse_shard(text: str) -> Shard:
 
 def shard_of(name: str, count: int) -> int:
     """The 1-based shard that ``name`` belongs to when the targets are split ``count`` ways."""
+    import hashlib  # here: OpenSSL's hashes cost every check 3 ms of start-up, most never shard
+
     digest = hashlib.sha256(name.encode("utf-8", "surrogatepass")).hexdigest()
     return int(digest[:16], 16) % count + 1
 
