@@ -6,7 +6,8 @@ and writers to the engine, prints what a person must read, and maps the verdict
 (:mod:`scanner.verdict`) to the exit code.
 
 Imports are lazy: ``scanner --help`` and ``scanner validate`` must start in well under
-150 ms, so nothing heavy (asyncio stacks, msgspec, yaml) is imported up front.
+150 ms, so nothing heavy (asyncio stacks, msgspec, yaml) is imported up front, and only
+the command a command line names gets its parser built (:class:`_Commands`).
 """
 
 from __future__ import annotations
@@ -18,31 +19,62 @@ import math
 import os
 import sys
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any, Literal, NamedTuple, NoReturn
+
+# not typing's (mypy knows the name): importing typing added 4 ms to ``scanner --help``
+# (34 ms now, 52 before), and nothing else ``--help`` runs imports it (see _plan)
+TYPE_CHECKING = False
 
 if TYPE_CHECKING:
+    from typing import Any, Literal, NoReturn
+
+    from ._plan import CheckPlan
     from .engine import ScanOptions
     from .inventory.selection import Shard
     from .models import Inventory, ScanSummary, TargetResult
     from .observers import Observer
     from .report.artefacts import Artefacts
     from .report.baseline import Baseline
-    from .report.console import Verbosity
     from .report.document import Change, RemovedEntry, ReportBuilder
-    from .verdict import FailOn
     from .wait import WaitObserver
     from .workers import WorkerJob
 
 
 class _Formatter(argparse.HelpFormatter):
     """Descriptions wrapped to the terminal, paragraph by paragraph; a paragraph of several
-    lines (examples, exit codes) printed as written."""
+    lines (examples, exit codes) printed as written.
+
+    The width is argparse's own, the terminal's columns less 2, worked out by
+    :func:`_columns`: argparse imports shutil for it, and shutil (with bz2, lzma and
+    fnmatch) added 3.7 ms to ``scanner --help`` (34 ms now), for one function.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        if kwargs.get("width") is None:  # argparse passes prog=, never a width
+            kwargs["width"] = _columns() - 2
+        super().__init__(*args, **kwargs)
 
     def _fill_text(self, text: str, width: int, indent: str) -> str:
         fill = super()._fill_text
         return "\n\n".join(
             part if "\n" in part else fill(part, width, indent) for part in text.split("\n\n")
         )
+
+
+def _columns() -> int:
+    """``shutil.get_terminal_size().columns``, computed alike (a test compares them):
+    ``COLUMNS`` if a positive number, else the width of the terminal on the process's
+    first stdout, else 80."""
+    try:
+        columns = int(os.environ["COLUMNS"])
+    except (KeyError, ValueError):
+        columns = 0
+    if columns > 0:
+        return columns
+    try:
+        columns = os.get_terminal_size(sys.__stdout__.fileno()).columns  # type: ignore[union-attr]
+    except (AttributeError, ValueError, OSError):  # no stdout, closed, detached, no terminal
+        columns = 0
+    return columns or 80
 
 
 class _Parser(argparse.ArgumentParser):
@@ -82,7 +114,13 @@ examples:
 _SECONDS_HELP = "seconds: more than 0, at most 86400"
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(*, lazy: bool = False) -> argparse.ArgumentParser:
+    """``scanner``'s parser: every command's own parser built, or with ``lazy`` only the
+    one a command line picks (see :class:`_Commands`); :func:`main` parses with ``lazy``.
+
+    The full parser is for what looks at every command at once: shell completion and the
+    tests. Both give the same helps, parse results and errors (a test compares them).
+    """
     from . import __version__
 
     parser = _Parser(
@@ -97,17 +135,71 @@ def build_parser() -> argparse.ArgumentParser:
         "\n'scanner COMMAND --help' says more about each command.\n\n" + EXIT_CODES,
     )
     parser.add_argument("-V", "--version", action="version", version=f"scanner {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    commands = parser.add_subparsers(
+        dest="command", metavar="COMMAND", parser_class=_Parser, action=_Commands
+    )
+    assert isinstance(commands, _Commands)
+    for name, (summary, define) in _COMMANDS.items():
+        commands.add_command(name, summary, define, lazy=lazy)
+    return parser
 
-    check = sub.add_parser(
-        "check",
-        help="probe every target of the inventories",
-        description="Resolve every name once, then time a TCP handshake to every address of "
+
+if TYPE_CHECKING:
+    _SubParsersAction = argparse._SubParsersAction[_Parser]
+else:  # not subscriptable at run time
+    _SubParsersAction = argparse._SubParsersAction
+
+
+class _Commands(_SubParsersAction):
+    """``scanner``'s commands: each one's line in ``scanner --help``, and its parser, built
+    at once or (``lazy``) only when argparse picks that command.
+
+    Building all eight commands' parsers (eight more ``ArgumentParser()``, 77 more
+    ``add_argument``) added 3.5 ms to ``scanner --help`` (34 ms now), while a command line
+    only ever uses one of them, or none. argparse still picks the command, by its own
+    rules, from the same argv: the choice (and an invalid one's error) is checked against
+    every name, in order, and only then is the chosen command's parser built and handed
+    the rest of argv. What a lazy parser says and parses is the full one's, byte for byte.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        #: with ``lazy``: every command's name (in ``--help``'s order) -> what defines it
+        self._defines: dict[str, Callable[[_Parser], None]] = {}
+
+    def add_command(
+        self, name: str, summary: str, define: Callable[[_Parser], None], *, lazy: bool
+    ) -> None:
+        if not lazy:
+            define(self.add_parser(name, help=summary))
+            return
+        # what add_parser(name, help=summary) adds to the top-level help, without the parser
+        self._choices_actions.append(self._ChoicesPseudoAction(name, (), summary))
+        self._defines[name] = define
+        # the names argparse checks the command against (only `in` and their order count)
+        self.choices = self._defines  # type: ignore[assignment]
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: str | Sequence[Any] | None,
+        option_string: str | None = None,
+    ) -> None:
+        if values and values[0] in self._defines and values[0] not in self._name_parser_map:
+            self._defines[values[0]](self.add_parser(values[0]))
+        super().__call__(parser, namespace, values, option_string)
+
+
+def _check(check: _Parser) -> None:
+    """``scanner check INVENTORY|HOST:PORT...``."""
+    check.description = (
+        "Resolve every name once, then time a TCP handshake to every address of "
         "every target, at once; say why each one that fails fails (its category and a hint). "
         "Several inventories are checked as one. An argument that is not a file and reads "
-        "HOST:PORT ([v6]:PORT for IPv6) is a target; - reads an inventory from stdin.",
-        epilog=_CHECK_EXAMPLES + "\n" + EXIT_CODES,
+        "HOST:PORT ([v6]:PORT for IPv6) is a target; - reads an inventory from stdin."
     )
+    check.epilog = _CHECK_EXAMPLES + "\n" + EXIT_CODES
     check.add_argument(
         "inventories",
         nargs="+",
@@ -176,16 +268,19 @@ def build_parser() -> argparse.ArgumentParser:
     _add_trace_options(check)
     _add_artefact_options(check)
 
-    trace = sub.add_parser(
-        "trace",
-        help="path trace of one endpoint: which hop drops or rejects",
-        description="TCP handshakes to HOST:PORT with rising hop limits; "
+
+def _trace(trace: _Parser) -> None:
+    """``scanner trace HOST:PORT``."""
+    trace.description = (
+        "TCP handshakes to HOST:PORT with rising hop limits; "
         "routers answer ICMP time exceeded (no privileges "
-        "needed). Exits like check: 0 when the port is open.",
-        epilog="examples:\n"
+        "needed). Exits like check: 0 when the port is open."
+    )
+    trace.epilog = (
+        "examples:\n"
         "  scanner trace 127.0.0.1:9\n"
         "  scanner trace db.example:5432 --family ipv4 --max-hops 12\n"
-        "  scanner trace '[2001:db8::10]:443' -f json\n\n" + EXIT_CODES,
+        "  scanner trace '[2001:db8::10]:443' -f json\n\n" + EXIT_CODES
     )
     trace.add_argument(
         "endpoint",
@@ -202,18 +297,21 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_trace_options(trace)
 
-    explain = sub.add_parser(
-        "explain",
-        help="why each target fails: name, route, handshake, path, local evidence, cause",
-        description="Check the targets, trace their failures, and collect the evidence a "
+
+def _explain(explain: _Parser) -> None:
+    """``scanner explain TARGET|INVENTORY [NAME...]``."""
+    explain.description = (
+        "Check the targets, trace their failures, and collect the evidence a "
         "person would collect by hand: how each name resolved (source, search trail, names "
         "nearby), the route and source address per address, the handshake and ICMP detail, "
         "the path, and, for this host's own addresses, what listens where. Ends each target "
-        "with its most likely cause and the next thing to check. Exits like check.",
-        epilog="examples:\n"
+        "with its most likely cause and the next thing to check. Exits like check."
+    )
+    explain.epilog = (
+        "examples:\n"
         "  scanner explain db.example:5432\n"
         "  scanner explain inventory.yaml web db\n"
-        "  scanner explain '[2001:db8::10]:443' -f json\n\n" + EXIT_CODES,
+        "  scanner explain '[2001:db8::10]:443' -f json\n\n" + EXIT_CODES
     )
     explain.add_argument(
         "what",
@@ -238,60 +336,69 @@ def build_parser() -> argparse.ArgumentParser:
         help="seconds to wait for each wave of hop limits of a trace (default 1)",
     )
 
-    _add_wait_parser(sub)
 
-    merge = sub.add_parser(
-        "merge",
-        help="one verdict from the --report files of several shards",
-        description="Join the --report documents of several shards (or "
-        "scans) into one verdict; exits like check.",
-        epilog="examples:\n"
+def _merge(merge: _Parser) -> None:
+    """``scanner merge REPORT...``."""
+    merge.description = (
+        "Join the --report documents of several shards (or "
+        "scans) into one verdict; exits like check."
+    )
+    merge.epilog = (
+        "examples:\n"
         "  scanner merge shard-1.json shard-2.json shard-3.json --junit junit.xml\n"
         "  scanner merge shard-*.json --report all.json --baseline before.json "
-        "--fail-on new\n\n" + EXIT_CODES,
+        "--fail-on new\n\n" + EXIT_CODES
     )
     merge.add_argument("reports", nargs="+", metavar="REPORT", help="--report files of one split")
     _add_artefact_options(merge)
 
-    validate = sub.add_parser(
-        "validate",
-        help="parse and validate only; probe nothing",
-        description="Read the inventories as check would, report every problem with "
+
+def _validate(validate: _Parser) -> None:
+    """``scanner validate INVENTORY...``."""
+    validate.description = (
+        "Read the inventories as check would, report every problem with "
         "file:line:column, and count the targets (networks and port ranges are counted, "
-        "not expanded). Nothing is resolved or probed.",
-        epilog="examples:\n  scanner validate inventory.yaml\n  scanner validate configs/*.yaml\n\n"
+        "not expanded). Nothing is resolved or probed."
+    )
+    validate.epilog = (
+        "examples:\n  scanner validate inventory.yaml\n  scanner validate configs/*.yaml\n\n"
         "exit codes:\n  0  every inventory is valid\n"
-        "  2  a problem was found (each one is said on stderr)",
+        "  2  a problem was found (each one is said on stderr)"
     )
     validate.add_argument(
         "inventories", nargs="+", metavar="INVENTORY", help="inventory YAML file(s)"
     )
 
-    demo = sub.add_parser(
-        "demo",
-        help="self-contained showcase on loopback, no setup",
-        description="Start listeners and a DNS server on loopback, scan an inventory "
+
+def _demo(demo: _Parser) -> None:
+    """``scanner demo``."""
+    demo.description = (
+        "Start listeners and a DNS server on loopback, scan an inventory "
         "built against them and show each category loopback can produce, with its hint. "
-        "Nothing leaves this machine.",
-        epilog="examples:\n  scanner demo\n  scanner demo -f json | jq .\n\n"
+        "Nothing leaves this machine."
+    )
+    demo.epilog = (
+        "examples:\n  scanner demo\n  scanner demo -f json | jq .\n\n"
         "exit codes:\n  0  every target got the category it was built for\n"
-        "  1  one did not (the demo says which)\n  2  a usage error",
+        "  1  one did not (the demo says which)\n  2  a usage error"
     )
     _add_format_options(demo)
 
-    completion = sub.add_parser(
-        "completion",
-        help="print a shell completion script (bash, zsh or fish)",
-        description="Print the completion script of a shell: commands, options, their "
-        "choices and file names complete with TAB.",
-        epilog="examples:\n"
+
+def _completion(completion: _Parser) -> None:
+    """``scanner completion bash|zsh|fish``."""
+    completion.description = (
+        "Print the completion script of a shell: commands, options, their "
+        "choices and file names complete with TAB."
+    )
+    completion.epilog = (
+        "examples:\n"
         "  scanner completion bash > ~/.local/share/bash-completion/completions/scanner\n"
         '  scanner completion zsh > "${fpath[1]}/_scanner"\n'
         "  scanner completion fish > ~/.config/fish/completions/scanner.fish\n\n"
-        "exit codes:\n  0  the script was printed\n  2  an unknown shell",
+        "exit codes:\n  0  the script was printed\n  2  an unknown shell"
     )
     completion.add_argument("shell", choices=("bash", "zsh", "fish"), help="the shell")
-    return parser
 
 
 def _add_adhoc_options(command: argparse.ArgumentParser) -> None:
@@ -329,20 +436,18 @@ exit codes:
   130/143  interrupted by SIGINT/SIGTERM (the reports are still written)"""
 
 
-def _add_wait_parser(sub: argparse._SubParsersAction[_Parser]) -> None:
+def _wait(wait: _Parser) -> None:
     """``scanner wait``: check's probing options (same engine, same meaning), per round."""
-    wait = sub.add_parser(
-        "wait",
-        help="wait until every target is ready, then run CMD (or exit 0)",
-        usage="scanner wait INVENTORY|HOST:PORT... [options] [-- CMD [ARG ...]]",
-        description="Check the targets in rounds until every one meets its expectation "
+    wait.usage = "scanner wait INVENTORY|HOST:PORT... [options] [-- CMD [ARG ...]]"
+    wait.description = (
+        "Check the targets in rounds until every one meets its expectation "
         "(expect: closed too), then run CMD in scanner's place (its exit code is the "
         "result) or exit 0. A target ready is not probed again; names are resolved again "
         "every round; a failing target is probed again after --interval, doubled each "
         "round it fails alike, up to --max-interval, with jitter. At the deadline: exit 1, "
-        "saying for each target not ready its last category, hint and for how long.",
-        epilog=_WAIT_EXAMPLES + "\n" + _WAIT_EXIT_CODES,
+        "saying for each target not ready its last category, hint and for how long."
     )
+    wait.epilog = _WAIT_EXAMPLES + "\n" + _WAIT_EXIT_CODES
     wait.add_argument(
         "inventories",
         nargs="+",
@@ -415,6 +520,23 @@ def _add_wait_parser(sub: argparse._SubParsersAction[_Parser]) -> None:
     wait.add_argument(
         "--report", default=None, metavar="PATH", help="write the end as one JSON document"
     )
+
+
+#: every command, in the order ``scanner --help`` lists them: its line there, and what
+#: defines its parser (description, examples, arguments)
+_COMMANDS: dict[str, tuple[str, Callable[[_Parser], None]]] = {
+    "check": ("probe every target of the inventories", _check),
+    "trace": ("path trace of one endpoint: which hop drops or rejects", _trace),
+    "explain": (
+        "why each target fails: name, route, handshake, path, local evidence, cause",
+        _explain,
+    ),
+    "wait": ("wait until every target is ready, then run CMD (or exit 0)", _wait),
+    "merge": ("one verdict from the --report files of several shards", _merge),
+    "validate": ("parse and validate only; probe nothing", _validate),
+    "demo": ("self-contained showcase on loopback, no setup", _demo),
+    "completion": ("print a shell completion script (bash, zsh or fish)", _completion),
+}
 
 
 def _add_probing_options(command: argparse.ArgumentParser, *, rounds: bool) -> None:
@@ -639,14 +761,29 @@ def run() -> NoReturn:
     Tearing down the interpreter (every module, every object of a big scan) took about
     25 ms after the last event was written: time a CI job waits for nothing. Output is
     flushed first and nothing else is left open, so skipping it loses nothing.
+
+    argparse's own exits leave the same way, with argparse's code: ``--help``,
+    ``--version`` and a usage error, each said already. Even with as little loaded as
+    ``--help`` loads, the teardown added 5 ms to it (34 ms now).
     """
-    code = main()
+    try:
+        code = main()
+    except SystemExit as exc:
+        status = 0 if exc.code is None else exc.code
+        if not isinstance(status, int):  # a message to print: the interpreter's to say
+            raise
+        _leave(status)
     from . import signals
     from .verdict import EXIT_SIGNAL
 
     received = signals.received()
     if received is not None:  # a signal came, even after the scan: say so (its work is done)
         code = EXIT_SIGNAL[received]
+    _leave(code)
+
+
+def _leave(code: int) -> NoReturn:
+    """Exit ``code`` at once, the output flushed: no interpreter teardown (see :func:`run`)."""
     for stream in (sys.stdout, sys.stderr):
         with contextlib.suppress(OSError, ValueError):  # the reader left, or closed
             stream.flush()
@@ -668,7 +805,7 @@ def split_command(argv: Sequence[str]) -> tuple[list[str], list[str] | None]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:  # noqa: PLR0911 - one return per command
-    parser = build_parser()
+    parser = build_parser(lazy=True)  # only the command argv names is built: see _Commands
     own, then = split_command(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(own)
     if args.command is None:  # bare `scanner`: the help, on stderr, and exit 2 (documented)
@@ -676,8 +813,8 @@ def main(argv: Sequence[str] | None = None) -> int:  # noqa: PLR0911 - one retur
         return 2
     if args.command == "validate":
         return cmd_validate(args.inventories)
-    if args.command == "completion":
-        return cmd_completion(parser, args.shell)
+    if args.command == "completion":  # the script covers every command: the full parser
+        return cmd_completion(build_parser(), args.shell)
     if args.command == "demo":
         from .demo import run_demo
 
@@ -834,32 +971,6 @@ def _change_of(baseline: Baseline | None) -> Callable[[TargetResult], Change | N
     return change_of
 
 
-class CheckPlan(NamedTuple):
-    """A ``check`` as argv asked for it, typed: every option lands in a field here.
-
-    A NamedTuple, not a Struct: msgspec's import alone is 29 ms, and ``--help`` pays for
-    what this module imports.
-    """
-
-    inventory: Inventory
-    options: ScanOptions
-    format: str
-    show_ok: bool
-    artefacts: Artefacts
-    baseline: Baseline | None
-    fail_on: FailOn
-    shard: Shard | None
-    workers: int
-    #: quiet, normal or verbose (-q, -v): the console, or the summary on stderr beside JSON
-    verbosity: Verbosity = "normal"
-    #: the inventory as loaded, before --tags and --shard: which targets still exist
-    known: Inventory | None = None
-
-    @property
-    def wants_report(self) -> bool:
-        return self.artefacts.wanted or self.fail_on == "new"
-
-
 def _selected(
     args: argparse.Namespace, verb: str
 ) -> tuple[Inventory, Inventory, set[str] | None] | None:
@@ -907,6 +1018,8 @@ def plan_check(args: argparse.Namespace) -> CheckPlan | None:
     fmt = _resolve_format(args.format)
     for warning in _check_warnings(args, fmt, loaded, tags, baseline):
         _warn(warning)
+    from ._plan import CheckPlan
+
     plan = CheckPlan(
         inventory=inventory,
         options=_scan_options(args),
