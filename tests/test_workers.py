@@ -126,6 +126,14 @@ def test_worker_slices_are_balanced_and_cover_everything(tmp_path: Path) -> None
     assert slices[1][2] == list(slices[1])[2] and slices[2][-1] == list(slices[2])[-1]
 
 
+def hosts_file(path: Path, names: list[str], block: int) -> Path:
+    """A hosts file that gives ``names[i]`` the address 127.<block>.<i // 250>.<i % 250 + 1>."""
+    path.write_text(
+        "".join(f"127.{block}.{i // 250}.{i % 250 + 1} {name}\n" for i, name in enumerate(names))
+    )
+    return path
+
+
 def test_a_names_targets_share_one_worker(tmp_path: Path) -> None:
     """When names are the hosts of several targets, each name's targets go to one share
     (so it is looked up once), the shares stay balanced and cover every target once, and
@@ -177,10 +185,7 @@ def test_names_of_several_targets_across_workers_are_each_resolved_once(
     from scanner.inventory import load_inventories
 
     names = 400
-    hosts = tmp_path / "hosts"
-    hosts.write_text(
-        "".join(f"127.8.{i // 250}.{i % 250 + 1} m{i:04d}.workers.test\n" for i in range(names))
-    )
+    hosts = hosts_file(tmp_path / "hosts", [f"m{i:04d}.workers.test" for i in range(names)], 8)
     inv = write_inventory(
         tmp_path / "inv.yaml",
         "version: 1\ndefaults: {family: ipv4, retries: 0}\ntargets:\n"
@@ -386,10 +391,7 @@ def test_distinct_names_across_workers_are_each_resolved_once(
     as ``--workers auto`` now splits them: each name looked up once, in one process, and
     every target exactly once with its name's address."""
     count = 10_000
-    hosts = tmp_path / "hosts"
-    hosts.write_text(
-        "".join(f"127.7.{i // 250}.{i % 250 + 1} n{i:05d}.workers.test\n" for i in range(count))
-    )
+    hosts = hosts_file(tmp_path / "hosts", [f"n{i:05d}.workers.test" for i in range(count)], 7)
     inv = write_inventory(
         tmp_path / "inv.yaml",
         "version: 1\ndefaults: {family: ipv4}\ntargets:\n"
