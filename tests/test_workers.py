@@ -12,6 +12,8 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from .conftest import ROOT, Listener, parse_events, run_scanner, scanner_env, write_inventory
 from .test_report_helpers import assert_valid, schema_validator
@@ -498,3 +500,31 @@ def test_a_worker_that_dies_never_passes_the_scan(
         assert entries[f"t{i}"]["category"] == "inconclusive"
         assert "worker 2 of 2 ended before it reported" in entries[f"t{i}"]["hint"]
     assert junit.read_text().count("<testcase") == 8
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    lines=st.lists(
+        st.binary(min_size=0, max_size=40).map(lambda b: b.replace(b"\n", b"")), max_size=30
+    ),
+    cuts=st.lists(st.integers(0, 2000), max_size=12),
+)
+def test_relayed_pieces_are_whole_lines(lines: list[bytes], cuts: list[int]) -> None:
+    """However a worker's stream is cut into chunks by the pipe, the parent relays it
+    unchanged, in pieces that each end with a whole line (a stream dropped between two
+    pieces never ends inside a line)."""
+    import itertools
+    from types import SimpleNamespace
+
+    from scanner.workers import _Parent
+
+    stream = b"".join(line + b"\n" for line in lines)
+    bounds = sorted({0, len(stream), *(c for c in cuts if c < len(stream))})
+    relayed: list[bytes] = []
+    parent = _Parent.__new__(_Parent)
+    parent.framed, parent.relay, parent.held = True, relayed.append, []
+    proc = SimpleNamespace(partial=b"")
+    for start, end in itertools.pairwise(bounds):
+        parent._lines(proc, stream[start:end])  # type: ignore[arg-type]
+    assert b"".join(relayed) == stream and proc.partial == b""
+    assert all(piece.endswith(b"\n") for piece in relayed)
