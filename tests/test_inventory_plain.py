@@ -107,10 +107,27 @@ def test_problems_keep_their_line_and_column(tmp_path: Path) -> None:
     assert where == [(4, 5), (5, 7)]
 
 
-def test_a_list_near_the_value_limit_takes_the_full_path() -> None:
+def test_a_list_near_the_value_limit_takes_the_full_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The items count towards the values one file may hold: a file over the limit gets the
+    full path's message, where the limit was crossed, whichever part holds the values."""
     text = "targets:\n" + "  - a.test:80\n" * 5
     assert split_plain_list(text, 5) is not None
     assert split_plain_list(text, 4) is None
+    monkeypatch.setattr(inventory_yaml, "MAX_NODES", 12)  # this head and 3 items: 12 values
+    head = "version: 1\ndefaults: {timeout: 1}\n"
+    for items, fits in ((3, True), (4, False)):
+        text = head + "targets:\n" + "  - a.test:80\n" * items
+        fast = _problems(text)
+        with monkeypatch.context() as patched:
+            patched.setattr(inventory_yaml, "split_plain_list", lambda text, most: None)
+            assert _problems(text) == fast
+        assert any("values in one inventory" in message for _, message in fast) is not fits
+
+
+def _problems(text: str) -> list[tuple[str, str]]:
+    reader = InventoryFile("inv.yaml")
+    reader.load(text.encode())
+    return [(str(p.location), p.message) for p in reader.problems]
 
 
 _LABEL = st.text("abcxyz019-", min_size=1, max_size=6)

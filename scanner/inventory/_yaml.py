@@ -42,10 +42,6 @@ _STR_TAG = _STANDARD_TAG + "str"
 #: any node is built: ~100,000 written-out targets. Dense input within MAX_FILE_BYTES
 #: (``[0,0,0,...]``) would otherwise build tens of millions of nodes.
 MAX_NODES = 1_000_000
-#: Values the part above a plain ``targets:`` list may hold, kept out of the list's
-#: share of :data:`MAX_NODES` (a list that could reach the limit takes the full path,
-#: which says where the limit was crossed).
-_HEAD_NODES = 10_000
 #: How much of an offending value a message quotes.
 _SHOWN = 60
 
@@ -127,10 +123,11 @@ class YamlFile:
                 else f"control character U+{ord(char):04X} is not allowed in YAML",
             )
             return None
-        plain = split_plain_list(text, MAX_NODES - _HEAD_NODES)
+        plain = split_plain_list(text, MAX_NODES)
         if plain is not None:
             found = len(self.problems)
-            head = self._compose(plain.head)
+            # the items count towards MAX_NODES: past it, the full path says where
+            head = self._compose(plain.head, counted=len(plain.items))
             slot = plain.slot(head) if head is not None else None
             if slot is not None and len(self.problems) == found:
                 path = self.path
@@ -145,9 +142,9 @@ class YamlFile:
             del self.problems[found:]  # the whole file says it better
         return self._compose(text)
 
-    def _compose(self, text: str) -> yaml.Node | None:
+    def _compose(self, text: str, counted: int = 0) -> yaml.Node | None:
         try:
-            if not self.events_are_safe(text):
+            if not self.events_are_safe(text, counted):
                 return None
             node = yaml.compose(text, Loader=_Loader)
         except yaml.MarkedYAMLError as exc:
@@ -165,13 +162,14 @@ class YamlFile:
             self.problem(None, "the inventory is empty")
         return node
 
-    def events_are_safe(self, text: str) -> bool:
-        """Refuse aliases and absurd nesting from the event stream, before any node exists.
+    def events_are_safe(self, text: str, counted: int = 0) -> bool:
+        """Refuse aliases and absurd nesting from the event stream, before any node exists
+        (``counted``: values of the file already read another way).
 
         Aliases are refused rather than expanded, so "billion laughs" costs nothing.
         """
         safe = True
-        depth = nodes = 0
+        depth, nodes = 0, counted
         for event in yaml.parse(text, Loader=_Loader):
             if isinstance(event, yaml.ScalarEvent | yaml.CollectionStartEvent):
                 nodes += 1
