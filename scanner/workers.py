@@ -191,15 +191,34 @@ def idle_cores() -> int:
     return max(1, min(cores - busy, AUTO_WORKERS_MAX))
 
 
+#: looks at the tasks runnable now, and the pause between two (see :func:`_running_now`)
+_RUNNING_SAMPLES, _RUNNING_PAUSE = 5, 0.001
+
+
 def _running_now() -> int | None:
-    """Tasks runnable on the machine at this instant, this process not counted (the
-    fourth field of /proc/loadavg, ``running/total``); None where it cannot be read."""
-    try:
-        with open("/proc/loadavg", "rb") as loadavg:
-            running = loadavg.read().split()[3].partition(b"/")[0]
-        return max(0, int(running) - 1)
-    except (OSError, IndexError, ValueError):
-        return None
+    """Tasks that keep running on the machine now, this process not counted: the fewest
+    of a few looks 1 ms apart at the fourth field of /proc/loadavg (``running/total``);
+    None where it cannot be read.
+
+    One look counts whatever happens to run at that instant: on an idle machine 0.7% of
+    looks saw another task (a sampler, a kernel thread), and with a load average near 1
+    (a benchmark's previous run) one such look sends a scan to one process; in the
+    benchmark one run in three of 20,000 listed endpoints ran in one (1.74 s against
+    1.13-1.26 s with two). A task that keeps a core busy is runnable in every look.
+    """
+    fewest: int | None = None
+    for look in range(_RUNNING_SAMPLES):
+        if look:
+            time.sleep(_RUNNING_PAUSE)
+        try:
+            with open("/proc/loadavg", "rb") as loadavg:
+                running = int(loadavg.read().split()[3].partition(b"/")[0]) - 1
+        except (OSError, IndexError, ValueError):
+            return None
+        fewest = max(0, running) if fewest is None else min(fewest, max(0, running))
+        if fewest == 0:
+            break
+    return fewest
 
 
 def _tls_checks(targets: Sequence[Target]) -> int:

@@ -370,6 +370,22 @@ def test_the_tasks_running_now_are_read_from_the_kernel() -> None:
     assert running is not None and 0 <= running < 10_000
 
 
+def test_a_task_that_keeps_a_core_busy_counts_as_running() -> None:
+    """A busy process is seen in every look, so it is counted; this process is not."""
+    from scanner.workers import _running_now
+
+    spinner = subprocess.Popen(
+        [sys.executable, "-c", "import time\nend = time.time() + 3\nwhile time.time() < end: pass"]
+    )
+    try:
+        time.sleep(0.2)  # it runs by now
+        running = _running_now()
+        assert running is not None and running >= 1
+    finally:
+        spinner.kill()
+        spinner.wait()
+
+
 def test_default_scan_of_many_addresses_is_exact(tmp_path: Path, closed_port: int) -> None:
     """16,384 refused loopback endpoints with default settings (several processes on a
     multi-core machine): every target exactly once, all refused, one stream."""
