@@ -84,6 +84,10 @@ CASES: list[tuple[str, str, bool]] = [
     ("unclosed quote above", 'version: "1\ntargets:\n  - a.test:80\n', False),
     ("targets twice", HEAD + "targets:\n  - a.test:80\ntargets:\n  - b.test:80\n", True),
     ("nested targets", "defaults:\n  targets:\n  - a.test:80\nversion: 1\n", False),
+    ("document start", "---\n" + HEAD + "targets:\n  - a.test:80\n", True),
+    ("document end", HEAD + "targets:\n  - a.test:80\n...\n", False),
+    ("byte order mark", "\ufeff" + HEAD + "targets:\n  - a.test:80\n", True),
+    ("second document", HEAD + "targets:\n  - a.test:80\n---\nversion: 1\n", False),
 ]
 
 
