@@ -255,6 +255,20 @@ def scanner_env(hosts: Path | None = None) -> dict[str, str]:
     return env
 
 
+def scanner_on_path(tmp_path: Path, **extra: str) -> dict[str, str]:
+    """:func:`scanner_env` with a ``scanner`` command on PATH that runs the code under test
+    (``python -m scanner``), for commands written as a person or a CI system types them."""
+    shim = tmp_path / "bin"
+    shim.mkdir(exist_ok=True)
+    script = shim / "scanner"
+    script.write_text(f'#!/bin/sh\nexec "{sys.executable}" -m scanner "$@"\n')
+    script.chmod(0o755)
+    env = scanner_env()
+    env["PATH"] = f"{shim}{os.pathsep}{env['PATH']}"
+    env.update(extra)
+    return env
+
+
 def popen_scanner(args: Sequence[str], **kwargs: Any) -> subprocess.Popen[bytes]:
     """Start ``python -m scanner ARGS`` as users do, in the background (bytes on its pipes)."""
     proc: subprocess.Popen[bytes] = subprocess.Popen(

@@ -9,7 +9,6 @@ are proven, not just spelled.
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
 import sys
@@ -18,7 +17,7 @@ from typing import Any
 
 import yaml
 
-from .conftest import ROOT, Listener, scanner_env
+from .conftest import ROOT, Listener, scanner_env, scanner_on_path
 
 CI = ROOT / "docs" / "ci"
 
@@ -29,18 +28,6 @@ def _inventory(path: Path, port: int) -> None:
         f"  - {{name: svc-{i}, host: 127.0.0.1, port: {port}, tags: [prod]}}" for i in range(16)
     )
     path.write_text(f"version: 1\ndefaults: {{timeout: 2, retries: 0}}\ntargets:\n{targets}\n")
-
-
-def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
-    shim = tmp_path / "bin"
-    shim.mkdir(exist_ok=True)
-    script = shim / "scanner"
-    script.write_text(f'#!/bin/sh\nexec "{sys.executable}" -m scanner "$@"\n')
-    script.chmod(0o755)
-    env = scanner_env()
-    env["PATH"] = f"{shim}{os.pathsep}{env['PATH']}"
-    env.update(extra)
-    return env
 
 
 def _sh(script: str, cwd: Path, env: dict[str, str], shell: str = "bash") -> None:
@@ -75,7 +62,7 @@ def test_github_actions_workflow(tmp_path: Path, listener: Listener) -> None:
     work = tmp_path / "work"
     _inventory(work / "inventories" / "prod.yaml", listener.port)
     summary = tmp_path / "step_summary.md"
-    env = _env(tmp_path, GITHUB_STEP_SUMMARY=str(summary))
+    env = scanner_on_path(tmp_path, GITHUB_STEP_SUMMARY=str(summary))
     scan_script = next(s["run"] for s in scan["steps"] if "scanner check" in s.get("run", ""))
     for shard in scan["strategy"]["matrix"]["shard"]:
         _sh(scan_script.replace("${{ matrix.shard }}", str(shard)), work, env)
@@ -100,11 +87,12 @@ def test_gitlab_ci_job(tmp_path: Path, listener: Listener) -> None:
     _inventory(work / "inventories" / "prod.yaml", listener.port)
     total = job["parallel"]
     for index in range(1, total + 1):
-        env = _env(tmp_path, CI_NODE_INDEX=str(index), CI_NODE_TOTAL=str(total))
+        env = scanner_on_path(tmp_path, CI_NODE_INDEX=str(index), CI_NODE_TOTAL=str(total))
         _sh("\n".join(_scanner_lines("\n".join(job["script"]))), work, env, shell="sh")
     junit_files = sorted((work / "reports").glob("junit-*.xml"))
     assert len(junit_files) == total
-    _sh("\n".join(_scanner_lines("\n".join(verdict["script"]))), work, _env(tmp_path), shell="sh")
+    script = "\n".join(_scanner_lines("\n".join(verdict["script"])))
+    _sh(script, work, scanner_on_path(tmp_path), shell="sh")
     assert (work / "verdict.md").read_text().count("✅") == 1
     assert len(_merged(work / "scanner-report.json")["targets"]) == 16
 
@@ -140,7 +128,7 @@ def test_kubernetes_indexed_job(tmp_path: Path, listener: Listener) -> None:
         _sh(
             command + " > /dev/null",
             tmp_path,
-            _env(tmp_path, JOB_COMPLETION_INDEX=str(index)),
+            scanner_on_path(tmp_path, JOB_COMPLETION_INDEX=str(index)),
             shell="sh",
         )
     shards = sorted(_merged(p)["shard"] for p in reports.glob("report-*.json"))

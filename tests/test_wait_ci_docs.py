@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 import yaml
 
-from .conftest import ROOT, parse_events, scanner_env
+from .conftest import ROOT, parse_events, scanner_env, scanner_on_path
 from .lab.netns import Netns, netns_available, run_id
 from .test_packaging import _ci_package
 from .test_report_helpers import assert_valid_junit
@@ -74,19 +74,12 @@ def _services(ns: Netns, *listen: str, plan: str) -> float:
 
 def _run(ns: Netns, tmp_path: Path, argv: list[str]) -> subprocess.CompletedProcess[str]:
     """``argv`` inside ``ns``, with ``scanner`` on PATH as the code under test."""
-    shim = tmp_path / "bin"
-    shim.mkdir(exist_ok=True)
-    script = shim / "scanner"
-    script.write_text(f'#!/bin/sh\nexec "{sys.executable}" -m scanner "$@"\n')
-    script.chmod(0o755)
-    env = scanner_env()
-    env["PATH"] = f"{shim}{os.pathsep}{env['PATH']}"
     return subprocess.run(
         ns.exec_argv(argv),
         capture_output=True,
         text=True,
         timeout=120,
-        env=env,
+        env=scanner_on_path(tmp_path),
         cwd=tmp_path,
         check=False,
     )
