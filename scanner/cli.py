@@ -937,6 +937,16 @@ def _artefacts(args: argparse.Namespace) -> Artefacts:
     )
 
 
+def _usable_artefacts(args: argparse.Namespace) -> Artefacts | None:
+    """The artefacts ``check`` or ``merge`` is asked for, or None after saying every usage
+    error (:func:`_usage_problems`): exit 2, nothing probed or read."""
+    artefacts = _artefacts(args)
+    problems = _usage_problems(args, artefacts)
+    for problem in problems:
+        _say(problem)
+    return None if problems else artefacts
+
+
 def _usage_problems(args: argparse.Namespace, artefacts: Artefacts) -> list[str]:
     """Usage errors found before anything is probed: exit 2, as for a bad inventory."""
     problems = []
@@ -998,11 +1008,8 @@ def _selected(
 
 def plan_check(args: argparse.Namespace) -> CheckPlan | None:
     """The typed plan of ``scanner check``, or None after saying what is wrong (exit 2)."""
-    artefacts = _artefacts(args)
-    problems = _usage_problems(args, artefacts)
-    for problem in problems:
-        _say(problem)
-    if problems:
+    artefacts = _usable_artefacts(args)
+    if artefacts is None:
         return None
     baseline = _load_baseline(args.baseline)
     if baseline is False:
@@ -1520,11 +1527,8 @@ def cmd_merge(args: argparse.Namespace) -> int:
     """One verdict (and one set of artefacts) from the reports of several shards."""
     from .verdict import EXIT_USAGE, exit_code, with_artefacts
 
-    artefacts = _artefacts(args)
-    problems = _usage_problems(args, artefacts)
-    for problem in problems:
-        _say(problem)
-    if problems:
+    artefacts = _usable_artefacts(args)
+    if artefacts is None:
         return EXIT_USAGE
     from msgspec.structs import replace
 
