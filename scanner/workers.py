@@ -160,12 +160,13 @@ def shares(targets: Sequence[Target], workers: int) -> list[EveryNth | Picked]:
     owners: dict[tuple[str, str], list[int]] = {}
     for index, target in enumerate(targets):
         if literal_family(target.host):
-            share = min(picks, key=len)
-        else:
-            key = (target.host, target.family)
-            owned = owners.get(key)
-            share = owned if owned is not None else owners.setdefault(key, min(picks, key=len))
-        share.append(index)
+            min(picks, key=len).append(index)
+            continue
+        key = (target.host, target.family)
+        owned = owners.get(key)
+        if owned is None:
+            owned = owners[key] = min(picks, key=len)
+        owned.append(index)
     return [Picked(targets, indices) for indices in picks]
 
 
@@ -212,10 +213,10 @@ def _running_now() -> int | None:
             time.sleep(_RUNNING_PAUSE)
         try:
             with open("/proc/loadavg", "rb") as loadavg:
-                running = int(loadavg.read().split()[3].partition(b"/")[0]) - 1
+                running = max(0, int(loadavg.read().split()[3].partition(b"/")[0]) - 1)
         except (OSError, IndexError, ValueError):
             return None
-        fewest = max(0, running) if fewest is None else min(fewest, max(0, running))
+        fewest = running if fewest is None else min(fewest, running)
         if fewest == 0:
             break
     return fewest

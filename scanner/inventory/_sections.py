@@ -465,7 +465,7 @@ class InventoryFile(ValueReader):
         if family == "any":  # the default: every literal fits, none need be parsed
             return True
         literal = _literal_version(host) if isinstance(host, str) else host.version
-        if literal and family not in ("any", f"ipv{literal}"):
+        if literal and family != f"ipv{literal}":
             self.problem(node, f"{host} is an IPv{literal} address but family is {family}")
             return False
         return True
