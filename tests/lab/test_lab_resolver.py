@@ -533,3 +533,29 @@ def test_resolv_conf_options_apply_unless_the_inventory_sets_its_own(world: Worl
     assert from_conf["category"] == from_inventory["category"] == "resolved"
     assert 1900 <= from_conf["latency_ms"] < 3500, from_conf  # 1 s + 1 s, then the answer
     assert from_inventory["latency_ms"] < 1500, from_inventory  # 0.3 s + 0.3 s
+
+
+def test_names_of_several_targets_in_two_workers_resolve_like_glibc(world: World) -> None:
+    """Names each the host of several targets, scanned by two workers (the split that keeps
+    each name in one process): every name asked once, each with glibc's addresses, from
+    Unbound recursing into BIND, and every target once."""
+    world.use("plain")
+    names = ["db.corp.test", "h4.corp.test", "www.corp.test", "api.lab.test"]
+    names += [f"w{i}.lab.test" for i in range(60)]  # the wildcard
+    lines = ["version: 1", "defaults: {timeout: 0.5, retries: 0, family: ipv4}", "targets:"]
+    lines += [f"  - {{host: {name}, ports: [9, 10]}}" for name in names]
+    lines += [f"  - {name}:11" for name in names[:4]]  # and in another entry of their own
+    inventory = world.workdir / "workers.yaml"
+    inventory.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    argv = ["check", str(inventory), "--format", "json", "--workers", "2"]
+    proc = world.run([sys.executable, "-m", "scanner", *argv])
+    assert proc.returncode in (0, 1), proc.stderr
+    events = [json.loads(line) for line in proc.stdout.splitlines()]
+    asked = [e["host"] for e in events if e["event"] == "dns.result"]
+    assert sorted(asked) == sorted(names)  # each name once, in one of the two processes
+    addresses = {e["host"]: e["addresses"] for e in events if e["event"] == "dns.result"}
+    reference = world.glibc([(name, "ipv4") for name in names])
+    assert all(ref["rc"] == 0 and ref["addresses"] for ref in reference), reference
+    assert [addresses[name] for name in names] == [ref["addresses"] for ref in reference]
+    results = [e["target"] for e in events if e["event"] == "target.result"]
+    assert len(results) == len(set(results)) == 2 * len(names) + 4
