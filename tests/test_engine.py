@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
+import time
 from collections import Counter
 
 import pytest
@@ -155,6 +157,28 @@ async def test_gate_parks_per_address_and_hands_the_slot_on() -> None:
     gate.leave("a")
     gate.leave("b")
     assert gate._busy == {} and gate._parked == {}
+
+
+async def test_rate_never_bursts_after_the_loop_is_held_up() -> None:
+    """--rate 50 and a loop held up for 150 ms by the second start, all ten waiting: the
+    starts that came due meanwhile do not go out together; every two are 20 ms apart or
+    more."""
+    gate = Gate(rate=50, per_address=None)
+    started: list[float] = []
+    done = asyncio.get_running_loop().create_future()
+
+    def start() -> None:
+        started.append(time.monotonic())
+        if len(started) == 2:
+            time.sleep(0.15)  # the loop is busy elsewhere
+        if len(started) == 10:
+            done.set_result(None)
+
+    for _ in range(10):
+        gate.enter("a", start)
+    await asyncio.wait_for(done, timeout=5)
+    gaps = [b - a for a, b in itertools.pairwise(started)]
+    assert min(gaps) >= 0.02 * 0.9, [round(g, 4) for g in gaps]
 
 
 class TaskPeak(Collect):
