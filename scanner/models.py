@@ -60,17 +60,18 @@ class Category(StrEnum):
     TLS_NOT_TLS = "tls_not_tls"
     TLS_TIMEOUT = "tls_timeout"
 
-    def __str__(self) -> str:
-        return self.value
+    # str() and format() are str's own (StrEnum's): the member is its value. Asking
+    # ``self.value`` goes through the enum's descriptor, about 0.3 µs each time, and a
+    # refused target asked it three times.
 
     @property
     def is_dns(self) -> bool:
-        return self.value.startswith("dns_")
+        return self.startswith("dns_")
 
     @property
     def is_tls(self) -> bool:
         """A TLS failure: the TCP handshake opened, so it never meets ``expect: closed``."""
-        return self.value.startswith("tls_")
+        return self.startswith("tls_")
 
 
 #: Categories worth another attempt: the answer may differ a moment later.

@@ -41,9 +41,6 @@ class Verdict(StrEnum):
     FAILED = "failed"
     INCONCLUSIVE = "inconclusive"
 
-    def __str__(self) -> str:
-        return self.value
-
 
 #: Outcomes that prove nothing about a port being closed (RESOLVED is a DNS outcome).
 _NOT_A_HANDSHAKE_FAILURE = frozenset(
@@ -156,7 +153,7 @@ class Counts:
     def add(self, ok: bool, category: Category | str) -> Verdict:
         verdict = verdict_of(ok, category)
         self._categories[str(category)] += 1
-        self._verdicts[verdict.value] += 1
+        self._verdicts[str(verdict)] += 1
         return verdict
 
     def add_all(self, entries: Iterable[tuple[bool, Category | str]]) -> None:

@@ -101,11 +101,8 @@ class Gate:
         self._per_address = per_address
         self._busy: dict[str, int] = {}  # handshakes in flight (or due) per address
         self._parked: dict[str, deque[Callable[[], None]]] = {}
-
-    @property
-    def open(self) -> bool:
-        """No limit at all: the pump skips the gate."""
-        return self._rate is None and not self._per_address
+        #: no limit at all: the pump skips the gate (asked twice a handshake, so computed once)
+        self.open = self._rate is None and not self._per_address
 
     def enter(self, address: str, start: Callable[[], None]) -> None:
         if self._per_address:

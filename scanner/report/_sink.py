@@ -68,8 +68,10 @@ class LineSink:
     def __init__(self, stream: IO[bytes], batch_bytes: int = 1 << 16, name: str = "stdout") -> None:
         self._stream = stream
         self._name = name
-        #: whole lines not handed to the writer yet (see :attr:`buffer`)
-        self._buffer = bytearray()
+        #: whole lines not handed to the writer yet, for a writer that encodes its lines in
+        #: place (the JSON events: no bytes object per line, no join); :meth:`wrote` after
+        #: each line. A plain attribute, not a property: it is asked for twice a target.
+        self.buffer = bytearray()
         self._batch_bytes = batch_bytes
         self._queue: deque[bytearray] = deque()
         self._queued = 0  # bytes handed to the writer, not written yet
@@ -78,26 +80,20 @@ class LineSink:
         self.gone = False  # the reader left, or the stream failed: the rest is dropped
 
     def write(self, line: bytes) -> None:
-        self._buffer += line
-        if len(self._buffer) >= self._batch_bytes:
+        self.buffer += line
+        if len(self.buffer) >= self._batch_bytes:
             self.flush()
-
-    @property
-    def buffer(self) -> bytearray:
-        """The batch being filled, for a writer that encodes its lines in place (the JSON
-        events: no bytes object per line, no join); :meth:`wrote` after each line."""
-        return self._buffer
 
     def wrote(self) -> None:
         """A whole line was appended to :attr:`buffer`."""
-        if len(self._buffer) >= self._batch_bytes:
+        if len(self.buffer) >= self._batch_bytes:
             self.flush()
 
     def flush(self) -> None:
         """Hand what is buffered to the writer; never waits for the reader."""
-        if not self._buffer:
+        if not self.buffer:
             return
-        batch, self._buffer = self._buffer, bytearray()
+        batch, self.buffer = self.buffer, bytearray()
         if self.gone:
             return
         with self._ready:
