@@ -112,6 +112,8 @@ def target_verdict(
                 f"port {target.port} {what} but must be closed: a service listens there "
                 "that should not, or the firewall rule that should block it is missing"
             )
+        elif len(probes) == 1:  # most targets: the one address decided
+            hint = probes[0].hint
         else:
             hint = next((p.hint for p in probes if p.category is category), None)
     return TargetResult(
