@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import subprocess
+import sys
 import time
 from collections import Counter
 
@@ -217,3 +219,81 @@ async def test_names_are_looked_up_a_bounded_number_at_a_time(
         assert seen.peak <= max_lookups + 8, seen.peak  # a task per lookup; the scan: a few
     else:
         assert seen.peak >= 60
+
+
+_TABLE_SIZE = """
+def table() -> int:
+    with open("/proc/self/status") as status:
+        return next(int(line.split()[1]) for line in status if line.startswith("FDSize:"))
+"""
+
+_SIZE_TABLE = (
+    _TABLE_SIZE
+    + """
+import os, sys
+from scanner.engine._limits import size_descriptor_table
+
+def open_count() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+held = os.dup2(os.open(os.devnull, os.O_RDONLY), 40)  # a descriptor of this process's own
+before, fds = table(), open_count()
+size_descriptor_table(int(sys.argv[1]), int(sys.argv[2]))
+print(before, table(), fds, open_count(), os.fstat(held).st_rdev == os.stat(os.devnull).st_rdev)
+"""
+)
+
+_SCAN_REFUSED = (
+    _TABLE_SIZE
+    + """
+import sys
+from scanner.engine import ScanOptions, run_scan_sync
+from scanner.models import Inventory, Target
+from scanner.observers import Collector
+
+port = int(sys.argv[1])
+targets = [Target(f"t{i}", f"127.0.{i // 250}.{i % 250 + 1}", port) for i in range(600)]
+inventory = Inventory(paths=("t",), targets=targets)
+before = table()
+summary = run_scan_sync(inventory, Collector(), ScanOptions(concurrency=512))
+print(before, table(), dict(summary.counts)["refused"])
+"""
+)
+
+
+def _python(script: str, *args: object) -> list[str]:
+    """Run ``script`` in a fresh interpreter (whose descriptor table starts small)."""
+    argv = [sys.executable, "-c", script, *map(str, args)]
+    done = subprocess.run(argv, capture_output=True, text=True, check=True, timeout=60)
+    return done.stdout.split()
+
+
+@pytest.mark.parametrize(
+    ("count", "limit", "at_least"),
+    [
+        (1088, 20000, 1088),  # a scan of 1,024 at a time, plus the reserve
+        (5000, 1200, 1200),  # never past the open-file limit
+        (60, 20000, 64),  # fits the table every process starts with (64): nothing to do
+    ],
+)
+def test_descriptor_table_is_sized_at_once_and_nothing_open_is_touched(
+    count: int, limit: int, at_least: int
+) -> None:
+    before, after, fds_before, fds_after, held_intact = _python(_SIZE_TABLE, count, limit)
+    # a child's table starts as large as its parent's open descriptors needed (256 under
+    # pytest here), below every size asked for but the last
+    if count > 256:
+        assert int(before) < at_least
+        assert at_least <= int(after) <= 2 * at_least  # one growth, to the size asked
+    else:
+        assert after == before
+    assert fds_after == fds_before  # the descriptor used to grow it is closed again
+    assert held_intact == "True"
+
+
+def test_a_scan_sizes_the_table_for_its_concurrency_before_it_starts(closed_port: int) -> None:
+    """600 refused targets close each socket at once, so the table would never grow by
+    itself; sized for 512 in flight, it holds 512 and the reserve."""
+    before, size, refused = _python(_SCAN_REFUSED, closed_port)
+    assert int(before) < 512 + 64 <= int(size)
+    assert refused == "600"

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import math
+import os
 import resource
 import time
 from collections import deque
@@ -38,6 +40,33 @@ def effective_concurrency(requested: int | None, fd_limit: int) -> int:
     wanted = requested if requested and requested > 0 else DEFAULT_CONCURRENCY
     reserve = min(FD_RESERVE, max(8, fd_limit // 4))
     return max(1, min(wanted, fd_limit - reserve))
+
+
+def size_descriptor_table(count: int, fd_limit: int) -> None:
+    """Have the kernel make room for ``count`` descriptors now, in one step.
+
+    The kernel grows a process's descriptor table by doubling as descriptors open, and
+    while another thread shares the table (the writer thread of the event stream) each
+    growth waits for an RCU grace period, about 10 ms here: opening 1,024 sockets with a
+    second thread alive took 36-44 ms, against 4.1-4.4 ms with the table sized first, and
+    the first 1,024 handshakes of a scan whose SYNs are dropped took 59-62 ms to send,
+    26-28 ms sized first. Sized before that thread starts, the growth costs 0.05 ms.
+    Descriptors that are not there yet cannot be taken: nothing open is touched.
+    """
+    highest = min(count, fd_limit) - 1
+    if highest < 64:  # the table every process starts with holds 64 already
+        return
+    try:
+        probe = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return
+    try:
+        # F_DUPFD takes the lowest free descriptor at or above ``highest``: never one in use
+        os.close(fcntl.fcntl(probe, fcntl.F_DUPFD_CLOEXEC, highest))
+    except OSError:  # no descriptor that high is free: the table grows as it used to
+        pass
+    finally:
+        os.close(probe)
 
 
 class RateLimiter:

@@ -15,7 +15,13 @@ from ..observers import Observer
 from ..probers import Probers
 from ..scope import ScopeGuard
 from ._admission import Admission
-from ._limits import Gate, effective_concurrency, raise_fd_limit
+from ._limits import (
+    FD_RESERVE,
+    Gate,
+    effective_concurrency,
+    raise_fd_limit,
+    size_descriptor_table,
+)
 from ._options import ScanOptions
 from ._pump import ProbePump
 from ._tally import Tally
@@ -36,8 +42,11 @@ async def run_scan(
     :class:`scanner.observers.Collector`): a streaming scan of a million targets holds none.
     """
     total = len(inventory.targets)
-    concurrency = effective_concurrency(options.concurrency, raise_fd_limit())
+    fd_limit = raise_fd_limit()
+    concurrency = effective_concurrency(options.concurrency, fd_limit)
     concurrency = min(concurrency, max(1, 2 * total))  # two addresses per target, mostly
+    # before on_start, whose first flush starts the output's writer thread
+    size_descriptor_table(concurrency + FD_RESERVE, fd_limit)
     observer.on_start(ScanStart(total, inventory.paths, concurrency))
     started = time.perf_counter()
     stop = _Stop(options)
